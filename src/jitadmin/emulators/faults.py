@@ -1,0 +1,109 @@
+"""Fault switches and a request journal shared by every emulator (DESIGN.md §6).
+
+``PUT {admin_url}/faults`` with any of ``latency_ms``, ``error_status``, ``error_rate``,
+``retry_after_s``, ``outage``, ``replication_delay_ms``; ``DELETE {admin_url}/faults`` resets.
+``GET {admin_url}/requests`` lists every vendor request seen, including those still in flight,
+so a test can wait for "the worker is inside call X" without sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class FaultSettings(BaseModel):
+    latency_ms: int = Field(default=0, ge=0, le=600_000)
+    error_status: int | None = Field(default=None, ge=400, le=599)
+    error_rate: float = Field(default=1.0, ge=0.0, le=1.0)
+    retry_after_s: int | None = Field(default=None, ge=0, le=3600)
+    outage: bool = False
+    replication_delay_ms: int = Field(default=0, ge=0, le=600_000)
+    # Limit an injected error to the next N matching requests (None = until reset).
+    error_count: int | None = Field(default=None, ge=0)
+    # Only requests whose "METHOD /path" contains this text are affected (None = all).
+    match: str | None = None
+
+
+@dataclass
+class JournalEntry:
+    seq: int
+    method: str
+    path: str
+    query: str
+    started_at: str
+    status: int | None = None
+    body: Any = None
+
+
+@dataclass
+class FaultState:
+    """Thread-safe: the emulator runs in a server thread, tests poke it from another."""
+
+    settings: FaultSettings = field(default_factory=FaultSettings)
+    journal: list[JournalEntry] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _rng: random.Random = field(default_factory=random.Random)
+
+    def update(self, patch: FaultSettings, fields_set: set[str]) -> FaultSettings:
+        with self._lock:
+            merged = self.settings.model_dump()
+            merged.update({k: v for k, v in patch.model_dump().items() if k in fields_set})
+            self.settings = FaultSettings(**merged)
+            return self.settings
+
+    def reset(self) -> None:
+        with self._lock:
+            self.settings = FaultSettings()
+
+    def begin(self, method: str, path: str, query: str, body: Any = None) -> JournalEntry:
+        with self._lock:
+            entry = JournalEntry(
+                seq=len(self.journal) + 1,
+                method=method,
+                path=path,
+                query=query,
+                started_at=datetime.now(UTC).isoformat(),
+                body=body,
+            )
+            self.journal.append(entry)
+            return entry
+
+    def journal_dicts(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [asdict(e) for e in self.journal]
+
+    def clear_journal(self) -> None:
+        with self._lock:
+            self.journal.clear()
+
+    def _matches(self, method: str, path: str) -> bool:
+        pattern = self.settings.match
+        return pattern is None or pattern in f"{method} {path}"
+
+    async def delay(self, method: str, path: str) -> None:
+        latency = self.settings.latency_ms
+        if latency and self._matches(method, path):
+            await asyncio.sleep(latency / 1000)
+
+    def pick_error(self, method: str, path: str) -> tuple[int, int | None] | None:
+        """Decide whether this request fails: (status, retry_after) or None."""
+        with self._lock:
+            s = self.settings
+            if s.outage:
+                return 503, s.retry_after_s
+            if s.error_status is None or not self._matches(method, path):
+                return None
+            if s.error_count is not None:
+                if s.error_count <= 0:
+                    return None
+                self.settings = s.model_copy(update={"error_count": s.error_count - 1})
+            if self._rng.random() >= s.error_rate:
+                return None
+            return s.error_status, s.retry_after_s
