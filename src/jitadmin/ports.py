@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from jitadmin.core.events import AuditEvent
+from jitadmin.core.grant import Grant
+
 # --- time and secrets -------------------------------------------------------------------
 
 
@@ -109,3 +112,165 @@ class TicketSystem(Protocol):
     def add_note(self, ticket_id: str, text: str) -> str:
         """Post an internal note; returns the new note's id. Not idempotent by itself."""
         ...
+
+
+# --- persistence ------------------------------------------------------------------------
+# Implemented by ``jitadmin.db``; one UnitOfWork is one database transaction.
+
+
+@dataclass(frozen=True)
+class Customer:
+    slug: str
+    name: str
+    psa_company_id: str
+    domain_prefix: str
+    max_duration_minutes: int | None = None
+
+
+@dataclass(frozen=True)
+class ConnectionRecord:
+    """A customer's identity-provider connection, or the MSP's PSA (customer ``None``).
+
+    ``settings`` is what may be shown; ``secret_sealed`` is the SecretBox ciphertext of the
+    write-only credentials.
+    """
+
+    kind: str
+    settings: dict[str, Any]
+    secret_sealed: str
+    customer: str | None = None
+
+
+@dataclass(frozen=True)
+class User:
+    username: str
+    role: str
+    customers: tuple[str, ...] | None = None  # None: every customer
+
+    def may_use(self, customer: str) -> bool:
+        return self.customers is None or customer in self.customers
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    id: int
+    grant_id: str
+    customer: str
+    ticket_id: str
+    marker: str
+    text: str
+    state: str
+    attempts: int
+    note_id: str | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredAuditEvent:
+    seq: int
+    kind: str
+    actor: str
+    at: datetime
+    grant_id: str | None
+    customer: str | None
+    data: dict[str, Any]
+    hash: str
+
+
+class CustomerRepo(Protocol):
+    def get(self, slug: str) -> Customer | None: ...
+    def list(self) -> list[Customer]: ...
+    def add(self, customer: Customer, at: datetime) -> None: ...
+
+
+class ConnectionRepo(Protocol):
+    def get(self, customer: str, kind: str) -> ConnectionRecord | None: ...
+    def kinds(self, customer: str) -> set[str]: ...
+    def put(self, record: ConnectionRecord, at: datetime) -> None: ...
+    def get_psa(self) -> ConnectionRecord | None: ...
+    def put_psa(self, record: ConnectionRecord, at: datetime) -> None: ...
+
+
+class GrantRepo(Protocol):
+    def add(self, grant: Grant, password_sealed: str | None) -> None: ...
+    def get(self, grant_id: str) -> Grant | None: ...
+    def save(self, grant: Grant) -> None: ...
+    def list(
+        self,
+        *,
+        state: str | None = None,
+        customer: str | None = None,
+        requester: str | None = None,
+        limit: int = 500,
+    ) -> list[Grant]: ...
+    def find_unfinished(
+        self, requester: str, customer: str, identity_provider: str
+    ) -> Grant | None: ...
+    def password_sealed(self, grant_id: str) -> str | None: ...
+    def set_password_sealed(self, grant_id: str, sealed: str | None) -> None: ...
+    # Worker claims (leases): a dead worker's claims come back when the lease runs out.
+    def due(self, now: datetime, limit: int) -> list[tuple[str, str]]: ...
+    def claim(self, grant_id: str, worker: str, now: datetime, lease_until: datetime) -> bool: ...
+    def renew(self, grant_ids: list[str], worker: str, lease_until: datetime) -> None: ...
+    def release(self, grant_id: str, worker: str) -> None: ...
+    def next_deadline(self, now: datetime) -> datetime | None: ...
+    def count_by_state(self) -> dict[str, int]: ...
+
+
+class AuditLog(Protocol):
+    def append(self, event: AuditEvent) -> None: ...
+    def list(self, *, grant_id: str | None = None, limit: int = 500) -> list[StoredAuditEvent]: ...
+    def verify(self) -> tuple[int, int | None]:
+        """(entries checked, seq of the first bad entry or None)."""
+        ...
+
+
+class Outbox(Protocol):
+    def enqueue(self, grant: Grant, marker: str, text: str, at: datetime) -> None: ...
+    def get(self, message_id: int) -> OutboxMessage | None: ...
+    def for_grant(self, grant_id: str) -> list[OutboxMessage]: ...
+    def due(self, now: datetime, limit: int) -> list[tuple[int, str]]: ...
+    def claim(self, message_id: int, worker: str, now: datetime, lease_until: datetime) -> bool: ...
+    def mark_sent(self, message_id: int, note_id: str, at: datetime) -> None: ...
+    def mark_retry(self, message_id: int, error: str, next_attempt_at: datetime) -> None: ...
+    def next_deadline(self, now: datetime) -> datetime | None: ...
+    def release(self, message_id: int, worker: str) -> None: ...
+    def pending_count(self) -> int: ...
+
+
+class UserRepo(Protocol):
+    def add(self, user: User, password_hash: str, token_hash: str, at: datetime) -> None: ...
+    def get(self, username: str) -> User | None: ...
+    def by_token_hash(self, token_hash: str) -> User | None: ...
+    def list(self) -> list[User]: ...
+
+
+class UnitOfWork(Protocol):
+    customers: CustomerRepo
+    connections: ConnectionRepo
+    grants: GrantRepo
+    audit: AuditLog
+    outbox: Outbox
+    users: UserRepo
+
+    def __enter__(self) -> UnitOfWork: ...
+    def __exit__(self, *exc: object) -> None: ...
+    def commit(self) -> None: ...
+
+
+UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+
+# --- adapter factories (implemented by wiring) -------------------------------------------
+
+
+class IdentityProviderFactory(Protocol):
+    def __call__(
+        self, customer: Customer, kind: str, settings: dict[str, Any], secrets: dict[str, Any]
+    ) -> IdentityProvider: ...
+
+
+class TicketSystemFactory(Protocol):
+    def __call__(
+        self, kind: str, settings: dict[str, Any], secrets: dict[str, Any]
+    ) -> TicketSystem: ...

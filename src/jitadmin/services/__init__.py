@@ -1,0 +1,1 @@
+"""Use cases. Each public function is one transaction (plus, for the worker, the outside calls)."""

@@ -1,0 +1,329 @@
+"""TicketSystem over the ConnectWise PSA (Manage) REST API, spec §2.
+
+``base_url`` is the REST root ending in ``/apis/3.0`` (codebase included). Vendor errors map to
+the adapter taxonomy in ``jitadmin.core.errors``. Only idempotent GETs are retried here, briefly;
+a note POST is never retried blindly: the caller's outbox looks for the marker first (spec §6).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, NoReturn
+
+import httpx
+
+from jitadmin.core.errors import (
+    AdapterError,
+    AdapterNotFoundError,
+    MisconfiguredError,
+    RejectedError,
+    TransientError,
+)
+from jitadmin.ports import Ticket
+
+__all__ = ["ConnectWiseTickets"]
+
+log = logging.getLogger(__name__)
+
+_ACCEPT = "application/vnd.connectwise.com+json; version=2022.1"
+_TICKET_FIELDS = "id,summary,status/name,company/id,closedFlag"
+_PAGE_SIZE = 100
+_MAX_PAGES = 200  # a guard against a server whose Link header never ends
+
+
+class ConnectWiseTickets:
+    """The MSP's ConnectWise PSA as a ``TicketSystem``. Holds the private key; never shows it."""
+
+    kind = "connectwise"
+
+    def __init__(
+        self,
+        base_url: str,
+        company_id: str,
+        public_key: str,
+        private_key: str,
+        client_id: str,
+        *,
+        timeout_s: float = 10.0,
+        http: httpx.Client | None = None,
+        get_attempts: int = 3,
+        retry_backoff_s: float = 0.25,
+        max_retry_wait_s: float = 2.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._base = httpx.URL(base_url.rstrip("/") + "/")
+        if self._base.scheme not in {"http", "https"} or not self._base.host:
+            raise MisconfiguredError("ConnectWise base_url must be an absolute http(s) URL")
+        self._company_id = company_id
+        # Credentials live only in this auth object and are attached per request, after the
+        # target URL has been checked against base_url (see _send).
+        self._auth = httpx.BasicAuth(f"{company_id}+{public_key}", private_key)
+        self._headers = {"clientId": client_id, "Accept": _ACCEPT, "Cache-Control": "no-cache"}
+        self._timeout = httpx.Timeout(timeout_s)
+        self._owns_http = http is None
+        self._http = http if http is not None else httpx.Client(follow_redirects=False)
+        self._get_attempts = max(1, get_attempts)
+        self._backoff_s = retry_backoff_s
+        self._max_retry_wait_s = max_retry_wait_s
+        self._sleep = sleep
+
+    def __repr__(self) -> str:
+        return f"ConnectWiseTickets(base_url={str(self._base)!r}, company_id={self._company_id!r})"
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> ConnectWiseTickets:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- TicketSystem -------------------------------------------------------------------
+
+    def list_open_tickets(self, company_id: str) -> list[Ticket]:
+        params = {
+            "conditions": f"company/id={_numeric_id(company_id, 'company', MisconfiguredError)}"
+            " and closedFlag=false",
+            "fields": _TICKET_FIELDS,
+            "orderBy": "id desc",
+        }
+        tickets: dict[str, Ticket] = {}
+        # 404 on a collection means the URL (codebase) is wrong, not that nothing matched.
+        for item in self._get_all("service/tickets", params, not_found=MisconfiguredError):
+            ticket = _to_ticket(item)
+            tickets.setdefault(ticket.id, ticket)  # pages may overlap if tickets move meanwhile
+        return list(tickets.values())
+
+    def get_ticket(self, ticket_id: str) -> Ticket:
+        tid = _numeric_id(ticket_id, "ticket")
+        response = self._get(self._url(f"service/tickets/{tid}"), {"fields": _TICKET_FIELDS})
+        return _to_ticket(_json(response))
+
+    def find_note(self, ticket_id: str, marker: str) -> str | None:
+        if not marker:
+            raise ValueError("marker must not be empty")
+        tid = _numeric_id(ticket_id, "ticket")
+        params = {"fields": "id,text", "orderBy": "id asc"}
+        term = _search_term(marker)
+        if term:
+            params["conditions"] = f"text contains {_quote(term)}"
+        for item in self._get_all(f"service/tickets/{tid}/notes", params):
+            # The server-side match is loose (case, LIKE wildcards): confirm it exactly.
+            if isinstance(item, Mapping) and marker in str(item.get("text", "")):
+                return str(item["id"])
+        return None
+
+    def add_note(self, ticket_id: str, text: str) -> str:
+        tid = _numeric_id(ticket_id, "ticket")
+        body = {
+            "text": text,
+            # Internal only, and no e-mail to the customer (spec §2.7).
+            "internalAnalysisFlag": True,
+            "detailDescriptionFlag": False,
+            "resolutionFlag": False,
+            "processNotifications": False,
+        }
+        response = self._send("POST", self._url(f"service/tickets/{tid}/notes"), json=body)
+        note = _json(response)
+        if not isinstance(note, Mapping) or "id" not in note:
+            raise MisconfiguredError("ConnectWise answered the note POST without a note id")
+        return str(note["id"])
+
+    # --- HTTP ---------------------------------------------------------------------------
+
+    def _url(self, path: str) -> httpx.URL:
+        return self._base.join(path)
+
+    def _get_all(
+        self,
+        path: str,
+        params: Mapping[str, str],
+        not_found: type[AdapterError] = AdapterNotFoundError,
+    ) -> Iterator[Any]:
+        """Every item of a list endpoint, following ``Link: <...>; rel="next"`` (spec §2.5)."""
+        url = self._url(path)
+        query: Mapping[str, str] | None = {**params, "page": "1", "pageSize": str(_PAGE_SIZE)}
+        seen: set[str] = set()
+        for _ in range(_MAX_PAGES):
+            response = self._get(url, query, not_found=not_found)
+            page = _json(response)
+            if not isinstance(page, list):
+                raise MisconfiguredError(f"ConnectWise {path} did not return a list")
+            yield from page
+            following = response.links.get("next", {}).get("url")
+            if not following or following in seen:
+                return
+            seen.add(following)
+            url, query = response.url.join(following), None  # the link carries the whole query
+        raise MisconfiguredError(f"ConnectWise {path} paging did not end after {_MAX_PAGES} pages")
+
+    def _get(
+        self,
+        url: httpx.URL,
+        params: Mapping[str, str] | None = None,
+        *,
+        not_found: type[AdapterError] = AdapterNotFoundError,
+    ) -> httpx.Response:
+        """A GET with a few short retries on transient failures (GETs are idempotent)."""
+        attempt = 1
+        while True:
+            try:
+                return self._send("GET", url, params=params, not_found=not_found)
+            except TransientError as exc:
+                wait = max(self._backoff_s * 2 ** (attempt - 1), exc.retry_after_s or 0.0)
+                # A long Retry-After is the caller's to schedule, not ours to block on.
+                if attempt >= self._get_attempts or wait > self._max_retry_wait_s:
+                    raise
+                log.info("ConnectWise GET %s failed (%s); retrying", url.path, exc)
+                self._sleep(wait)
+                attempt += 1
+
+    def _send(
+        self,
+        method: str,
+        url: httpx.URL,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        not_found: type[AdapterError] = AdapterNotFoundError,
+    ) -> httpx.Response:
+        if _origin(url) != _origin(self._base):
+            # Never hand the credentials to a host a Link header (or anything else) names.
+            raise MisconfiguredError(f"ConnectWise pointed to another host: {url.host}")
+        what = f"ConnectWise {method} {url.path}"
+        failure = ""
+        try:
+            response = self._http.request(
+                method,
+                url,
+                params=params,
+                json=json,
+                headers=self._headers,
+                auth=self._auth,
+                timeout=self._timeout,
+                follow_redirects=False,
+            )
+        except httpx.TimeoutException:
+            failure = "timed out"
+        except httpx.TransportError as exc:
+            failure = f"failed: {type(exc).__name__}: {exc}"
+        if failure:
+            # Raised outside the except block so no __context__ keeps the request (and its
+            # Authorization header) reachable from the error.
+            raise TransientError(f"{what} {failure}")
+        if not response.is_success:
+            _raise_for(what, response, not_found)
+        return response
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    return url.scheme, url.host.lower(), url.port or default
+
+
+def _raise_for(what: str, response: httpx.Response, not_found: type[AdapterError]) -> NoReturn:
+    status = response.status_code
+    code, message = _vendor_error(response)
+    detail = f"{what} returned {status}" + (f": {message}" if message else "")
+    if status in (401, 403):
+        raise MisconfiguredError(f"{detail} (check the API keys, clientId and role)", code)
+    if status == 404:
+        raise not_found(detail, code)
+    if status == 429:
+        raise TransientError(detail, code, _retry_after(response))
+    if status >= 500:
+        raise TransientError(detail, code, _retry_after(response))
+    if 300 <= status < 400:
+        raise MisconfiguredError(f"{detail} (redirect: check base_url)", code)
+    raise RejectedError(detail, code)
+
+
+def _vendor_error(response: httpx.Response) -> tuple[str | None, str]:
+    """``(code, message)`` from the ``{"code","message","errors":[...]}`` body, if present."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None, ""
+    if not isinstance(body, Mapping):
+        return None, ""
+    parts = [str(body.get("message") or "")]
+    errors = body.get("errors")
+    for error in errors if isinstance(errors, list) else []:
+        if isinstance(error, Mapping) and error.get("message"):
+            parts.append(str(error["message"]))
+    code = body.get("code")
+    return (str(code) if code else None), " ".join(p for p in parts if p)[:500]
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """``Retry-After`` in seconds: a number, or an HTTP date."""
+    raw = response.headers.get("Retry-After")
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise MisconfiguredError(
+            f"ConnectWise {response.request.url.path} did not answer JSON (check base_url)"
+        ) from None
+
+
+def _to_ticket(item: Any) -> Ticket:
+    try:
+        return Ticket(
+            id=str(item["id"]),
+            number=str(item["id"]),
+            summary=str(item.get("summary") or ""),
+            status=str((item.get("status") or {}).get("name") or ""),
+            is_closed=bool(item["closedFlag"]),
+            company_id=str(item["company"]["id"]),
+        )
+    except (KeyError, TypeError, AttributeError):
+        raise MisconfiguredError("ConnectWise returned a ticket in an unexpected shape") from None
+
+
+def _numeric_id(raw: str, kind: str, error: type[AdapterError] = AdapterNotFoundError) -> int:
+    """ConnectWise ids are integers; anything else cannot exist (and must not reach a URL)."""
+    text = str(raw).strip()
+    if not text.isascii() or not text.isdigit():
+        raise error(f"no ConnectWise {kind} {raw!r}: ids are numeric")
+    return int(text)
+
+
+def _search_term(marker: str) -> str:
+    """The longest bracket-free run of the marker.
+
+    ``contains`` is believed to become SQL ``LIKE`` on the server, where ``[...]`` is a character
+    class, so ``[jit:...:grant]`` would not match itself. The exact check happens client-side.
+    """
+    runs = marker.replace("[", "]").split("]")
+    return max(runs, key=len).strip()
+
+
+def _quote(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'

@@ -1,0 +1,289 @@
+"""App-only tokens for Microsoft Graph: one MSAL confidential client per customer tenant.
+
+MSAL insists on an https authority (``msal.authority.canonicalize``), so a plain-http
+authority (the local emulator) is only accepted on a loopback host; MSAL then gets the
+canonical ``https://login.microsoftonline.com/{tenant}`` and an ``http_client`` that rewrites
+that prefix to the configured URL (spec §1.3, §1.4 seam 1). An https authority (sovereign
+clouds) goes to MSAL unchanged.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import msal
+
+from jitadmin.core.errors import AdapterError, MisconfiguredError, TransientError
+
+log = logging.getLogger(__name__)
+
+CANONICAL_AUTHORITY = "https://login.microsoftonline.com"
+DEFAULT_GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+
+# AADSTS codes (spec §1.2) turned into advice an MSP admin can act on.
+_AADSTS_ADVICE: dict[int, str] = {
+    7000215: "the client secret is wrong (use the secret's value, not its id)",
+    7000222: "the client secret has expired; create a new one and update the connection",
+    700016: (
+        "the application was not found in tenant {tenant}: admin consent has not been "
+        "granted in this customer tenant, or the client id is wrong"
+    ),
+    90002: "tenant {tenant} was not found; check the tenant id or domain",
+    900023: "{tenant} is not a valid tenant id or domain",
+    700027: "the certificate signature does not match the certificate registered on the app",
+    53003: "the token request was blocked by a Conditional Access policy",
+    70011: "the requested scope is invalid",
+    7000112: "the application is disabled in tenant {tenant}",
+    7000229: "the application has no service principal in tenant {tenant} (consent missing)",
+}
+# OAuth error values that mean "the identity platform is having a moment".
+_TRANSIENT_OAUTH_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
+_LOOPBACK_NAMES = frozenset({"localhost"})
+
+
+def is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_endpoint(url: str, what: str) -> str:
+    """https anywhere, plain http only on loopback (tokens and secrets never travel in clear)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return url.rstrip("/")
+    if parts.scheme == "http" and is_loopback(parts.hostname):
+        return url.rstrip("/")
+    raise MisconfiguredError(f"{what} must be an https URL (plain http only on loopback): {url}")
+
+
+def graph_scope(graph_url: str) -> str:
+    """``https://graph.microsoft.us/v1.0`` -> ``https://graph.microsoft.us/.default``."""
+    parts = urlsplit(graph_url)
+    if parts.scheme == "https" and parts.hostname:
+        return f"https://{parts.netloc}/.default"
+    # The loopback emulator stands in for the public cloud.
+    return DEFAULT_GRAPH_SCOPE
+
+
+class _RefusedHostError(Exception):
+    """MSAL tried to reach a host other than the configured authority."""
+
+
+@dataclass
+class _LastFailure:
+    status: int
+    body: dict[str, Any] | None
+    retry_after_s: float | None
+
+
+class MsalHttpClient:
+    """The ``http_client`` MSAL calls (``msal/oauth2cli/http.py`` shape), backed by httpx.
+
+    With ``rewrite_to`` set, URLs under the canonical authority go to that base instead, and
+    any other host is refused so the client secret can only ever reach the configured place.
+    """
+
+    def __init__(self, http: httpx.Client, rewrite_to: str | None = None) -> None:
+        self._http = http
+        self._rewrite_to = rewrite_to
+        self.last_failure: _LastFailure | None = None
+
+    def _url(self, url: str) -> str:
+        if self._rewrite_to is None:
+            return url
+        if url == CANONICAL_AUTHORITY or url.startswith(CANONICAL_AUTHORITY + "/"):
+            return self._rewrite_to + url[len(CANONICAL_AUTHORITY) :]
+        raise _RefusedHostError(f"refusing to send an identity request to {urlsplit(url).netloc}")
+
+    def _note(self, response: httpx.Response) -> httpx.Response:
+        if response.status_code >= 400:
+            self.last_failure = _LastFailure(
+                status=response.status_code,
+                body=_json_object(response.text),
+                retry_after_s=parse_retry_after(response.headers.get("Retry-After")),
+            )
+        return response
+
+    def post(
+        self,
+        url: str,
+        params: dict[str, Any] | None = None,
+        data: Any = None,
+        headers: dict[str, str] | None = None,
+        **_: Any,
+    ) -> httpx.Response:
+        body: dict[str, Any] = (
+            {"content": data} if isinstance(data, str | bytes) else {"data": data}
+        )
+        return self._note(self._http.post(self._url(url), params=params, headers=headers, **body))
+
+    def get(
+        self,
+        url: str,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        **_: Any,
+    ) -> httpx.Response:
+        return self._note(self._http.get(self._url(url), params=params, headers=headers))
+
+    def close(self) -> None:
+        """The owner of the httpx client closes it, not MSAL."""
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None  # an HTTP-date; Graph and Entra send seconds
+    return max(seconds, 0.0)
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+class MsalTokenProvider:
+    """Client-credentials tokens for one tenant; MSAL caches and renews them."""
+
+    def __init__(
+        self,
+        tenant_id: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        authority_url: str = CANONICAL_AUTHORITY,
+        scope: str = DEFAULT_GRAPH_SCOPE,
+        http: httpx.Client,
+    ) -> None:
+        authority = check_endpoint(authority_url, "authority_url")
+        self._tenant = tenant_id
+        self._client_id = client_id
+        self._secret = client_secret
+        self._scope = scope
+        if authority.startswith("http://"):
+            self._authority = f"{CANONICAL_AUTHORITY}/{tenant_id}"
+            self._transport = MsalHttpClient(http, rewrite_to=authority)
+        else:
+            self._authority = f"{authority}/{tenant_id}"
+            self._transport = MsalHttpClient(http)
+        self._cache = msal.TokenCache()
+        self._app: Any = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"MsalTokenProvider(tenant={self._tenant!r}, client_id={self._client_id!r})"
+
+    def token(self) -> str:
+        with self._lock:
+            self._transport.last_failure = None
+            try:
+                app = self._application()
+                result = app.acquire_token_for_client(scopes=[self._scope])
+            except AdapterError:
+                raise
+            except _RefusedHostError as exc:
+                raise MisconfiguredError(str(exc)) from None
+            except httpx.TimeoutException:
+                raise TransientError("the identity platform did not answer in time") from None
+            except httpx.TransportError as exc:
+                raise TransientError(
+                    f"the identity platform is unreachable ({type(exc).__name__})"
+                ) from None
+            except Exception:  # MSAL raises bare ValueError or MsalServiceError here
+                # 5xx or a non-JSON answer; MSAL's own text may quote the response body.
+                raise self._failure_from_status("token request failed") from None
+        if isinstance(result, dict) and isinstance(result.get("access_token"), str):
+            return str(result["access_token"])
+        raise self._failure_from_result(result if isinstance(result, dict) else {})
+
+    def invalidate(self) -> None:
+        """Forget cached access tokens so the next ``token()`` asks the authority afresh."""
+        with self._lock:
+            for entry in list(self._cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)):
+                self._cache.remove_at(entry)
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _application(self) -> Any:
+        if self._app is not None:
+            return self._app
+        try:
+            # Construction performs OIDC discovery against the tenant (spec §1.3).
+            self._app = msal.ConfidentialClientApplication(
+                self._client_id,
+                client_credential=self._secret,
+                authority=self._authority,
+                http_client=self._transport,
+                token_cache=self._cache,
+            )
+        except ValueError:
+            failure = self._transport.last_failure
+            if failure is not None and 400 <= failure.status < 500:
+                mapped = self._failure_from_result(failure.body or {}, default_code=90002)
+                raise mapped from None
+            raise MisconfiguredError(
+                f"the authority for tenant {self._tenant} is not usable (OIDC discovery failed)"
+            ) from None
+        return self._app
+
+    def _failure_from_status(self, what: str) -> AdapterError:
+        failure = self._transport.last_failure
+        if failure is None or failure.status == 429 or failure.status >= 500:
+            status = f"HTTP {failure.status}" if failure else "no usable answer"
+            return TransientError(
+                f"{what} for tenant {self._tenant}: {status}",
+                retry_after_s=failure.retry_after_s if failure else None,
+            )
+        return self._failure_from_result(failure.body or {})
+
+    def _failure_from_result(
+        self, result: dict[str, Any], *, default_code: int | None = None
+    ) -> AdapterError:
+        failure = self._transport.last_failure
+        status = failure.status if failure else None
+        error = result.get("error")
+        if status is not None and (status == 429 or status >= 500):
+            return TransientError(
+                f"token request for tenant {self._tenant} failed: HTTP {status}",
+                vendor_code=error if isinstance(error, str) else None,
+                retry_after_s=failure.retry_after_s if failure else None,
+            )
+        if isinstance(error, str) and error in _TRANSIENT_OAUTH_ERRORS:
+            return TransientError(
+                f"token request for tenant {self._tenant} failed: {error}", vendor_code=error
+            )
+        codes = [c for c in result.get("error_codes") or [] if isinstance(c, int)]
+        if not codes and default_code is not None:
+            codes = [default_code]
+        for code in codes:
+            advice = _AADSTS_ADVICE.get(code)
+            if advice is not None:
+                return MisconfiguredError(
+                    f"cannot get a Graph token for app {self._client_id}: "
+                    + advice.format(tenant=self._tenant),
+                    vendor_code=f"AADSTS{code}",
+                )
+        label = error if isinstance(error, str) else "no access token in the answer"
+        return MisconfiguredError(
+            f"cannot get a Graph token for app {self._client_id} in tenant {self._tenant}: {label}",
+            vendor_code=f"AADSTS{codes[0]}" if codes else None,
+        )

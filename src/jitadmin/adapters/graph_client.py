@@ -1,0 +1,425 @@
+"""A thin synchronous Microsoft Graph v1.0 client: base URL, tokens, retries, typed errors.
+
+Retry policy (spec §4.2, §4.3), all inside one budget of seconds and attempts per call:
+
+* 429: wait ``Retry-After`` (else exponential backoff with jitter), any method;
+* 5xx, timeouts, connection errors: retried only for idempotent calls;
+* 401: drop the cached token, fetch a new one, retry once;
+* replication lag: statuses the caller names (404 right after a create, 403 right after a
+  role removal) are retried too.
+
+When the budget runs out a ``TransientError`` is raised (with the server's ``Retry-After``, if
+any) so the durable worker reschedules. Errors are classified on ``error.code`` and
+``details[].code``, never on message text, except the password-complexity case (spec §3.2).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import httpx
+
+from jitadmin.adapters.graph_auth import (
+    CANONICAL_AUTHORITY,
+    MsalTokenProvider,
+    check_endpoint,
+    graph_scope,
+    parse_retry_after,
+)
+from jitadmin.core.errors import (
+    AdapterError,
+    AdapterNotFoundError,
+    AlreadyExistsError,
+    MisconfiguredError,
+    RejectedError,
+    TransientError,
+)
+from jitadmin.core.retry import RetryPolicy
+
+log = logging.getLogger(__name__)
+
+GRAPH_URL = "https://graph.microsoft.com/v1.0"
+# (status, error.code) pairs that mean "the directory has not caught up yet".
+NOT_YET_REPLICATED: tuple[tuple[int, str], ...] = ((404, "Request_ResourceNotFound"),)
+DENIED_UNTIL_REPLICATED: tuple[tuple[int, str], ...] = ((403, "Authorization_RequestDenied"),)
+_IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE"})
+_MAX_PAGES = 1000
+_MAX_MESSAGE = 300
+
+
+# --- typed errors (all inside the shared adapter taxonomy) -----------------------------
+
+
+class GraphNotFoundError(AdapterNotFoundError):
+    """404: the object does not exist (or is not visible yet)."""
+
+
+class GraphConflictError(AlreadyExistsError):
+    """400 with ``details[].code == ObjectConflict`` (e.g. UPN taken), or 409."""
+
+
+class GraphBadRequestError(RejectedError):
+    """Any other 400: Graph refused the input."""
+
+
+class WeakPasswordError(GraphBadRequestError):
+    """400: the password does not meet Entra's complexity rules."""
+
+
+class GraphForbiddenError(MisconfiguredError):
+    """403 ``Authorization_RequestDenied``: the app lacks a permission or directory role."""
+
+
+@dataclass(frozen=True)
+class GraphErrorBody:
+    """The parts of a Graph error response (spec §3.1) that code may branch on."""
+
+    status: int
+    code: str | None
+    message: str
+    detail_codes: tuple[str, ...]
+    request_id: str | None
+    retry_after_s: float | None
+
+
+def parse_error(response: httpx.Response) -> GraphErrorBody:
+    code: str | None = None
+    message = ""
+    details: list[str] = []
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if isinstance(error, dict):
+        raw_code, raw_message = error.get("code"), error.get("message")
+        code = raw_code if isinstance(raw_code, str) else None
+        message = raw_message if isinstance(raw_message, str) else ""
+        for detail in error.get("details") or []:
+            if isinstance(detail, dict) and isinstance(detail.get("code"), str):
+                details.append(detail["code"])
+    return GraphErrorBody(
+        status=response.status_code,
+        code=code,
+        message=message,
+        detail_codes=tuple(details),
+        request_id=response.headers.get("request-id"),
+        retry_after_s=parse_retry_after(response.headers.get("Retry-After")),
+    )
+
+
+def _scrub(text: str, secrets: Collection[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _sensitive_values(body: Any) -> list[str]:
+    """Every string under a key that names a password or secret, at any depth."""
+    found: list[str] = []
+    if isinstance(body, Mapping):
+        for key, value in body.items():
+            lowered = str(key).lower()
+            if isinstance(value, str) and ("password" in lowered or "secret" in lowered):
+                found.append(value)
+            else:
+                found.extend(_sensitive_values(value))
+    elif isinstance(body, list | tuple):
+        for item in body:
+            found.extend(_sensitive_values(item))
+    return found
+
+
+_ERROR_BY_STATUS: dict[int, type[AdapterError]] = {
+    401: MisconfiguredError,  # only raised after a freshly acquired token was refused too
+    403: GraphForbiddenError,
+    404: GraphNotFoundError,
+    409: GraphConflictError,
+}
+
+
+def typed_error(label: str, err: GraphErrorBody, secrets: Collection[str] = ()) -> AdapterError:
+    """Map a Graph error to the adapter taxonomy; the message never carries a secret."""
+    text = f"{label}: HTTP {err.status}"
+    if err.message:
+        text += f" - {_scrub(err.message, secrets)[:_MAX_MESSAGE]}"
+    if err.request_id:
+        text += f" [request-id {err.request_id}]"
+    if err.status == 400 and "ObjectConflict" in err.detail_codes:
+        return GraphConflictError(text, vendor_code="ObjectConflict")
+    lowered = err.message.lower()
+    if err.status == 400 and "password" in lowered and "complexity" in lowered:
+        # The one message test the spec allows: Graph reuses Request_BadRequest for it.
+        return WeakPasswordError(
+            f"{label}: the password does not meet Entra's complexity rules", vendor_code=err.code
+        )
+    if err.status == 429 or err.status >= 500:
+        return TransientError(text, vendor_code=err.code, retry_after_s=err.retry_after_s)
+    return _ERROR_BY_STATUS.get(err.status, GraphBadRequestError)(text, vendor_code=err.code)
+
+
+class TokenProvider(Protocol):
+    def token(self) -> str: ...
+
+    def invalidate(self) -> None: ...
+
+
+class GraphClient:
+    """Synchronous Graph calls for one tenant. Paths are relative to ``base_url``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        tokens: TokenProvider,
+        *,
+        http: httpx.Client | None = None,
+        timeout_s: float = 30.0,
+        backoff_base_s: float = 1.0,
+        backoff_cap_s: float = 16.0,
+        budget_s: float = 60.0,
+        max_attempts: int = 8,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._base = check_endpoint(base_url, "graph_url")
+        self._origin = urlsplit(self._base)[:2]
+        self._tokens = tokens
+        self._owns_http = http is None
+        self._http = http or httpx.Client(timeout=timeout_s)
+        self._policy = RetryPolicy(base_s=backoff_base_s, cap_s=backoff_cap_s)
+        self._budget_s = budget_s
+        self._max_attempts = max(max_attempts, 1)
+        self._sleep = sleep
+        self._monotonic = monotonic
+
+    @classmethod
+    def connect(
+        cls,
+        tenant_id: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        authority_url: str = CANONICAL_AUTHORITY,
+        graph_url: str = GRAPH_URL,
+        timeout_s: float = 30.0,
+        **knobs: Any,
+    ) -> GraphClient:
+        """A client whose tokens come from MSAL (one confidential client for this tenant)."""
+        check_endpoint(graph_url, "graph_url")
+        http = httpx.Client(timeout=timeout_s, headers={"User-Agent": "jitadmin"})
+        try:
+            tokens = MsalTokenProvider(
+                tenant_id,
+                client_id,
+                client_secret,
+                authority_url=authority_url,
+                scope=graph_scope(graph_url),
+                http=http,
+            )
+        except BaseException:
+            http.close()
+            raise
+        client = cls(graph_url, tokens, http=http, timeout_s=timeout_s, **knobs)
+        client._owns_http = True
+        return client
+
+    def __repr__(self) -> str:
+        return f"GraphClient({self._base!r})"
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    # -- calls -------------------------------------------------------------------------
+
+    def ensure_token(self) -> None:
+        """Fail fast on credentials/consent problems before touching anything."""
+        self._tokens.token()
+
+    def get(
+        self,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        retry_on: Collection[tuple[int, str]] = (),
+    ) -> dict[str, Any]:
+        return _json_object(self._send("GET", path, params=params, retry_on=retry_on))
+
+    def get_optional(
+        self, path: str, params: Mapping[str, str] | None = None
+    ) -> dict[str, Any] | None:
+        """GET that answers ``None`` for 404 instead of raising."""
+        try:
+            return self.get(path, params)
+        except GraphNotFoundError:
+            return None
+
+    def list_all(self, path: str, params: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        """All items of a collection, following ``@odata.nextLink`` on the same origin only."""
+        items: list[dict[str, Any]] = []
+        page = self.get(path, params)
+        for _ in range(_MAX_PAGES):
+            value = page.get("value")
+            if isinstance(value, list):
+                items.extend(item for item in value if isinstance(item, dict))
+            next_link = page.get("@odata.nextLink")
+            if not isinstance(next_link, str) or not next_link:
+                return items
+            if urlsplit(next_link)[:2] != self._origin:
+                # Never send our bearer token to another host.
+                raise MisconfiguredError(
+                    f"Graph GET {path}: refusing @odata.nextLink to another origin "
+                    f"({urlsplit(next_link).netloc})"
+                )
+            page = _json_object(self._send("GET", next_link, label_path=path))
+        raise TransientError(f"Graph GET {path}: more than {_MAX_PAGES} pages")
+
+    def post(
+        self,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        *,
+        idempotent: bool = False,
+        retry_on: Collection[tuple[int, str]] = (),
+    ) -> dict[str, Any]:
+        response = self._send("POST", path, body=body, idempotent=idempotent, retry_on=retry_on)
+        return _json_object(response)
+
+    def patch(
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        *,
+        retry_on: Collection[tuple[int, str]] = (),
+    ) -> None:
+        self._send("PATCH", path, body=body, retry_on=retry_on)
+
+    def delete(self, path: str, *, retry_on: Collection[tuple[int, str]] = ()) -> bool:
+        """True if this call deleted it, False if it was already gone (404)."""
+        try:
+            self._send("DELETE", path, retry_on=retry_on)
+        except GraphNotFoundError:
+            return False
+        return True
+
+    def poll(self, probe: Callable[[], bool]) -> bool:
+        """Call ``probe`` with backoff until it returns True or the budget runs out."""
+        started = self._monotonic()
+        for attempt in range(1, self._max_attempts + 1):
+            if probe():
+                return True
+            delay = self._policy.delay(attempt)
+            if (
+                attempt >= self._max_attempts
+                or self._monotonic() - started + delay > self._budget_s
+            ):
+                return False
+            self._sleep(delay)
+        return False
+
+    # -- the retry loop ----------------------------------------------------------------
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+        idempotent: bool | None = None,
+        retry_on: Collection[tuple[int, str]] = (),
+        label_path: str | None = None,
+    ) -> httpx.Response:
+        url = path if path.startswith(("http://", "https://")) else self._base + path
+        label = f"Graph {method} {label_path or path}"
+        safe = method in _IDEMPOTENT_METHODS if idempotent is None else idempotent
+        secrets = _sensitive_values(body)
+        correlation = str(uuid.uuid4())
+        started = self._monotonic()
+        reauthenticated = False
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                headers = self._headers(correlation)
+            except TransientError as exc:
+                self._backoff(started, attempt, exc.retry_after_s, exc)
+                continue
+            try:
+                response = self._http.request(
+                    method, url, params=params, json=body, headers=headers
+                )
+            except httpx.TransportError as exc:
+                failure = TransientError(f"{label}: {_describe(exc)}")
+                if not safe:
+                    # The call may have landed; the caller re-reads before trying again.
+                    raise failure from None
+                self._backoff(started, attempt, None, failure)
+                continue
+            log.debug(
+                "%s -> %s request-id=%s client-request-id=%s",
+                label,
+                response.status_code,
+                response.headers.get("request-id"),
+                correlation,
+            )
+            if response.status_code < 400:
+                return response
+            err = parse_error(response)
+            if err.status == 401 and not reauthenticated:
+                reauthenticated = True
+                self._tokens.invalidate()
+                continue
+            typed = typed_error(label, err, secrets)
+            replication = (err.status, err.code or "") in retry_on
+            if err.status == 429 or (err.status >= 500 and safe) or replication:
+                transient = TransientError(
+                    typed.message, vendor_code=err.code, retry_after_s=err.retry_after_s
+                )
+                self._backoff(started, attempt, err.retry_after_s, transient)
+                continue
+            raise typed
+
+    def _headers(self, correlation: str) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {self._tokens.token()}",
+            "Accept": "application/json",
+            "client-request-id": correlation,
+        }
+
+    def _backoff(
+        self, started: float, attempt: int, retry_after_s: float | None, failure: AdapterError
+    ) -> None:
+        """Sleep before the next attempt, or raise ``failure`` when the budget is spent."""
+        delay = self._policy.delay(attempt, retry_after_s)
+        elapsed = self._monotonic() - started
+        if attempt >= self._max_attempts or elapsed + delay > self._budget_s:
+            if isinstance(failure, TransientError):
+                raise failure
+            raise TransientError(
+                failure.message, vendor_code=failure.vendor_code, retry_after_s=retry_after_s
+            )
+        self._sleep(delay)
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    if response.status_code == 204 or not response.content:
+        return {}
+    try:
+        payload = response.json()
+    except ValueError:
+        return {}
+    return payload if isinstance(payload, dict) else {}
+
+
+def _describe(exc: httpx.TransportError) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return f"no answer in time ({type(exc).__name__})"
+    return f"connection failed ({type(exc).__name__})"

@@ -1,0 +1,80 @@
+"""Engine and unit of work: one ``with`` block is one transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from jitadmin.db.repos import (
+    SqlAuditLog,
+    SqlConnectionRepo,
+    SqlCustomerRepo,
+    SqlGrantRepo,
+    SqlOutbox,
+    SqlUserRepo,
+)
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs
+        )
+        _serialise_sqlite_writers(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _serialise_sqlite_writers(engine: Engine) -> None:
+    """Take SQLite's write lock at BEGIN, so read-then-write transactions never interleave."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class SqlUnitOfWork:
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        self._factory = factory
+
+    def __enter__(self) -> SqlUnitOfWork:
+        self.session = self._factory()
+        self.customers = SqlCustomerRepo(self.session)
+        self.connections = SqlConnectionRepo(self.session)
+        self.grants = SqlGrantRepo(self.session)
+        self.audit = SqlAuditLog(self.session)
+        self.outbox = SqlOutbox(self.session)
+        self.users = SqlUserRepo(self.session)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # Anything not committed explicitly is rolled back: bad input changes nothing.
+        self.session.rollback()
+        self.session.close()
+
+    def commit(self) -> None:
+        self.session.commit()
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def uow(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self._sessions)
+
+    def dispose(self) -> None:
+        self.engine.dispose()

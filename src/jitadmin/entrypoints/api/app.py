@@ -1,0 +1,76 @@
+"""The FastAPI application: REST API, health, metrics and the landing page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from sqlalchemy import text
+
+import jitadmin
+from jitadmin.core.grant import GrantState
+from jitadmin.entrypoints.api import problems
+from jitadmin.entrypoints.api.routes import Unauthorized, router
+from jitadmin.wiring import App
+
+
+class _StateCollector:
+    """Reads gauges from the database at scrape time, so every process reports the truth."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    def collect(self) -> Any:
+        with self.app.ctx.uow() as uow:
+            counts = uow.grants.count_by_state()
+            pending = uow.outbox.pending_count()
+        grants = GaugeMetricFamily("jitadmin_grants", "Grants by state", labels=["state"])
+        for state in GrantState:
+            grants.add_metric([state.value], counts.get(state.value, 0))
+        yield grants
+        yield GaugeMetricFamily(
+            "jitadmin_revoke_failed_grants",
+            "Grants whose revocation could not be verified yet (alert on > 0)",
+            value=counts.get(GrantState.REVOKE_FAILED.value, 0),
+        )
+        yield GaugeMetricFamily("jitadmin_outbox_pending", "Ticket notes not yet delivered", value=pending)
+
+
+LANDING = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>jitadmin</title></head>
+<body><h1>jitadmin</h1><p>Just-in-time admin access for MSPs.</p>
+<ul><li><a href="/docs">API documentation</a></li><li><a href="/openapi.json">OpenAPI</a></li>
+<li><a href="/healthz">Health</a></li></ul></body></html>"""
+
+
+def create_app(app: App) -> FastAPI:
+    api = FastAPI(title="jitadmin", version=jitadmin.__version__)
+    api.state.ctx = app.ctx
+    api.state.app = app
+    problems.install(api)
+
+    @api.exception_handler(Unauthorized)
+    async def _unauthorized(_: Request, error: Unauthorized) -> JSONResponse:
+        return problems.problem(401, "Unauthorized", str(error))
+
+    api.include_router(router)
+    registry = CollectorRegistry()
+    registry.register(_StateCollector(app))  # type: ignore[arg-type]
+
+    @api.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        with app.database.engine.connect() as connection:
+            connection.execute(text("select 1"))
+        return {"status": "ok", "version": jitadmin.__version__}
+
+    @api.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @api.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def landing() -> str:
+        return LANDING
+
+    return api

@@ -1,0 +1,274 @@
+"""The `jitadmin` command line (DESIGN.md §6). User mistakes print one line and exit non-zero."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+import uvicorn
+from pydantic import SecretStr, ValidationError
+
+from jitadmin.core.errors import JitError
+from jitadmin.db import migrate
+from jitadmin.db.session import Database
+from jitadmin.emulators.server import EmulatorWorld
+from jitadmin.entrypoints.api.app import create_app
+from jitadmin.entrypoints.api.schemas import grant_out
+from jitadmin.entrypoints.demo import demo_document, load_or_create_key, seed, write_json
+from jitadmin.entrypoints.worker import attach_worker
+from jitadmin.services import admin, grants
+from jitadmin.settings import Settings
+from jitadmin.wiring import App, build
+
+cli = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Just-in-time admin access for MSPs.",
+)
+db_cli = typer.Typer(no_args_is_help=True, help="Database schema.")
+users_cli = typer.Typer(no_args_is_help=True, help="People and their API tokens.")
+keys_cli = typer.Typer(no_args_is_help=True, help="Secret keys.")
+audit_cli = typer.Typer(no_args_is_help=True, help="The audit trail.")
+cli.add_typer(db_cli, name="db")
+cli.add_typer(users_cli, name="users")
+cli.add_typer(keys_cli, name="keys")
+cli.add_typer(audit_cli, name="audit")
+
+Host = Annotated[str, typer.Option(help="Listen address (loopback by default).")]
+Port = Annotated[int, typer.Option(help="Listen port.")]
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        first = error.errors()[0]
+        fail(f"JITADMIN_{'_'.join(str(p) for p in first['loc']).upper()}: {first['msg']}")
+
+
+def _app(upgrade: bool = False) -> App:
+    try:
+        return build(_settings(), upgrade=upgrade)
+    except ValueError as error:
+        fail(str(error))
+
+
+def _actor(app: App, username: str) -> Any:
+    with app.ctx.uow() as uow:
+        user = uow.users.get(username)
+    if user is None:
+        fail(f"--as: no user {username!r} (create one with `jitadmin users add`)")
+    return user
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@cli.command()
+def demo(
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
+    data_dir: Annotated[Path, typer.Option(help="Where the demo keeps its SQLite database.")] = Path(".demo"),
+    psa: Annotated[str, typer.Option(help="connectwise|autotask|halopsa")] = "connectwise",
+) -> None:
+    """Run the whole product on embedded defaults with built-in emulators."""
+    if psa != "connectwise":
+        fail(f"--psa {psa}: only connectwise is available in this version")
+    _logging()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    database_file = data_dir / "jitadmin.db"
+    # The emulators start empty on every run, so the demo database does too.
+    for stale in (database_file, data_dir / "jitadmin.db-wal", data_dir / "jitadmin.db-shm"):
+        stale.unlink(missing_ok=True)
+    settings = _settings(
+        data_dir=data_dir,
+        database_url=f"sqlite:///{database_file.resolve()}",
+        secret_key=SecretStr(load_or_create_key(data_dir)),
+    )
+    world = EmulatorWorld()
+    world.start(host)
+    app = build(settings)
+    users = seed(app, world)
+    url = f"http://{host}:{port}"
+    write_json(data_dir / "demo.json", demo_document(app, url, users, world))
+    typer.echo(f"jitadmin demo at {url}  (emulators at {world.url})")
+    for role, user in users.items():
+        typer.echo(f"  {role}: {user['username']} / password {user['password']}")
+    typer.echo(f"  API tokens and emulator endpoints: {(data_dir / 'demo.json').resolve()}")
+    _serve(app, host, port, with_worker=True)
+    world.stop()
+
+
+@cli.command()
+def emulate(
+    host: Host = "127.0.0.1",
+    port: Port = 8100,
+    out: Annotated[Path | None, typer.Option(help="Write endpoints and credentials here.")] = None,
+) -> None:
+    """Serve the Graph and PSA emulators alone, seeded like the demo."""
+    world = EmulatorWorld()
+    world.start(host, port)
+    if out is not None:
+        write_json(out, world.describe())
+    typer.echo(f"emulators at {world.url}")
+    _wait_for_signal()
+    world.stop()
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+
+
+def _serve(app: App, host: str, port: int, *, with_worker: bool) -> None:
+    worker = attach_worker(app) if with_worker else None
+    if worker is not None:
+        worker.start()
+    try:
+        uvicorn.run(create_app(app), host=host, port=port, log_level="info")
+    finally:
+        if worker is not None:
+            worker.stop()
+        app.close()
+
+
+@cli.command()
+def serve(host: Host = "127.0.0.1", port: Port = 8000, no_worker: bool = False) -> None:
+    """API, web and (unless --no-worker) the worker in one process."""
+    _logging()
+    _serve(_app(upgrade=True), host, port, with_worker=not no_worker)
+
+
+@cli.command()
+def worker(once: Annotated[bool, typer.Option(help="Process what is due now, then exit.")] = False) -> None:
+    """Run a worker alone."""
+    _logging()
+    app = _app(upgrade=False)
+    w = attach_worker(app)
+    if once:
+        typer.echo(f"processed {w.run_until_idle()} item(s)")
+        return
+    w.start()
+    _wait_for_signal()
+    w.stop()
+
+
+@db_cli.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the schema to the latest version."""
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    database = Database(settings.effective_database_url)
+    migrate.upgrade(database.engine)
+    typer.echo(f"database at revision {migrate.current(database.engine)}")
+
+
+@users_cli.command("add")
+def users_add(
+    name: str,
+    role: Annotated[str, typer.Option(help="admin|technician|approver|auditor")],
+    customer: Annotated[list[str] | None, typer.Option(help="Restrict to these customers.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Create a user; prints the password and API token once."""
+    new = admin.add_user(_app(upgrade=True).ctx, None, username=name, role=role, customers=customer)
+    record = {"username": new.user.username, "password": new.password, "token": new.token}
+    if as_json:
+        typer.echo(json.dumps(record))
+    else:
+        typer.echo(f"user {name} ({role})\npassword: {new.password}\ntoken: {new.token}")
+
+
+@keys_cli.command("generate")
+def keys_generate() -> None:
+    """Print a new random secret key for JITADMIN_SECRET_KEY."""
+    typer.echo(secrets.token_urlsafe(48))
+
+
+@audit_cli.command("verify")
+def audit_verify() -> None:
+    """Check the hash chain; exit 0 when intact, else name the first bad entry."""
+    checked, bad = admin.verify_audit(_app().ctx)
+    if bad is not None:
+        fail(f"audit chain broken at entry {bad} ({checked} entries before it are intact)")
+    typer.echo(f"audit chain intact: {checked} entries")
+
+
+As = Annotated[str, typer.Option("--as", help="Act as this jitadmin user.")]
+
+
+@cli.command("request")
+def request_cmd(
+    as_user: As,
+    customer: Annotated[str, typer.Option()],
+    ticket: Annotated[str, typer.Option()],
+    minutes: Annotated[int, typer.Option()],
+    reason: Annotated[str, typer.Option()],
+    identity_provider: Annotated[str, typer.Option("--idp")] = "m365",
+) -> None:
+    """Request admin access; prints the one-time password once."""
+    app = _app()
+    result = grants.request_grant(
+        app.ctx, _actor(app, as_user), customer=customer, identity_provider=identity_provider,
+        ticket_id=ticket, duration_minutes=minutes, reason=reason,
+    )  # fmt: skip
+    typer.echo(json.dumps({**grant_out(result.grant), "password": result.password}, indent=2))
+
+
+@cli.command("list")
+def list_cmd(as_user: As, state: str | None = None, customer: str | None = None) -> None:
+    """List grants you may see."""
+    app = _app()
+    for g in grants.list_grants(app.ctx, _actor(app, as_user), state=state, customer=customer):
+        typer.echo(f"{g.id}  {g.state.value:<13} {g.customer:<16} {g.identity_provider:<4} {g.username or '-'}  until {g.expires_at.isoformat()}")
+
+
+@cli.command("show")
+def show_cmd(grant_id: str, as_user: As) -> None:
+    """Show one grant with its events."""
+    app = _app()
+    grant, events = grants.show_grant(app.ctx, _actor(app, as_user), grant_id)
+    typer.echo(json.dumps({**grant_out(grant), "events": [e.kind for e in events]}, indent=2))
+
+
+@cli.command("revoke")
+def revoke_cmd(grant_id: str, as_user: As) -> None:
+    """Revoke a grant now (the worker carries it out and verifies)."""
+    app = _app()
+    grant = grants.revoke_now(app.ctx, _actor(app, as_user), grant_id)
+    typer.echo(f"{grant.id} {grant.state.value}")
+
+
+@cli.command("extend")
+def extend_cmd(grant_id: str, as_user: As, minutes: Annotated[int, typer.Option()]) -> None:
+    """Extend an active grant."""
+    app = _app()
+    grant = grants.extend_grant(app.ctx, _actor(app, as_user), grant_id, minutes)
+    typer.echo(f"{grant.id} now expires at {grant.expires_at.isoformat()}")
+
+
+def main() -> None:
+    try:
+        cli()
+    except JitError as error:
+        typer.echo(f"error: {error}", err=True)
+        sys.exit(1)
+    except (ValueError, OSError) as error:
+        typer.echo(f"error: {error}", err=True)
+        sys.exit(1)

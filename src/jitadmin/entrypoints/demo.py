@@ -1,0 +1,71 @@
+"""`jitadmin demo`: the product on embedded defaults, seeded against in-process emulators."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from jitadmin.emulators.server import EmulatorWorld
+from jitadmin.ports import User
+from jitadmin.services import admin
+from jitadmin.wiring import App
+
+SYSTEM_ADMIN = User("system:demo", "admin")
+
+
+def load_or_create_key(data_dir: Path) -> str:
+    """The demo's own secret key, kept beside its database (0600)."""
+    path = data_dir / "secret.key"
+    if path.exists():
+        return path.read_text().strip()
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
+
+
+def seed(app: App, world: EmulatorWorld) -> dict[str, dict[str, str]]:
+    """Customers, their M365 connections, the PSA, an admin and a technician."""
+    ctx = app.ctx
+    for customer in world.customers:
+        admin.create_customer(
+            ctx, SYSTEM_ADMIN, slug=customer.slug, name=customer.name,
+            psa_company_id=str(customer.psa_company_id), domain_prefix=customer.slug,
+        )  # fmt: skip
+        graph = world.graph_settings(customer)
+        admin.put_connection(
+            ctx, SYSTEM_ADMIN, customer.slug, "m365",
+            {
+                "tenant_id": graph["tenant_id"], "client_id": graph["client_id"],
+                "client_secret": graph["client_secret"], "authority_url": graph["authority_url"],
+                "graph_url": graph["base_url"], "domain": graph["domain"],
+            },
+        )  # fmt: skip
+    psa = {k: v for k, v in world.psa_settings().items() if k != "admin_url"}
+    admin.put_psa(ctx, SYSTEM_ADMIN, psa)
+    users: dict[str, dict[str, str]] = {}
+    for role, name in (("admin", "admin"), ("technician", "example.user@msp.example")):
+        new = admin.add_user(ctx, None, username=name, role=role)
+        users[role] = {"username": name, "password": new.password, "token": new.token}
+    return users
+
+
+def demo_document(app: App, url: str, users: dict[str, Any], world: EmulatorWorld) -> dict[str, Any]:
+    return {
+        "url": url,
+        "database_url": app.settings.effective_database_url,
+        "secret_key": app.settings.require_secret_key(),
+        "users": users,
+        "emulators": world.describe(),
+    }
+
+
+def write_json(path: Path, document: dict[str, Any]) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(document, handle, indent=2)
+        handle.write("\n")

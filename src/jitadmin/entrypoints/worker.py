@@ -1,0 +1,218 @@
+"""The durable worker: the database is the scheduler, this loop only follows it.
+
+It claims due work with a lease (grants to provision, expire or revoke; outbox notes), runs it
+on a bounded pool with a per-tenant cap so one slow tenant cannot hold back the others, renews
+the leases of what it is running, and sleeps until the earliest deadline in the database or
+until woken because new work was written.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from jitadmin.services.context import ServiceContext
+from jitadmin.services.execution import process_grant
+from jitadmin.services.notes import deliver_note
+from jitadmin.wiring import App
+
+log = logging.getLogger("jitadmin.worker")
+PSA_KEY = "psa"
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    concurrency: int = 8
+    per_tenant: int = 2
+    lease_s: float = 30.0
+    max_idle_s: float = 5.0
+
+
+class Worker:
+    def __init__(self, ctx: ServiceContext, options: WorkerOptions | None = None) -> None:
+        self.ctx = ctx
+        self.options = options or WorkerOptions()
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._in_flight: dict[str, str] = {}  # work key -> tenant key
+        self._pool: ThreadPoolExecutor | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- control ---------------------------------------------------------------------
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._pool = ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="jit-work")
+        self._thread = threading.Thread(target=self._loop, name="jit-worker", daemon=True)
+        self._thread.start()
+        log.info("worker %s started", self.id)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def run_forever(self) -> None:
+        self.start()
+        try:
+            while not self._stop.wait(3600):
+                pass
+        finally:
+            self.stop()
+
+    def run_until_idle(self, max_rounds: int = 1000) -> int:
+        """Process everything due now, inline (tests and `jitadmin worker --once`)."""
+        done = 0
+        for _ in range(max_rounds):
+            batch = self._claim(limit=self.options.concurrency)
+            if not batch:
+                return done
+            for key, _tenant, job in batch:
+                self._run(key, job)
+                done += 1
+        return done
+
+    @property
+    def in_flight(self) -> int:
+        with self._lock:
+            return len(self._in_flight)
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        renew_every = self.options.lease_s / 3
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                claim_time = self.ctx.clock.now()
+                for key, _tenant, job in self._claim(limit=self._free_slots(), now=claim_time):
+                    assert self._pool is not None
+                    self._pool.submit(self._run, key, job)
+                self._renew_leases()
+                timeout = self._seconds_until_next_deadline(claim_time)
+                if self.in_flight:
+                    timeout = min(timeout, renew_every)
+            except Exception:  # the loop must outlive any single database hiccup
+                log.exception("worker loop error; retrying shortly")
+                timeout = 1.0
+            self._wake.wait(timeout)
+
+    def _free_slots(self) -> int:
+        return max(self.options.concurrency - self.in_flight, 0)
+
+    def _claim(
+        self, limit: int, now: datetime | None = None
+    ) -> list[tuple[str, str, Callable[[], object]]]:
+        if limit <= 0:
+            return []
+        now = now or self.ctx.clock.now()
+        lease_until = now + timedelta(seconds=self.options.lease_s)
+        claimed: list[tuple[str, str, Callable[[], object]]] = []
+        with self._lock:
+            busy = Counter(self._in_flight.values())
+        with self.ctx.uow() as uow:
+            for grant_id, tenant in uow.grants.due(now, limit * 4):
+                if len(claimed) >= limit or busy[tenant] >= self.options.per_tenant:
+                    continue
+                if uow.grants.claim(grant_id, self.id, now, lease_until):
+                    busy[tenant] += 1
+                    claimed.append((f"g:{grant_id}", tenant, self._grant_job(grant_id)))
+            for message_id, _customer in uow.outbox.due(now, limit * 4):
+                if len(claimed) >= limit or busy[PSA_KEY] >= self.options.per_tenant:
+                    continue
+                if uow.outbox.claim(message_id, self.id, now, lease_until):
+                    busy[PSA_KEY] += 1
+                    claimed.append((f"o:{message_id}", PSA_KEY, self._note_job(message_id)))
+            uow.commit()
+        with self._lock:
+            for key, tenant, _job in claimed:
+                self._in_flight[key] = tenant
+        return claimed
+
+    def _grant_job(self, grant_id: str) -> Callable[[], object]:
+        def job() -> object:
+            try:
+                return process_grant(self.ctx, grant_id)
+            finally:
+                with self.ctx.uow() as uow:
+                    uow.grants.release(grant_id, self.id)
+                    uow.commit()
+
+        return job
+
+    def _note_job(self, message_id: int) -> Callable[[], object]:
+        def job() -> object:
+            try:
+                return deliver_note(self.ctx, message_id)
+            finally:
+                with self.ctx.uow() as uow:
+                    uow.outbox.release(message_id, self.id)
+                    uow.commit()
+
+        return job
+
+    def _run(self, key: str, job: Callable[[], object]) -> None:
+        try:
+            job()
+        except Exception:
+            log.exception("work item %s failed; its lease will bring it back", key)
+        finally:
+            with self._lock:
+                self._in_flight.pop(key, None)
+            self._wake.set()
+
+    def _renew_leases(self) -> None:
+        with self._lock:
+            grant_ids = [k[2:] for k in self._in_flight if k.startswith("g:")]
+        if not grant_ids:
+            return
+        lease_until = self.ctx.clock.now() + timedelta(seconds=self.options.lease_s)
+        with self.ctx.uow() as uow:
+            uow.grants.renew(grant_ids, self.id, lease_until)
+            uow.commit()
+
+    def _seconds_until_next_deadline(self, claim_time: datetime) -> float:
+        now = self.ctx.clock.now()
+        with self.ctx.uow() as uow:
+            deadlines = [
+                d for d in (uow.grants.next_deadline(now), uow.outbox.next_deadline(now)) if d
+            ]
+        idle = self.options.max_idle_s  # a separate API process cannot wake us: poll this often
+        if not deadlines:
+            return idle
+        deadline = min(deadlines)
+        if deadline <= claim_time:
+            # Due already but not ours to take (tenant cap, pool full): a completion wakes us.
+            return idle
+        return min(max((deadline - now).total_seconds(), 0.0), idle)
+
+
+def attach_worker(app: App) -> Worker:
+    """Build the worker from settings and let in-process writes wake it."""
+    s = app.settings
+    worker = Worker(
+        app.ctx,
+        WorkerOptions(
+            concurrency=s.worker_concurrency,
+            per_tenant=s.worker_per_tenant,
+            lease_s=s.worker_lease_seconds,
+            max_idle_s=s.worker_max_idle_seconds,
+        ),
+    )
+    app.ctx.wake = worker.wake
+    return worker

@@ -1,0 +1,230 @@
+"""Configuration use cases: customers, connections, the PSA, users; plus tickets and audit."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from argon2 import PasswordHasher
+
+from jitadmin.core.errors import (
+    AdapterError,
+    AdapterNotFoundError,
+    ConflictError,
+    ValidationFailedError,
+)
+from jitadmin.core.events import AuditEvent
+from jitadmin.ports import ConnectionRecord, Customer, StoredAuditEvent, Ticket, User
+from jitadmin.services.context import (
+    ADMIN,
+    AUDITOR,
+    ROLES,
+    ServiceContext,
+    connection_context,
+    require_customer,
+    require_role,
+)
+from jitadmin.services.grants import UpstreamUnavailableError
+
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{1,199}$")
+_hasher = PasswordHasher()
+
+# Which settings are secret (write-only, sealed) for each connection kind.
+SECRET_FIELDS: dict[str, tuple[str, ...]] = {
+    "m365": ("client_secret",),
+    "ad": ("bind_password",),
+    "connectwise": ("private_key",),
+    "autotask": ("secret",),
+    "halopsa": ("client_secret",),
+}
+REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
+    "m365": ("tenant_id", "client_id", "client_secret"),
+    "ad": ("url", "bind_user", "bind_password"),
+    "connectwise": ("base_url", "company_id", "public_key", "private_key", "client_id"),
+    "autotask": ("base_url", "username", "secret", "integration_code"),
+    "halopsa": ("base_url", "auth_url", "client_id", "client_secret"),
+}
+PSA_KINDS = ("connectwise", "autotask", "halopsa")
+
+
+def hash_token(token: str) -> str:
+    # API tokens are 256-bit random values, so a fast hash is enough (no dictionary to attack).
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _audit(
+    ctx: ServiceContext, kind: str, actor: str, customer: str | None = None, **data: Any
+) -> AuditEvent:
+    return AuditEvent(kind=kind, actor=actor, at=ctx.clock.now(), customer=customer, data=data)
+
+
+def create_customer(
+    ctx: ServiceContext, actor: User, *, slug: str, name: str, psa_company_id: str,
+    domain_prefix: str | None = None, max_duration_minutes: int | None = None,
+) -> Customer:  # fmt: skip
+    require_role(actor, ADMIN)
+    if not _SLUG.match(slug):
+        raise ValidationFailedError.single(
+            "slug", "must be 2-63 lowercase letters, digits or dashes"
+        )
+    if not name.strip():
+        raise ValidationFailedError.single("name", "is required")
+    if not str(psa_company_id).strip():
+        raise ValidationFailedError.single("psa_company_id", "is required")
+    if max_duration_minutes is not None and not 1 <= max_duration_minutes <= 10080:
+        raise ValidationFailedError.single("max_duration_minutes", "must be between 1 and 10080")
+    customer = Customer(
+        slug=slug, name=name.strip(), psa_company_id=str(psa_company_id).strip(),
+        domain_prefix=(domain_prefix or slug).lower(), max_duration_minutes=max_duration_minutes,
+    )  # fmt: skip
+    with ctx.uow() as uow:
+        if uow.customers.get(slug) is not None:
+            raise ConflictError(f"customer {slug!r} exists already")
+        uow.customers.add(customer, ctx.clock.now())
+        uow.audit.append(_audit(ctx, "customer.created", actor.username, slug, name=customer.name))
+        uow.commit()
+    return customer
+
+
+def list_customers(ctx: ServiceContext, actor: User) -> list[tuple[Customer, list[str]]]:
+    with ctx.uow() as uow:
+        return [
+            (c, sorted(uow.connections.kinds(c.slug)))
+            for c in uow.customers.list()
+            if actor.may_use(c.slug)
+        ]
+
+
+def _split_settings(kind: str, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    missing = [f for f in REQUIRED_FIELDS[kind] if not str(body.get(f) or "").strip()]
+    if missing:
+        raise ValidationFailedError.single(missing[0], "is required")
+    secret_names = SECRET_FIELDS[kind]
+    public = {k: v for k, v in body.items() if k not in secret_names and v is not None}
+    hidden = {k: body[k] for k in secret_names if k in body}
+    return public, hidden
+
+
+def put_connection(
+    ctx: ServiceContext, actor: User, slug: str, kind: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    require_role(actor, ADMIN)
+    if kind not in ("m365", "ad"):
+        raise ValidationFailedError.single("kind", "must be m365 or ad")
+    public, hidden = _split_settings(kind, body)
+    with ctx.uow() as uow:
+        customer = require_customer(uow, actor, slug, "path")
+        sealed = ctx.box.seal(json.dumps(hidden), connection_context(customer.slug, kind))
+        uow.connections.put(ConnectionRecord(kind, public, sealed, customer.slug), ctx.clock.now())
+        uow.audit.append(
+            _audit(ctx, "connection.saved", actor.username, slug, kind=kind, settings=public)
+        )
+        uow.commit()
+    return public
+
+
+def check_connection(ctx: ServiceContext, actor: User, slug: str, kind: str) -> list[str]:
+    require_role(actor, ADMIN)
+    with ctx.uow() as uow:
+        customer = require_customer(uow, actor, slug, "path")
+        identity = ctx.identity_for(uow, customer, kind)
+    try:
+        return identity.check()
+    except AdapterError as error:
+        raise UpstreamUnavailableError(f"connection test failed: {error}") from error
+
+
+def put_psa(ctx: ServiceContext, actor: User, body: dict[str, Any]) -> dict[str, Any]:
+    require_role(actor, ADMIN)
+    kind = str(body.get("kind") or "")
+    if kind not in PSA_KINDS:
+        raise ValidationFailedError.single("kind", f"must be one of {', '.join(PSA_KINDS)}")
+    public, hidden = _split_settings(kind, {k: v for k, v in body.items() if k != "kind"})
+    with ctx.uow() as uow:
+        sealed = ctx.box.seal(json.dumps(hidden), connection_context(None, kind))
+        uow.connections.put_psa(ConnectionRecord(kind, public, sealed), ctx.clock.now())
+        uow.audit.append(_audit(ctx, "psa.saved", actor.username, kind=kind, settings=public))
+        uow.commit()
+    return {"kind": kind, **public}
+
+
+def list_tickets(ctx: ServiceContext, actor: User, slug: str) -> list[Ticket]:
+    with ctx.uow() as uow:
+        customer = require_customer(uow, actor, slug, "path")
+        system = ctx.tickets(uow)
+    try:
+        return system.list_open_tickets(customer.psa_company_id)
+    except AdapterNotFoundError:
+        return []
+    except AdapterError as error:
+        raise UpstreamUnavailableError(f"the PSA did not answer: {error}") from error
+
+
+@dataclass(frozen=True)
+class NewUser:
+    user: User
+    password: str
+    token: str
+
+
+def add_user(
+    ctx: ServiceContext, actor: User | None, *, username: str, role: str,
+    customers: list[str] | None = None,
+) -> NewUser:  # fmt: skip
+    """Create a user with a password and an API token, shown this once. ``actor`` None: the CLI."""
+    if actor is not None:
+        require_role(actor, ADMIN)
+    if not _USERNAME.match(username):
+        raise ValidationFailedError.single("username", "must be 2-200 letters, digits or . _ @ + -")
+    if role not in ROLES:
+        raise ValidationFailedError.single("role", f"must be one of {', '.join(ROLES)}")
+    password = secrets.token_urlsafe(18)
+    token = "jit_" + secrets.token_urlsafe(32)
+    user = User(username, role, None if customers is None else tuple(customers))
+    with ctx.uow() as uow:
+        if uow.users.get(username) is not None:
+            raise ConflictError(f"user {username!r} exists already")
+        for slug in customers or []:
+            if uow.customers.get(slug) is None:
+                raise ValidationFailedError.single("customers", f"no customer {slug!r}")
+        uow.users.add(user, _hasher.hash(password), hash_token(token), ctx.clock.now())
+        uow.audit.append(
+            _audit(
+                ctx,
+                "user.created",
+                actor.username if actor else "system:cli",
+                username=username,
+                role=role,
+            )
+        )
+        uow.commit()
+    return NewUser(user, password, token)
+
+
+def list_users(ctx: ServiceContext, actor: User) -> list[User]:
+    require_role(actor, ADMIN)
+    with ctx.uow() as uow:
+        return uow.users.list()
+
+
+def authenticate_token(ctx: ServiceContext, token: str) -> User | None:
+    with ctx.uow() as uow:
+        return uow.users.by_token_hash(hash_token(token))
+
+
+def list_audit(
+    ctx: ServiceContext, actor: User, grant_id: str | None = None, limit: int = 500
+) -> list[StoredAuditEvent]:
+    require_role(actor, ADMIN, AUDITOR)
+    with ctx.uow() as uow:
+        return uow.audit.list(grant_id=grant_id, limit=limit)
+
+
+def verify_audit(ctx: ServiceContext) -> tuple[int, int | None]:
+    with ctx.uow() as uow:
+        return uow.audit.verify()

@@ -1,0 +1,94 @@
+"""What every use case needs, bundled once by the composition root (``jitadmin.wiring``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from jitadmin.core.errors import ForbiddenError, NotFoundError, ValidationFailedError
+from jitadmin.core.retry import RetryPolicy
+from jitadmin.ports import (
+    Clock,
+    ConnectionRecord,
+    Customer,
+    IdentityProvider,
+    IdentityProviderFactory,
+    SecretBox,
+    TicketSystem,
+    TicketSystemFactory,
+    UnitOfWork,
+    UnitOfWorkFactory,
+    User,
+)
+
+log = logging.getLogger("jitadmin")
+
+ADMIN = "admin"
+TECHNICIAN = "technician"
+APPROVER = "approver"
+AUDITOR = "auditor"
+ROLES = (ADMIN, TECHNICIAN, APPROVER, AUDITOR)
+
+
+@dataclass(frozen=True)
+class WorkerTuning:
+    provision_max_attempts: int = 6
+    revoke_max_attempts: int = 6
+    revoke_failed_interval_s: float = 300.0
+
+
+@dataclass
+class ServiceContext:
+    uow: UnitOfWorkFactory
+    clock: Clock
+    box: SecretBox
+    identity_providers: IdentityProviderFactory
+    ticket_systems: TicketSystemFactory
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    tuning: WorkerTuning = field(default_factory=WorkerTuning)
+    # Called after a commit that created due work, so an in-process worker wakes at once.
+    wake: Callable[[], None] = lambda: None
+
+    # -- connections, decrypted only here and only for the call at hand -------------------
+
+    def open_secrets(self, record: ConnectionRecord) -> dict[str, Any]:
+        context = connection_context(record.customer, record.kind)
+        loaded: dict[str, Any] = json.loads(self.box.open(record.secret_sealed, context))
+        return loaded
+
+    def identity_for(self, uow: UnitOfWork, customer: Customer, kind: str) -> IdentityProvider:
+        record = uow.connections.get(customer.slug, kind)
+        if record is None:
+            raise ValidationFailedError.single(
+                "identity_provider", f"{kind} is not configured for customer {customer.slug}"
+            )
+        return self.identity_providers(customer, kind, record.settings, self.open_secrets(record))
+
+    def tickets(self, uow: UnitOfWork) -> TicketSystem:
+        record = uow.connections.get_psa()
+        if record is None:
+            raise ValidationFailedError.single("ticket_id", "no PSA is configured (PUT /psa)")
+        return self.ticket_systems(record.kind, record.settings, self.open_secrets(record))
+
+
+def connection_context(customer: str | None, kind: str) -> str:
+    return f"connection:{customer or '*'}:{kind}"
+
+
+def require_role(user: User, *roles: str) -> None:
+    if user.role not in roles:
+        raise ForbiddenError(f"role {user.role!r} may not do this (needs {' or '.join(roles)})")
+
+
+def require_customer(
+    uow: UnitOfWork, user: User, slug: str, field_name: str = "customer"
+) -> Customer:
+    customer = uow.customers.get(slug)
+    if customer is None or not user.may_use(slug):
+        if field_name == "path":
+            raise NotFoundError("customer", slug)
+        raise ValidationFailedError.single(field_name, f"no customer {slug!r}")
+    return customer

@@ -1,0 +1,217 @@
+"""Driving a claimed grant forward: provision, expire, revoke. Called by the worker.
+
+Each outside call is bracketed by short transactions; progress is committed as it happens, so a
+crash at any point leaves a grant that the next attempt can finish. "Revoked" is only written
+after the identity provider's ``revoke`` returned, i.e. after it read the target back.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from jitadmin.core import texts
+from jitadmin.core.errors import AdapterError, TransientError
+from jitadmin.core.events import AuditEvent
+from jitadmin.core.grant import Grant, GrantState
+from jitadmin.ports import AccessSpec, IdentityProvider, RevokeSpec, UnitOfWork
+from jitadmin.services.context import ServiceContext, log
+from jitadmin.services.grants import password_context
+
+S = GrantState
+SYSTEM = "system:worker"
+
+
+def process_grant(ctx: ServiceContext, grant_id: str) -> GrantState | None:
+    """Do whatever the grant needs now; returns its state afterwards (None if it vanished)."""
+    with ctx.uow() as uow:
+        grant = uow.grants.get(grant_id)
+        if grant is None:
+            return None
+        now = ctx.clock.now()
+        if grant.state is S.ACTIVE and grant.expires_at <= now:
+            uow.audit.append(
+                grant.transition(S.REVOKING, actor="system:expiry", at=now, trigger="expiry")
+            )
+            uow.grants.save(grant)
+            uow.commit()
+        if grant.state not in (S.PROVISIONING, S.REVOKING, S.REVOKE_FAILED):
+            return grant.state
+        customer = uow.customers.get(grant.customer)
+        assert customer is not None, "grants always belong to a customer"
+        try:
+            identity = ctx.identity_for(uow, customer, grant.identity_provider)
+        except Exception as error:  # noqa: BLE001 - a broken connection must not stop the loop
+            identity = None
+            setup_error = error
+        sealed = uow.grants.password_sealed(grant.id) if grant.state is S.PROVISIONING else None
+    if identity is None:
+        return _record_failure(ctx, grant.id, TransientError(f"connection unusable: {setup_error}"))
+    if grant.state is S.PROVISIONING:
+        password = ctx.box.open(sealed, password_context(grant.id)) if sealed else ""
+        return _provision(ctx, identity, grant, password)
+    return _revoke(ctx, identity, grant)
+
+
+def _recorder(ctx: ServiceContext, grant_id: str) -> Any:
+    def record(step: str, data: dict[str, Any]) -> None:
+        with ctx.uow() as uow:
+            grant = uow.grants.get(grant_id)
+            if grant is None:
+                return
+            grant.account.update(data)
+            grant.steps.append(step)
+            uow.grants.save(grant)
+            uow.audit.append(
+                AuditEvent(
+                    kind=f"account.{step}",
+                    actor=SYSTEM,
+                    at=ctx.clock.now(),
+                    grant_id=grant_id,
+                    customer=grant.customer,
+                    data={k: v for k, v in data.items() if isinstance(v, str | int | bool | None)},
+                )
+            )
+            uow.commit()
+
+    return record
+
+
+def _provision(
+    ctx: ServiceContext, identity: IdentityProvider, grant: Grant, password: str
+) -> GrantState:
+    spec = AccessSpec(grant.id, grant.requester, password, grant.expires_at, dict(grant.account))
+    try:
+        result = identity.grant(spec, _recorder(ctx, grant.id))
+    except AdapterError as error:
+        return _record_failure(ctx, grant.id, error)
+    except Exception as error:  # noqa: BLE001 - unknown failures are retried, never lost
+        log.exception("grant %s: unexpected error while provisioning", grant.id)
+        return _record_failure(
+            ctx, grant.id, TransientError(f"unexpected error: {type(error).__name__}")
+        )
+    with ctx.uow() as uow:
+        current = uow.grants.get(grant.id)
+        assert current is not None
+        if current.state is not S.PROVISIONING:
+            # Revoked while we were provisioning: the revoke path will clean up.
+            return current.state
+        now = ctx.clock.now()
+        current.username = result.username
+        current.account.update(result.account)
+        # The clock starts when access really exists.
+        current.expires_at = now + timedelta(minutes=current.duration_minutes)
+        uow.audit.append(
+            current.transition(
+                S.ACTIVE, actor=SYSTEM, at=now, username=result.username,
+                expires_at=current.expires_at.isoformat(),
+            )
+        )  # fmt: skip
+        uow.grants.save(current)
+        uow.outbox.enqueue(
+            current, texts.marker(current.id, "granted"), texts.granted_note(current), now
+        )
+        uow.commit()
+    ctx.wake()
+    return S.ACTIVE
+
+
+def _revoke(ctx: ServiceContext, identity: IdentityProvider, grant: Grant) -> GrantState:
+    spec = RevokeSpec(grant.id, grant.requester, grant.username, dict(grant.account))
+    try:
+        identity.revoke(spec, _recorder(ctx, grant.id))
+    except AdapterError as error:
+        return _record_failure(ctx, grant.id, error)
+    except Exception as error:  # noqa: BLE001
+        log.exception("grant %s: unexpected error while revoking", grant.id)
+        return _record_failure(
+            ctx, grant.id, TransientError(f"unexpected error: {type(error).__name__}")
+        )
+    with ctx.uow() as uow:
+        current = uow.grants.get(grant.id)
+        assert current is not None
+        now = ctx.clock.now()
+        uow.audit.append(current.transition(S.REVOKED, actor=SYSTEM, at=now, verified=True))
+        uow.grants.save(current)
+        # The one-time password is worthless now; drop even its ciphertext.
+        uow.grants.set_password_sealed(current.id, None)
+        uow.outbox.enqueue(
+            current, texts.marker(current.id, "revoked"), texts.revoked_note(current), now
+        )
+        uow.commit()
+    log.info("grant %s revoked and verified", grant.id)
+    return S.REVOKED
+
+
+def _record_failure(ctx: ServiceContext, grant_id: str, error: Exception) -> GrantState:
+    """Count the attempt and schedule the next one, or move the grant on when out of budget."""
+    message = str(error)[:1000]
+    retry_after = getattr(error, "retry_after_s", None)
+    permanent = isinstance(error, AdapterError) and not isinstance(error, TransientError)
+    with ctx.uow() as uow:
+        grant = uow.grants.get(grant_id)
+        assert grant is not None
+        now = ctx.clock.now()
+        grant.attempts += 1
+        grant.last_error = message
+        if grant.state is S.PROVISIONING:
+            if permanent or grant.attempts >= ctx.tuning.provision_max_attempts:
+                _fail_provisioning(uow, grant, message, now)
+            else:
+                _schedule(ctx, grant, retry_after)
+        elif grant.state is S.REVOKING and grant.attempts >= ctx.tuning.revoke_max_attempts:
+            attempts = grant.attempts
+            uow.audit.append(
+                grant.transition(
+                    S.REVOKE_FAILED, actor=SYSTEM, at=now, error=message, attempts=attempts
+                )
+            )
+            grant.last_error = message
+            grant.next_attempt_at = now + timedelta(seconds=ctx.tuning.revoke_failed_interval_s)
+            uow.outbox.enqueue(
+                grant, texts.marker(grant.id, "revoke_failed"), texts.revoke_failed_note(grant), now
+            )
+            log.error(
+                "grant %s: revocation not verified after %d attempts: %s",
+                grant.id,
+                attempts,
+                message,
+            )
+        elif grant.state is S.REVOKE_FAILED:
+            delay = max(ctx.tuning.revoke_failed_interval_s, retry_after or 0.0)
+            grant.next_attempt_at = now + timedelta(seconds=delay)
+            log.error("grant %s: revocation still failing: %s", grant.id, message)
+        else:
+            _schedule(ctx, grant, retry_after)
+        uow.audit.append(
+            AuditEvent(
+                kind="grant.attempt_failed",
+                actor=SYSTEM,
+                at=now,
+                grant_id=grant.id,
+                customer=grant.customer,
+                data={"state": grant.state.value, "attempts": grant.attempts, "error": message},
+            )
+        )
+        uow.grants.save(grant)
+        uow.commit()
+        state = grant.state
+    ctx.wake()
+    return state
+
+
+def _schedule(ctx: ServiceContext, grant: Grant, retry_after: float | None) -> None:
+    delay = ctx.retry.delay(grant.attempts, retry_after)
+    grant.next_attempt_at = ctx.clock.now() + timedelta(seconds=delay)
+
+
+def _fail_provisioning(uow: UnitOfWork, grant: Grant, message: str, now: Any) -> None:
+    uow.audit.append(grant.transition(S.FAILED, actor=SYSTEM, at=now, error=message))
+    grant.last_error = message
+    uow.outbox.enqueue(
+        grant, texts.marker(grant.id, "failed"), texts.provision_failed_note(grant), now
+    )
+    # Whatever was half made is taken away by the normal, verified revoke path.
+    uow.audit.append(grant.transition(S.REVOKING, actor=SYSTEM, at=now, trigger="cleanup"))
+    grant.last_error = message
+    log.warning("grant %s: provisioning failed: %s", grant.id, message)

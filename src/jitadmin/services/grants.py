@@ -1,0 +1,294 @@
+"""Grant use cases for people: request, look, revoke now, extend, reveal the password."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from jitadmin.core import texts
+from jitadmin.core.errors import (
+    AdapterError,
+    AdapterNotFoundError,
+    ConflictError,
+    ForbiddenError,
+    JitError,
+    MisconfiguredError,
+    NotFoundError,
+    ValidationFailedError,
+)
+from jitadmin.core.events import AuditEvent
+from jitadmin.core.grant import Grant, GrantState
+from jitadmin.core.passwords import check_password, generate_password
+from jitadmin.core.policy import (
+    DEFAULT_MAX_DURATION_MINUTES,
+    IDENTITY_PROVIDERS,
+    CustomerPolicy,
+    GrantRequest,
+    check_duration,
+    check_reason,
+    validate_request,
+)
+from jitadmin.ports import Customer, TicketSystem, UnitOfWork, User
+from jitadmin.services.context import ADMIN, AUDITOR, ServiceContext, require_customer, require_role
+
+S = GrantState
+
+
+class UpstreamUnavailableError(JitError):
+    """A system we must ask first (the PSA, Graph...) did not answer; nothing was written."""
+
+
+@dataclass(frozen=True)
+class RequestedGrant:
+    grant: Grant
+    password: str
+
+
+def password_context(grant_id: str) -> str:
+    return f"grant:{grant_id}:password"
+
+
+def _max_minutes(customer: Customer) -> int:
+    return customer.max_duration_minutes or DEFAULT_MAX_DURATION_MINUTES
+
+
+def _check_ticket(system: TicketSystem, customer: Customer, ticket_id: str) -> None:
+    try:
+        ticket = system.get_ticket(ticket_id)
+    except AdapterNotFoundError as error:
+        raise ValidationFailedError.single(
+            "ticket_id", f"no ticket {ticket_id!r} in the PSA"
+        ) from error
+    except MisconfiguredError as error:
+        raise UpstreamUnavailableError(f"the PSA refused our credentials: {error}") from error
+    except AdapterError as error:
+        raise UpstreamUnavailableError(f"the PSA did not answer: {error}") from error
+    if ticket.company_id != str(customer.psa_company_id):
+        raise ValidationFailedError.single(
+            "ticket_id", f"ticket {ticket_id} belongs to another customer"
+        )
+    if ticket.is_closed:
+        raise ValidationFailedError.single("ticket_id", f"ticket {ticket_id} is closed")
+
+
+def request_grant(
+    ctx: ServiceContext,
+    actor: User,
+    *,
+    customer: str,
+    identity_provider: str,
+    ticket_id: str,
+    duration_minutes: int,
+    reason: str,
+    password: str | None = None,
+) -> RequestedGrant:
+    """Validate everything, then write the grant and its events in one transaction."""
+    with ctx.uow() as uow:
+        found = require_customer(uow, actor, customer)
+        policy = CustomerPolicy(frozenset(uow.connections.kinds(found.slug)), _max_minutes(found))
+        request = GrantRequest(
+            found.slug, identity_provider, str(ticket_id), duration_minutes, reason
+        )
+        validate_request(request, policy)
+        if password is not None:
+            check_password(password)
+        _refuse_second_grant(uow, actor.username, found.slug, identity_provider)
+        ticket_system = ctx.tickets(uow)
+        identity = ctx.identity_for(uow, found, identity_provider)
+    # Outside calls happen with no transaction open, so they never hold the database.
+    _check_ticket(ticket_system, found, request.ticket_id)
+    grant_id = str(uuid.uuid4())
+    try:
+        username = identity.planned_username(grant_id, actor.username)
+    except AdapterError as error:
+        raise UpstreamUnavailableError(f"the identity provider did not answer: {error}") from error
+    secret = password or generate_password()
+    if password is not None:
+        check_password(password, account_name=username.split("@")[0])
+    now = ctx.clock.now()
+    grant = Grant(
+        id=grant_id,
+        customer=found.slug,
+        identity_provider=identity_provider,
+        ticket_id=request.ticket_id,
+        requester=actor.username,
+        reason=check_reason(reason),
+        duration_minutes=duration_minutes,
+        created_at=now,
+        expires_at=now + timedelta(minutes=duration_minutes),
+        username=username,
+    )
+    requested = AuditEvent(
+        kind="grant.requested",
+        actor=actor.username,
+        at=now,
+        grant_id=grant.id,
+        customer=grant.customer,
+        data={
+            "identity_provider": identity_provider,
+            "ticket_id": grant.ticket_id,
+            "duration_minutes": duration_minutes,
+            "reason": grant.reason,
+            "username": username,
+            "password_chosen_by_requester": password is not None,
+        },
+    )
+    provisioning = grant.transition(S.PROVISIONING, actor="system:policy", at=now)
+    with ctx.uow() as uow:
+        # Re-checked inside the write transaction: two racing requests cannot both pass.
+        _refuse_second_grant(uow, actor.username, found.slug, identity_provider)
+        uow.grants.add(grant, ctx.box.seal(secret, password_context(grant.id)))
+        uow.audit.append(requested)
+        uow.audit.append(provisioning)
+        uow.commit()
+    ctx.wake()
+    return RequestedGrant(grant, secret)
+
+
+def _refuse_second_grant(uow: UnitOfWork, requester: str, customer: str, kind: str) -> None:
+    existing = uow.grants.find_unfinished(requester, customer, kind)
+    if existing is not None:
+        raise ConflictError(
+            f"you already have a {existing.state.value} grant ({existing.id}) for {customer} on "
+            f"{kind}; extend it with POST /api/v1/grants/{existing.id}/extend instead",
+            existing_id=existing.id,
+        )
+
+
+def visible_grant(uow: UnitOfWork, actor: User, grant_id: str) -> Grant:
+    grant = uow.grants.get(grant_id)
+    if grant is None or not _may_see(actor, grant):
+        raise NotFoundError("grant", grant_id)
+    return grant
+
+
+def _may_see(actor: User, grant: Grant) -> bool:
+    return actor.role in (ADMIN, AUDITOR) or grant.requester == actor.username
+
+
+def list_grants(
+    ctx: ServiceContext, actor: User, *, state: str | None = None, customer: str | None = None
+) -> list[Grant]:
+    if state is not None and state not in {s.value for s in GrantState}:
+        raise ValidationFailedError.single(
+            "state", f"must be one of {', '.join(s.value for s in GrantState)}"
+        )
+    requester = None if actor.role in (ADMIN, AUDITOR) else actor.username
+    with ctx.uow() as uow:
+        return uow.grants.list(state=state, customer=customer, requester=requester)
+
+
+def show_grant(ctx: ServiceContext, actor: User, grant_id: str) -> tuple[Grant, list[AuditEvent]]:
+    with ctx.uow() as uow:
+        grant = visible_grant(uow, actor, grant_id)
+        events = [
+            AuditEvent(e.kind, e.actor, e.at, e.grant_id, e.customer, e.data)
+            for e in uow.audit.list(grant_id=grant_id)
+        ]
+        return grant, events
+
+
+def revoke_now(ctx: ServiceContext, actor: User, grant_id: str) -> Grant:
+    """Ask for revocation; idempotent for grants already on their way out."""
+    with ctx.uow() as uow:
+        grant = visible_grant(uow, actor, grant_id)
+        if actor.role == AUDITOR:
+            raise ForbiddenError("auditors may not revoke grants")
+        if grant.state in (S.REVOKING, S.REVOKE_FAILED, S.REVOKED):
+            return grant
+        if grant.state not in (S.PROVISIONING, S.ACTIVE, S.FAILED):
+            raise ConflictError(f"a {grant.state.value} grant cannot be revoked")
+        now = ctx.clock.now()
+        grant.revoke_requested_by = actor.username
+        event = grant.transition(S.REVOKING, actor=actor.username, at=now, trigger="revoke")
+        uow.grants.save(grant)
+        uow.audit.append(event)
+        uow.commit()
+    ctx.wake()
+    return grant
+
+
+def extend_grant(ctx: ServiceContext, actor: User, grant_id: str, minutes: object) -> Grant:
+    with ctx.uow() as uow:
+        grant = visible_grant(uow, actor, grant_id)
+        if actor.role != ADMIN and grant.requester != actor.username:
+            raise ForbiddenError("only the requester or an admin may extend a grant")
+        customer = uow.customers.get(grant.customer)
+        assert customer is not None
+        maximum = _max_minutes(customer)
+        check_duration(minutes, maximum, "minutes")
+        assert isinstance(minutes, int)
+        if grant.state is not S.ACTIVE:
+            raise ConflictError(
+                f"only an active grant can be extended (this one is {grant.state.value})"
+            )
+        now = ctx.clock.now()
+        new_expiry = grant.expires_at + timedelta(minutes=minutes)
+        if new_expiry - now > timedelta(minutes=maximum):
+            raise ValidationFailedError.single(
+                "minutes", f"would leave more than {maximum} minutes of access from now"
+            )
+        previous = grant.expires_at
+        grant.expires_at = new_expiry
+        grant.duration_minutes += minutes
+        sequence = sum(1 for step in grant.steps if step.startswith("extended")) + 1
+        grant.steps.append(f"extended-{sequence}")
+        uow.grants.save(grant)
+        uow.audit.append(
+            AuditEvent(
+                kind="grant.extended",
+                actor=actor.username,
+                at=now,
+                grant_id=grant.id,
+                customer=grant.customer,
+                data={
+                    "minutes": minutes,
+                    "from": previous.isoformat(),
+                    "to": new_expiry.isoformat(),
+                },
+            )
+        )
+        uow.outbox.enqueue(
+            grant, texts.marker(grant.id, f"extended-{sequence}"),
+            texts.extended_note(grant, sequence, minutes), now,
+        )  # fmt: skip
+        uow.commit()
+    ctx.wake()
+    return grant
+
+
+def reveal_password(ctx: ServiceContext, actor: User, grant_id: str, reason: str | None) -> str:
+    """Admins only; the reveal is audited before the password leaves this function."""
+    require_role(actor, ADMIN)
+    with ctx.uow() as uow:
+        grant = visible_grant(uow, actor, grant_id)
+        sealed = uow.grants.password_sealed(grant_id)
+        if sealed is None or grant.state in (S.REVOKED, S.DENIED):
+            raise ConflictError("this grant's password no longer exists (the grant has ended)")
+        password = ctx.box.open(sealed, password_context(grant_id))
+        uow.audit.append(
+            AuditEvent(
+                kind="grant.password_revealed",
+                actor=actor.username,
+                at=ctx.clock.now(),
+                grant_id=grant.id,
+                customer=grant.customer,
+                data={"reason": (reason or "").strip()[:500]},
+            )
+        )
+        uow.commit()
+    return password
+
+
+__all__ = [
+    "IDENTITY_PROVIDERS",
+    "RequestedGrant",
+    "UpstreamUnavailableError",
+    "extend_grant",
+    "list_grants",
+    "request_grant",
+    "reveal_password",
+    "revoke_now",
+    "show_grant",
+]

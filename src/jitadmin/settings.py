@@ -1,0 +1,74 @@
+"""Settings from the environment (``JITADMIN_`` prefix). Secrets may come from ``*_FILE``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_SECRET_KEY_LENGTH = 32
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="JITADMIN_", extra="ignore")
+
+    data_dir: Path = Path(".data")
+    database_url: str | None = None
+    secret_key: SecretStr | None = None
+    secret_key_file: Path | None = None
+    previous_secret_keys: list[SecretStr] = Field(default_factory=list)
+
+    # Worker tuning.
+    worker_concurrency: int = Field(default=8, ge=1, le=256)
+    worker_per_tenant: int = Field(default=2, ge=1, le=64)
+    worker_lease_seconds: float = Field(default=30.0, gt=0)
+    worker_max_idle_seconds: float = Field(default=5.0, gt=0)
+    retry_base_seconds: float = Field(default=2.0, gt=0)
+    retry_cap_seconds: float = Field(default=120.0, gt=0)
+    revoke_max_attempts: int = Field(default=6, ge=1)
+    revoke_failed_interval_seconds: float = Field(default=300.0, gt=0)
+    provision_max_attempts: int = Field(default=6, ge=1)
+    # Graph client budget per call before the worker reschedules.
+    graph_retry_budget_seconds: float = Field(default=60.0, gt=0)
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_SECRET_KEY_LENGTH:
+            raise ValueError(f"must be at least {MIN_SECRET_KEY_LENGTH} characters")
+        return value
+
+    @model_validator(mode="after")
+    def _read_key_file(self) -> Settings:
+        if self.secret_key is None and self.secret_key_file is not None:
+            key = self.secret_key_file.read_text().strip()
+            if len(key) < MIN_SECRET_KEY_LENGTH:
+                raise ValueError(
+                    f"JITADMIN_SECRET_KEY_FILE must hold at least {MIN_SECRET_KEY_LENGTH} characters"
+                )
+            self.secret_key = SecretStr(key)
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'jitadmin.db').resolve()}"
+
+    def require_secret_key(self) -> str:
+        if self.secret_key is None:
+            raise ValueError(
+                "JITADMIN_SECRET_KEY (or JITADMIN_SECRET_KEY_FILE) is not set; "
+                "`jitadmin keys generate` prints one"
+            )
+        return self.secret_key.get_secret_value()
+
+
+def load_settings(**overrides: object) -> Settings:
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def environment_has_secret() -> bool:
+    return bool(os.environ.get("JITADMIN_SECRET_KEY") or os.environ.get("JITADMIN_SECRET_KEY_FILE"))

@@ -1,0 +1,107 @@
+"""Composition root: Settings → database, secret box, clock, adapters → services and worker."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from jitadmin.adapters.clock import SystemClock
+from jitadmin.adapters.connectwise import ConnectWiseTickets
+from jitadmin.adapters.m365_graph import M365Connection, M365IdentityProvider
+from jitadmin.adapters.secretbox import AesGcmSecretBox
+from jitadmin.core.errors import ValidationFailedError
+from jitadmin.core.retry import RetryPolicy
+from jitadmin.db import migrate
+from jitadmin.db.session import Database
+from jitadmin.ports import Clock, Customer, IdentityProvider, TicketSystem
+from jitadmin.services.context import ServiceContext, WorkerTuning
+from jitadmin.settings import Settings
+
+
+def _fingerprint(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass
+class AdapterCache:
+    """One adapter per connection version, so token caches and HTTP pools are reused."""
+
+    graph_retry_budget_s: float = 60.0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _items: dict[str, Any] = field(default_factory=dict)
+
+    def _cached(self, key: str, build: Any) -> Any:
+        with self._lock:
+            if key not in self._items:
+                self._items[key] = build()
+            return self._items[key]
+
+    def identity(
+        self, customer: Customer, kind: str, settings: dict[str, Any], secrets: dict[str, Any]
+    ) -> IdentityProvider:
+        key = _fingerprint("idp", customer, kind, settings, secrets)
+        if kind == "m365":
+            connection = M365Connection(
+                tenant_id=settings["tenant_id"],
+                client_id=settings["client_id"],
+                client_secret=secrets["client_secret"],
+                authority_url=settings.get("authority_url") or "https://login.microsoftonline.com",
+                graph_url=settings.get("graph_url") or "https://graph.microsoft.com/v1.0",
+                domain=settings.get("domain"),
+            )
+            provider: IdentityProvider = self._cached(
+                key, lambda: M365IdentityProvider(connection, retry_budget_s=self.graph_retry_budget_s)
+            )
+            return provider
+        raise ValidationFailedError.single("identity_provider", f"{kind} is not supported yet")
+
+    def tickets(self, kind: str, settings: dict[str, Any], secrets: dict[str, Any]) -> TicketSystem:
+        key = _fingerprint("psa", kind, settings, secrets)
+        if kind == "connectwise":
+            system: TicketSystem = self._cached(
+                key,
+                lambda: ConnectWiseTickets(
+                    settings["base_url"],
+                    settings["company_id"],
+                    settings["public_key"],
+                    secrets["private_key"],
+                    settings["client_id"],
+                ),
+            )
+            return system
+        raise ValidationFailedError.single("kind", f"PSA {kind} is not supported yet")
+
+
+@dataclass
+class App:
+    settings: Settings
+    database: Database
+    ctx: ServiceContext
+    def close(self) -> None:
+        self.database.dispose()
+
+
+def build(settings: Settings, *, clock: Clock | None = None, upgrade: bool = True) -> App:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    database = Database(settings.effective_database_url)
+    if upgrade:
+        migrate.upgrade(database.engine)
+    previous = tuple(k.get_secret_value() for k in settings.previous_secret_keys)
+    cache = AdapterCache(graph_retry_budget_s=settings.graph_retry_budget_seconds)
+    ctx = ServiceContext(
+        uow=database.uow,
+        clock=clock or SystemClock(),
+        box=AesGcmSecretBox(settings.require_secret_key(), previous),
+        identity_providers=cache.identity,
+        ticket_systems=cache.tickets,
+        retry=RetryPolicy(base_s=settings.retry_base_seconds, cap_s=settings.retry_cap_seconds),
+        tuning=WorkerTuning(
+            provision_max_attempts=settings.provision_max_attempts,
+            revoke_max_attempts=settings.revoke_max_attempts,
+            revoke_failed_interval_s=settings.revoke_failed_interval_seconds,
+        ),
+    )
+    return App(settings=settings, database=database, ctx=ctx)

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from jitadmin.core import naming
+from jitadmin.core.errors import ValidationFailedError
+from jitadmin.core.passwords import (
+    CLASSES,
+    DEFAULT_LENGTH,
+    check_password,
+    character_classes,
+    generate_password,
+)
+
+LOOKALIKES = set("0Oo1lI|5S2Z")
+
+
+def test_rewst_style_ad_name_when_it_fits() -> None:
+    assert naming.ad_sam_account_name("Example.User@msp.example", "pedro") == "example.user-pedro"
+
+
+def test_long_ad_name_is_cut_to_20_with_a_stable_hash() -> None:
+    sam = naming.ad_sam_account_name("example.user@msp.example", "pedroaviary")
+    assert len(sam) <= 20
+    assert re.fullmatch(r"example.user-[0-9a-f]{6}", sam)
+    assert sam == naming.ad_sam_account_name("Example.User@msp.example", "PedroAviary")
+    assert sam != naming.ad_sam_account_name("example.user@msp.example", "northwind-traders")
+    assert naming.ad_account_name("example.user@msp.example", "pedroaviary") == "example.user-pedroaviary"
+
+
+def test_ad_name_drops_forbidden_characters() -> None:
+    sam = naming.ad_sam_account_name('we"ird/[na]me@x', "p")
+    assert not set(sam) & set('"/\\[]:;|=,+*?<>')
+
+
+def test_m365_upn_is_per_grant_and_on_the_given_domain() -> None:
+    upn = naming.m365_user_principal_name("Example.User@msp.example", "3f2a9c1e-0000", "Pedro.onmicrosoft.com")
+    assert upn == "jit-example.user-3f2a9c@pedro.onmicrosoft.com"
+    assert len(naming.m365_mail_nickname("x" * 200 + "@a", "abcdef12")) <= naming.MAIL_NICKNAME_MAX
+
+
+def test_requester_without_usable_characters_still_gets_a_name() -> None:
+    assert naming.requester_local_part("ÄÖÜ@msp.example") == "tech"
+
+
+@pytest.mark.parametrize("_", range(200))
+def test_generated_passwords_meet_every_rule(_: int) -> None:
+    password = generate_password()
+    assert len(password) == DEFAULT_LENGTH
+    assert all(any(c in cls for c in password) for cls in CLASSES)
+    assert not set(password) & LOOKALIKES
+    assert character_classes(password) == 4
+    check_password(password)
+
+
+def test_generated_passwords_differ() -> None:
+    assert len({generate_password() for _ in range(100)}) == 100
+
+
+def test_too_short_generation_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 16"):
+        generate_password(12)
+
+
+@pytest.mark.parametrize(
+    ("password", "rule"),
+    [("Short1!", "16 to 128"), ("alllowercaseletters", "three of"), ("Pässwörd-1234567890", "ASCII")],
+)
+def test_weak_chosen_passwords_are_refused_without_echoing_them(password: str, rule: str) -> None:
+    with pytest.raises(ValidationFailedError) as caught:
+        check_password(password)
+    assert rule in str(caught.value)
+    assert password not in str(caught.value)
+
+
+def test_chosen_password_must_not_contain_the_account_name() -> None:
+    with pytest.raises(ValidationFailedError, match="account name"):
+        check_password("Xx#jit-alice-abc123!!", account_name="jit-alice-abc123")
