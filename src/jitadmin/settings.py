@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     provision_max_attempts: int = Field(default=6, ge=1)
     # Graph client budget per call before the worker reschedules.
     graph_retry_budget_seconds: float = Field(default=60.0, gt=0)
+    graph_backoff_base_seconds: float = Field(default=1.0, gt=0)
 
     @field_validator("secret_key")
     @classmethod
@@ -46,7 +47,8 @@ class Settings(BaseSettings):
             key = self.secret_key_file.read_text().strip()
             if len(key) < MIN_SECRET_KEY_LENGTH:
                 raise ValueError(
-                    f"JITADMIN_SECRET_KEY_FILE must hold at least {MIN_SECRET_KEY_LENGTH} characters"
+                    "JITADMIN_SECRET_KEY_FILE must hold at least "
+                    f"{MIN_SECRET_KEY_LENGTH} characters"
                 )
             self.secret_key = SecretStr(key)
         return self

@@ -30,6 +30,7 @@ class AdapterCache:
     """One adapter per connection version, so token caches and HTTP pools are reused."""
 
     graph_retry_budget_s: float = 60.0
+    graph_backoff_base_s: float = 1.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _items: dict[str, Any] = field(default_factory=dict)
 
@@ -53,7 +54,12 @@ class AdapterCache:
                 domain=settings.get("domain"),
             )
             provider: IdentityProvider = self._cached(
-                key, lambda: M365IdentityProvider(connection, retry_budget_s=self.graph_retry_budget_s)
+                key,
+                lambda: M365IdentityProvider(
+                    connection,
+                    budget_s=self.graph_retry_budget_s,
+                    backoff_base_s=self.graph_backoff_base_s,
+                ),
             )
             return provider
         raise ValidationFailedError.single("identity_provider", f"{kind} is not supported yet")
@@ -80,6 +86,7 @@ class App:
     settings: Settings
     database: Database
     ctx: ServiceContext
+
     def close(self) -> None:
         self.database.dispose()
 
@@ -90,7 +97,10 @@ def build(settings: Settings, *, clock: Clock | None = None, upgrade: bool = Tru
     if upgrade:
         migrate.upgrade(database.engine)
     previous = tuple(k.get_secret_value() for k in settings.previous_secret_keys)
-    cache = AdapterCache(graph_retry_budget_s=settings.graph_retry_budget_seconds)
+    cache = AdapterCache(
+        graph_retry_budget_s=settings.graph_retry_budget_seconds,
+        graph_backoff_base_s=settings.graph_backoff_base_seconds,
+    )
     ctx = ServiceContext(
         uow=database.uow,
         clock=clock or SystemClock(),

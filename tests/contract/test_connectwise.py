@@ -28,7 +28,6 @@ from jitadmin.emulators.seed import CUSTOMERS, SeedCredentials, SeedCustomer
 T = TypeVar("T")
 
 PEDRO = CUSTOMERS[0]
-NORTHWIND = CUSTOMERS[1]
 # A customer without seed tickets: the paging test fills it without disturbing the others.
 BIGCO = SeedCustomer(
     slug="bigco",
@@ -183,7 +182,11 @@ def test_ticket_list_filters_sorts_and_projects(world: World) -> None:
     assert response.status_code == 200
     tickets = response.json()
     assert ids(tickets) == sorted(map(int, PEDRO.open_ticket_ids), reverse=True)
-    assert tickets[0] == {"id": 48213, "status": {"name": "Waiting on Client"}, "company": {"id": 250}}
+    assert tickets[0] == {
+        "id": 48213,
+        "status": {"name": "Waiting on Client"},
+        "company": {"id": 250},
+    }
 
 
 def test_paging_sends_link_headers_and_caps_page_size(world: World) -> None:
@@ -224,7 +227,7 @@ def test_search_and_count_share_the_conditions_grammar(world: World) -> None:
         ("not closedFlag=true and company/id=251", [48301, 48302]),
         ('company/identifier="northwind" and status/name not in ("New")', [48299, 48301]),
         ("id >= 48301", [48301, 48302]),
-        ("closedFlag=False and company/id=250 and board/name=\"Help Desk\"", [48211, 48212, 48213]),
+        ('closedFlag=False and company/id=250 and board/name="Help Desk"', [48211, 48212, 48213]),
     ],
 )
 def test_conditions_operators(world: World, conditions: str, expected: list[int]) -> None:
@@ -413,6 +416,14 @@ def test_bad_key_is_misconfigured(world: World) -> None:
     with world.adapter(private_key="not-the-key") as adapter, pytest.raises(MisconfiguredError):
         adapter.get_ticket("48211")
     assert len(world.journal()) == 1  # not retried
+
+
+def test_wrong_codebase_is_misconfigured_not_an_empty_list(world: World) -> None:
+    with world.adapter(base_url=f"{world.url}/v2025_1/apis/3.0") as adapter:
+        with pytest.raises(MisconfiguredError):
+            adapter.list_open_tickets("250")
+        with pytest.raises(MisconfiguredError):
+            adapter.list_open_tickets("PedroAviary")  # an identifier where the id belongs
 
 
 def test_forbidden_is_misconfigured(world: World) -> None:

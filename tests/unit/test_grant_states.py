@@ -28,7 +28,9 @@ def test_the_table_covers_every_state() -> None:
 
 
 @pytest.mark.parametrize(("current", "target"), LEGAL)
-def test_legal_transition_moves_and_returns_its_event(current: GrantState, target: GrantState) -> None:
+def test_legal_transition_moves_and_returns_its_event(
+    current: GrantState, target: GrantState
+) -> None:
     grant = make_grant(current)
     grant.attempts = 3
     event = grant.transition(target, actor="someone", at=NOW)
@@ -40,7 +42,9 @@ def test_legal_transition_moves_and_returns_its_event(current: GrantState, targe
 
 
 @pytest.mark.parametrize(("current", "target"), ILLEGAL)
-def test_illegal_transition_is_refused_and_changes_nothing(current: GrantState, target: GrantState) -> None:
+def test_illegal_transition_is_refused_and_changes_nothing(
+    current: GrantState, target: GrantState
+) -> None:
     grant = make_grant(current)
     with pytest.raises(InvalidTransitionError):
         grant.transition(target, actor="someone", at=NOW)

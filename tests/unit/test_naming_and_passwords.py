@@ -9,8 +9,8 @@ from jitadmin.core.errors import ValidationFailedError
 from jitadmin.core.passwords import (
     CLASSES,
     DEFAULT_LENGTH,
-    check_password,
     character_classes,
+    check_password,
     generate_password,
 )
 
@@ -27,7 +27,10 @@ def test_long_ad_name_is_cut_to_20_with_a_stable_hash() -> None:
     assert re.fullmatch(r"example.user-[0-9a-f]{6}", sam)
     assert sam == naming.ad_sam_account_name("Example.User@msp.example", "PedroAviary")
     assert sam != naming.ad_sam_account_name("example.user@msp.example", "northwind-traders")
-    assert naming.ad_account_name("example.user@msp.example", "pedroaviary") == "example.user-pedroaviary"
+    assert (
+        naming.ad_account_name("example.user@msp.example", "pedroaviary")
+        == "example.user-pedroaviary"
+    )
 
 
 def test_ad_name_drops_forbidden_characters() -> None:
@@ -36,7 +39,9 @@ def test_ad_name_drops_forbidden_characters() -> None:
 
 
 def test_m365_upn_is_per_grant_and_on_the_given_domain() -> None:
-    upn = naming.m365_user_principal_name("Example.User@msp.example", "3f2a9c1e-0000", "Pedro.onmicrosoft.com")
+    upn = naming.m365_user_principal_name(
+        "Example.User@msp.example", "3f2a9c1e-0000", "Pedro.onmicrosoft.com"
+    )
     assert upn == "jit-example.user-3f2a9c@pedro.onmicrosoft.com"
     assert len(naming.m365_mail_nickname("x" * 200 + "@a", "abcdef12")) <= naming.MAIL_NICKNAME_MAX
 
@@ -66,7 +71,11 @@ def test_too_short_generation_is_refused() -> None:
 
 @pytest.mark.parametrize(
     ("password", "rule"),
-    [("Short1!", "16 to 128"), ("alllowercaseletters", "three of"), ("Pässwörd-1234567890", "ASCII")],
+    [
+        ("Short1!", "16 to 128"),
+        ("alllowercaseletters", "three of"),
+        ("Pässwörd-1234567890", "ASCII"),
+    ],
 )
 def test_weak_chosen_passwords_are_refused_without_echoing_them(password: str, rule: str) -> None:
     with pytest.raises(ValidationFailedError) as caught:

@@ -46,7 +46,9 @@ def test_per_customer_maximum_overrides_the_default() -> None:
     validate_request(request(duration_minutes=720), roomy)
 
 
-@pytest.mark.parametrize(("reason", "rule"), [("", "is required"), ("   ", "is required"), ("too short", "at least 10")])
+@pytest.mark.parametrize(
+    ("reason", "rule"), [("", "is required"), ("   ", "is required"), ("too short", "at least 10")]
+)
 def test_reason_is_required_and_long_enough(reason: str, rule: str) -> None:
     with pytest.raises(ValidationFailedError) as caught:
         validate_request(request(reason=reason), POLICY)
@@ -62,7 +64,10 @@ def test_unknown_identity_provider() -> None:
 def test_identity_provider_must_be_configured_for_the_customer() -> None:
     with pytest.raises(ValidationFailedError) as caught:
         validate_request(request(identity_provider="ad"), POLICY)
-    assert fields_of(caught.value)["identity_provider"] == "ad is not configured for customer pedroaviary"
+    assert (
+        fields_of(caught.value)["identity_provider"]
+        == "ad is not configured for customer pedroaviary"
+    )
 
 
 def test_every_broken_field_is_reported_at_once() -> None:

@@ -66,7 +66,7 @@ class ConnectWiseTickets:
         self._headers = {"clientId": client_id, "Accept": _ACCEPT, "Cache-Control": "no-cache"}
         self._timeout = httpx.Timeout(timeout_s)
         self._owns_http = http is None
-        self._http = http if http is not None else httpx.Client(follow_redirects=False)
+        self._http = http if http is not None else httpx.Client()
         self._get_attempts = max(1, get_attempts)
         self._backoff_s = retry_backoff_s
         self._max_retry_wait_s = max_retry_wait_s
@@ -136,9 +136,13 @@ class ConnectWiseTickets:
             "processNotifications": False,
         }
         response = self._send("POST", self._url(f"service/tickets/{tid}/notes"), json=body)
-        note = _json(response)
+        try:
+            note = response.json()
+        except ValueError:
+            note = None
         if not isinstance(note, Mapping) or "id" not in note:
-            raise MisconfiguredError("ConnectWise answered the note POST without a note id")
+            # The note may well be stored: transient, so the outbox looks for its marker.
+            raise TransientError("ConnectWise accepted the note POST but sent no note id")
         return str(note["id"])
 
     # --- HTTP ---------------------------------------------------------------------------

@@ -19,7 +19,6 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -30,16 +29,14 @@ from jitadmin.adapters.graph_auth import (
     MsalTokenProvider,
     check_endpoint,
     graph_scope,
-    parse_retry_after,
 )
-from jitadmin.core.errors import (
-    AdapterError,
-    AdapterNotFoundError,
-    AlreadyExistsError,
-    MisconfiguredError,
-    RejectedError,
-    TransientError,
+from jitadmin.adapters.graph_errors import (
+    GraphNotFoundError,
+    parse_error,
+    sensitive_values,
+    typed_error,
 )
+from jitadmin.core.errors import AdapterError, MisconfiguredError, TransientError
 from jitadmin.core.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -50,119 +47,6 @@ NOT_YET_REPLICATED: tuple[tuple[int, str], ...] = ((404, "Request_ResourceNotFou
 DENIED_UNTIL_REPLICATED: tuple[tuple[int, str], ...] = ((403, "Authorization_RequestDenied"),)
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE"})
 _MAX_PAGES = 1000
-_MAX_MESSAGE = 300
-
-
-# --- typed errors (all inside the shared adapter taxonomy) -----------------------------
-
-
-class GraphNotFoundError(AdapterNotFoundError):
-    """404: the object does not exist (or is not visible yet)."""
-
-
-class GraphConflictError(AlreadyExistsError):
-    """400 with ``details[].code == ObjectConflict`` (e.g. UPN taken), or 409."""
-
-
-class GraphBadRequestError(RejectedError):
-    """Any other 400: Graph refused the input."""
-
-
-class WeakPasswordError(GraphBadRequestError):
-    """400: the password does not meet Entra's complexity rules."""
-
-
-class GraphForbiddenError(MisconfiguredError):
-    """403 ``Authorization_RequestDenied``: the app lacks a permission or directory role."""
-
-
-@dataclass(frozen=True)
-class GraphErrorBody:
-    """The parts of a Graph error response (spec §3.1) that code may branch on."""
-
-    status: int
-    code: str | None
-    message: str
-    detail_codes: tuple[str, ...]
-    request_id: str | None
-    retry_after_s: float | None
-
-
-def parse_error(response: httpx.Response) -> GraphErrorBody:
-    code: str | None = None
-    message = ""
-    details: list[str] = []
-    try:
-        payload = response.json()
-    except ValueError:
-        payload = None
-    error = payload.get("error") if isinstance(payload, dict) else None
-    if isinstance(error, dict):
-        raw_code, raw_message = error.get("code"), error.get("message")
-        code = raw_code if isinstance(raw_code, str) else None
-        message = raw_message if isinstance(raw_message, str) else ""
-        for detail in error.get("details") or []:
-            if isinstance(detail, dict) and isinstance(detail.get("code"), str):
-                details.append(detail["code"])
-    return GraphErrorBody(
-        status=response.status_code,
-        code=code,
-        message=message,
-        detail_codes=tuple(details),
-        request_id=response.headers.get("request-id"),
-        retry_after_s=parse_retry_after(response.headers.get("Retry-After")),
-    )
-
-
-def _scrub(text: str, secrets: Collection[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
-
-
-def _sensitive_values(body: Any) -> list[str]:
-    """Every string under a key that names a password or secret, at any depth."""
-    found: list[str] = []
-    if isinstance(body, Mapping):
-        for key, value in body.items():
-            lowered = str(key).lower()
-            if isinstance(value, str) and ("password" in lowered or "secret" in lowered):
-                found.append(value)
-            else:
-                found.extend(_sensitive_values(value))
-    elif isinstance(body, list | tuple):
-        for item in body:
-            found.extend(_sensitive_values(item))
-    return found
-
-
-_ERROR_BY_STATUS: dict[int, type[AdapterError]] = {
-    401: MisconfiguredError,  # only raised after a freshly acquired token was refused too
-    403: GraphForbiddenError,
-    404: GraphNotFoundError,
-    409: GraphConflictError,
-}
-
-
-def typed_error(label: str, err: GraphErrorBody, secrets: Collection[str] = ()) -> AdapterError:
-    """Map a Graph error to the adapter taxonomy; the message never carries a secret."""
-    text = f"{label}: HTTP {err.status}"
-    if err.message:
-        text += f" - {_scrub(err.message, secrets)[:_MAX_MESSAGE]}"
-    if err.request_id:
-        text += f" [request-id {err.request_id}]"
-    if err.status == 400 and "ObjectConflict" in err.detail_codes:
-        return GraphConflictError(text, vendor_code="ObjectConflict")
-    lowered = err.message.lower()
-    if err.status == 400 and "password" in lowered and "complexity" in lowered:
-        # The one message test the spec allows: Graph reuses Request_BadRequest for it.
-        return WeakPasswordError(
-            f"{label}: the password does not meet Entra's complexity rules", vendor_code=err.code
-        )
-    if err.status == 429 or err.status >= 500:
-        return TransientError(text, vendor_code=err.code, retry_after_s=err.retry_after_s)
-    return _ERROR_BY_STATUS.get(err.status, GraphBadRequestError)(text, vendor_code=err.code)
 
 
 class TokenProvider(Protocol):
@@ -340,7 +224,7 @@ class GraphClient:
         url = path if path.startswith(("http://", "https://")) else self._base + path
         label = f"Graph {method} {label_path or path}"
         safe = method in _IDEMPOTENT_METHODS if idempotent is None else idempotent
-        secrets = _sensitive_values(body)
+        secrets = sensitive_values(body)
         correlation = str(uuid.uuid4())
         started = self._monotonic()
         reauthenticated = False

@@ -12,8 +12,10 @@ from urllib.parse import quote
 from jitadmin.adapters.graph_client import (
     DENIED_UNTIL_REPLICATED,
     NOT_YET_REPLICATED,
-    GraphBadRequestError,
     GraphClient,
+)
+from jitadmin.adapters.graph_errors import (
+    GraphBadRequestError,
     GraphConflictError,
     GraphNotFoundError,
 )
@@ -46,11 +48,7 @@ def display_name(grant_id: str) -> str:
 def is_ours(user: dict[str, Any], grant_id: str) -> bool:
     """Tagged by us for this grant: the tag alone could be copied, the grant id pins it."""
     name = user.get("displayName")
-    return (
-        user.get("employeeType") == MANAGED_TAG
-        and isinstance(name, str)
-        and grant_id in name
-    )
+    return user.get("employeeType") == MANAGED_TAG and isinstance(name, str) and grant_id in name
 
 
 def is_ours_deleted(item: dict[str, Any], grant_id: str) -> bool:

@@ -31,9 +31,7 @@ def check_duration(minutes: object, maximum: int, field_name: str = "duration_mi
     if isinstance(minutes, bool) or not isinstance(minutes, int):
         raise ValidationFailedError.single(field_name, "must be a whole number of minutes")
     if minutes < 1 or minutes > maximum:
-        raise ValidationFailedError.single(
-            field_name, f"must be between 1 and {maximum} minutes"
-        )
+        raise ValidationFailedError.single(field_name, f"must be between 1 and {maximum} minutes")
     return minutes
 
 

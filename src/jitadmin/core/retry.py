@@ -19,7 +19,7 @@ class RetryPolicy:
     ) -> float:
         """Seconds to wait before attempt ``attempt + 1`` (``attempt`` counts from 1)."""
         exponent = max(attempt - 1, 0)
-        delay = min(self.cap_s, self.base_s * (2**exponent))
+        delay = min(self.cap_s, self.base_s * (2.0**exponent))
         spread = delay * self.jitter
         delay += (rng or random.Random()).uniform(-spread, spread)  # noqa: S311 - jitter, not crypto
         if retry_after_s is not None:

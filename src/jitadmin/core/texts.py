@@ -1,4 +1,7 @@
-"""Ticket note texts (DESIGN.md §5). The first sentence of each is a contract; keep it word for word."""
+"""Ticket note texts (DESIGN.md §5).
+
+The first sentence of each is a contract with the MSP's technicians: keep it word for word.
+"""
 
 from __future__ import annotations
 

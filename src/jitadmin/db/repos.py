@@ -56,7 +56,7 @@ class SqlCustomerRepo:
         row = self.s.scalar(select(CustomerRow).where(CustomerRow.slug == slug))
         return None if row is None else self._to(row)
 
-    def list(self) -> list[Customer]:
+    def all(self) -> list[Customer]:
         return [self._to(r) for r in self.s.scalars(select(CustomerRow).order_by(CustomerRow.slug))]
 
     def add(self, customer: Customer, at: datetime) -> None:
@@ -149,14 +149,13 @@ class SqlGrantRepo:
 
     @staticmethod
     def _to(row: GrantRow) -> Grant:
-        grant = Grant(
+        return Grant(
             id=row.id,
             state=GrantState(row.state),
             account=dict(row.account or {}),
             steps=list(row.steps or []),
             **{name: getattr(row, name) for name in _GRANT_FIELDS},
         )
-        return grant
 
     @staticmethod
     def _fill(row: GrantRow, grant: Grant) -> None:
@@ -182,7 +181,7 @@ class SqlGrantRepo:
         self._fill(row, grant)
         self.s.flush()
 
-    def list(
+    def find(
         self,
         *,
         state: str | None = None,
@@ -333,7 +332,7 @@ class SqlAuditLog:
             row.hash,
         )
 
-    def list(self, *, grant_id: str | None = None, limit: int = 500) -> list[StoredAuditEvent]:
+    def entries(self, *, grant_id: str | None = None, limit: int = 500) -> list[StoredAuditEvent]:
         query = select(AuditRow).order_by(AuditRow.seq.desc()).limit(limit)
         if grant_id:
             query = query.where(AuditRow.grant_id == grant_id)
@@ -497,5 +496,5 @@ class SqlUserRepo:
         )
         return None if row is None else self._to(row)
 
-    def list(self) -> list[User]:
+    def all(self) -> list[User]:
         return [self._to(r) for r in self.s.scalars(select(UserRow).order_by(UserRow.username))]

@@ -39,6 +39,8 @@ from jitadmin.emulators.graph_state import TOKEN_LIFETIME_S, GraphState
 from jitadmin.emulators.graph_v1 import build_v1_router
 from jitadmin.emulators.seed import SeedCredentials, SeedCustomer
 
+__all__ = ["GraphState", "create_graph_app"]
+
 LOGIN_HOST = "https://login.microsoftonline.com"
 GRAPH_SCOPES = frozenset(
     {"https://graph.microsoft.com/.default", "00000003-0000-0000-c000-000000000000/.default"}

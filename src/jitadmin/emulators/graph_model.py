@@ -161,7 +161,7 @@ ASSIGNMENT_FILTERABLE: dict[str, type] = {
     "directoryScopeId": str,
 }
 
-PASSWORD_MESSAGE = (
+COMPLEXITY_MESSAGE = (
     "The specified password does not comply with password complexity requirements. "
     "Please provide a different password."
 )
@@ -183,7 +183,9 @@ class User:
 
     def view(self) -> dict[str, Any]:
         """Every readable property; the password is never part of a view."""
-        out = {name: ([] if kind is list else None) for name, kind in USER_PROPERTIES.items()}
+        out: dict[str, Any] = {
+            name: ([] if kind is list else None) for name, kind in USER_PROPERTIES.items()
+        }
         out.update(self.props)
         out["passwordProfile"] = None
         out["deletedDateTime"] = iso_z(self.deleted_at) if self.deleted_at else None
@@ -286,10 +288,10 @@ def invalid_value(prop: str) -> GraphError:
 
 def check_password(password: object) -> str:
     if not isinstance(password, str) or not 8 <= len(password) <= 256:
-        raise bad_request(PASSWORD_MESSAGE)
+        raise bad_request(COMPLEXITY_MESSAGE)
     # Entra allows ASCII letters, digits, symbols and the space; no Unicode.
     if not all(" " <= ch <= "~" for ch in password):
-        raise bad_request(PASSWORD_MESSAGE)
+        raise bad_request(COMPLEXITY_MESSAGE)
     classes = (
         any(c.islower() for c in password),
         any(c.isupper() for c in password),
@@ -297,7 +299,7 @@ def check_password(password: object) -> str:
         any(not c.isalnum() for c in password),
     )
     if sum(classes) < 3:
-        raise bad_request(PASSWORD_MESSAGE)
+        raise bad_request(COMPLEXITY_MESSAGE)
     return password
 
 

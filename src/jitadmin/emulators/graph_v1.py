@@ -49,6 +49,7 @@ READ_ROLES = {"RoleManagement.Read.Directory", "RoleManagement.Read.All", *WRITE
 
 _USER_TYPE = "microsoft.graph.user"
 _DELETED_DEFAULT = (*USER_DEFAULT_SELECT, "deletedDateTime")
+_USER_TYPE_ANNOTATION = {"@odata.type": "#microsoft.graph.user"}
 _ASSIGNMENTS = "roleManagement/directory/roleAssignments"
 
 
@@ -80,7 +81,8 @@ def _collection(
     select = odata.parse_select(options.get("$select"), known, type_name)
     top = odata.parse_top(options.get("$top"))
     if "$filter" in options:
-        node = odata.parse_filter(options["$filter"], filterable, type_name.split(".")[-1].title())
+        short = type_name.rsplit(".", maxsplit=1)[-1]
+        node = odata.parse_filter(options["$filter"], filterable, short[0].upper() + short[1:])
         rows = [row for row in rows if odata.matches(node, row)]
     page, token = odata.paginate(rows, top, options.get("$skiptoken"))
     root = root_url(request)
@@ -102,21 +104,23 @@ def _collection(
 def _entity(
     request: Request,
     row: Mapping[str, Any],
+    *,
     entity_set: str,
     select: list[str] | None,
     default: Sequence[str],
     status: int = 200,
-    **extra: Any,
+    extra: Mapping[str, Any] | None = None,
 ) -> GraphJSONResponse:
+    root = root_url(request)
     body: dict[str, Any] = {
-        "@odata.context": odata.context_url(root_url(request), entity_set, select, "/$entity")
+        "@odata.context": odata.context_url(root, entity_set, select, "/$entity"),
+        **(extra or {}),
     }
-    body.update(extra)
     body.update(odata.project(row, select, default))
     return GraphJSONResponse(body, status_code=status)
 
 
-def build_v1_router(state: GraphState) -> APIRouter:  # noqa: C901, PLR0915 - one closure per route
+def build_v1_router(state: GraphState) -> APIRouter:  # noqa: PLR0915 - one closure per route
     router = APIRouter(prefix="/v1.0")
 
     @router.get("/domains")
@@ -153,7 +157,14 @@ def build_v1_router(state: GraphState) -> APIRouter:  # noqa: C901, PLR0915 - on
     async def create_user(request: Request) -> Response:
         caller = _caller(state, request, WRITE_USERS)
         created = state.create_user(caller, await json_object(request))
-        return _entity(request, created, "users", None, USER_DEFAULT_SELECT, status=201)
+        return _entity(
+            request,
+            created,
+            entity_set="users",
+            select=None,
+            default=USER_DEFAULT_SELECT,
+            status=201,
+        )
 
     @router.get("/users/{key}")
     async def get_user(request: Request, key: str) -> Response:
@@ -162,7 +173,9 @@ def build_v1_router(state: GraphState) -> APIRouter:  # noqa: C901, PLR0915 - on
             _options(request, {"$select"}).get("$select"), USER_PROPERTIES, _USER_TYPE
         )
         user = state.get_user(caller.tenant_id, key)
-        return _entity(request, user, "users", select, USER_DEFAULT_SELECT)
+        return _entity(
+            request, user, entity_set="users", select=select, default=USER_DEFAULT_SELECT
+        )
 
     @router.patch("/users/{key}")
     async def update_user(request: Request, key: str) -> Response:
@@ -224,10 +237,10 @@ def build_v1_router(state: GraphState) -> APIRouter:  # noqa: C901, PLR0915 - on
         return _entity(
             request,
             user,
-            "directory/deletedItems",
-            select,
-            _DELETED_DEFAULT,
-            **{"@odata.type": "#microsoft.graph.user"},
+            entity_set="directory/deletedItems",
+            select=select,
+            default=_DELETED_DEFAULT,
+            extra=_USER_TYPE_ANNOTATION,
         )
 
     @router.delete("/directory/deletedItems/{key}")
@@ -243,10 +256,10 @@ def build_v1_router(state: GraphState) -> APIRouter:  # noqa: C901, PLR0915 - on
         return _entity(
             request,
             user,
-            "directoryObjects",
-            None,
-            USER_DEFAULT_SELECT,
-            **{"@odata.type": "#microsoft.graph.user"},
+            entity_set="directoryObjects",
+            select=None,
+            default=USER_DEFAULT_SELECT,
+            extra=_USER_TYPE_ANNOTATION,
         )
 
     def _expand(caller: Caller, options: dict[str, str], rows: list[dict[str, Any]]) -> bool:
@@ -263,7 +276,14 @@ def build_v1_router(state: GraphState) -> APIRouter:  # noqa: C901, PLR0915 - on
     async def create_assignment(request: Request) -> Response:
         caller = _caller(state, request, WRITE_ROLES)
         created = state.create_assignment(caller, await json_object(request))
-        return _entity(request, created, _ASSIGNMENTS, None, ASSIGNMENT_DEFAULT_SELECT, status=201)
+        return _entity(
+            request,
+            created,
+            entity_set=_ASSIGNMENTS,
+            select=None,
+            default=ASSIGNMENT_DEFAULT_SELECT,
+            status=201,
+        )
 
     @router.get(f"/{_ASSIGNMENTS}")
     async def list_assignments(request: Request) -> Response:
@@ -291,8 +311,15 @@ def build_v1_router(state: GraphState) -> APIRouter:  # noqa: C901, PLR0915 - on
             options.get("$select"), ASSIGNMENT_PROPERTIES, "microsoft.graph.unifiedRoleAssignment"
         )
         row = state.get_assignment(caller.tenant_id, rid)
-        extra = {"principal": row["principal"]} if _expand(caller, options, [row]) else {}
-        return _entity(request, row, _ASSIGNMENTS, select, ASSIGNMENT_DEFAULT_SELECT, **extra)
+        expanded = _expand(caller, options, [row])
+        return _entity(
+            request,
+            row,
+            entity_set=_ASSIGNMENTS,
+            select=select,
+            default=ASSIGNMENT_DEFAULT_SELECT,
+            extra={"principal": row["principal"]} if expanded else None,
+        )
 
     @router.delete(f"/{_ASSIGNMENTS}/{{rid}}")
     async def delete_assignment(request: Request, rid: str) -> Response:

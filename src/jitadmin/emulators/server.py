@@ -7,8 +7,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from jitadmin.emulators.connectwise import ConnectWiseState, create_connectwise_app
-from jitadmin.emulators.graph import GraphState, create_graph_app
+from jitadmin.emulators.connectwise import create_connectwise_app
+from jitadmin.emulators.graph import create_graph_app
 from jitadmin.emulators.runner import RunningServer, serve_in_thread
 from jitadmin.emulators.seed import CUSTOMERS, SeedCredentials, SeedCustomer
 

@@ -75,14 +75,18 @@ def _actor(app: App, username: str) -> Any:
 
 
 def _logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 @cli.command()
 def demo(
     host: Host = "127.0.0.1",
     port: Port = 8000,
-    data_dir: Annotated[Path, typer.Option(help="Where the demo keeps its SQLite database.")] = Path(".demo"),
+    data_dir: Annotated[
+        Path, typer.Option(help="Where the demo keeps its SQLite database.")
+    ] = Path(".demo"),
     psa: Annotated[str, typer.Option(help="connectwise|autotask|halopsa")] = "connectwise",
 ) -> None:
     """Run the whole product on embedded defaults with built-in emulators."""
@@ -156,7 +160,9 @@ def serve(host: Host = "127.0.0.1", port: Port = 8000, no_worker: bool = False) 
 
 
 @cli.command()
-def worker(once: Annotated[bool, typer.Option(help="Process what is due now, then exit.")] = False) -> None:
+def worker(
+    once: Annotated[bool, typer.Option(help="Process what is due now, then exit.")] = False,
+) -> None:
     """Run a worker alone."""
     _logging()
     app = _app(upgrade=False)
@@ -236,7 +242,10 @@ def list_cmd(as_user: As, state: str | None = None, customer: str | None = None)
     """List grants you may see."""
     app = _app()
     for g in grants.list_grants(app.ctx, _actor(app, as_user), state=state, customer=customer):
-        typer.echo(f"{g.id}  {g.state.value:<13} {g.customer:<16} {g.identity_provider:<4} {g.username or '-'}  until {g.expires_at.isoformat()}")
+        typer.echo(
+            f"{g.id}  {g.state.value:<13} {g.customer:<16} {g.identity_provider:<4} "
+            f"{g.username or '-'}  until {g.expires_at.isoformat()}"
+        )
 
 
 @cli.command("show")

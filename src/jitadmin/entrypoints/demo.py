@@ -54,7 +54,9 @@ def seed(app: App, world: EmulatorWorld) -> dict[str, dict[str, str]]:
     return users
 
 
-def demo_document(app: App, url: str, users: dict[str, Any], world: EmulatorWorld) -> dict[str, Any]:
+def demo_document(
+    app: App, url: str, users: dict[str, Any], world: EmulatorWorld
+) -> dict[str, Any]:
     return {
         "url": url,
         "database_url": app.settings.effective_database_url,

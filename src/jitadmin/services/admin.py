@@ -58,9 +58,9 @@ def hash_token(token: str) -> str:
 
 
 def _audit(
-    ctx: ServiceContext, kind: str, actor: str, customer: str | None = None, **data: Any
+    ctx: ServiceContext, event: str, actor: str, customer: str | None = None, **data: Any
 ) -> AuditEvent:
-    return AuditEvent(kind=kind, actor=actor, at=ctx.clock.now(), customer=customer, data=data)
+    return AuditEvent(kind=event, actor=actor, at=ctx.clock.now(), customer=customer, data=data)
 
 
 def create_customer(
@@ -95,7 +95,7 @@ def list_customers(ctx: ServiceContext, actor: User) -> list[tuple[Customer, lis
     with ctx.uow() as uow:
         return [
             (c, sorted(uow.connections.kinds(c.slug)))
-            for c in uow.customers.list()
+            for c in uow.customers.all()
             if actor.may_use(c.slug)
         ]
 
@@ -209,7 +209,7 @@ def add_user(
 def list_users(ctx: ServiceContext, actor: User) -> list[User]:
     require_role(actor, ADMIN)
     with ctx.uow() as uow:
-        return uow.users.list()
+        return uow.users.all()
 
 
 def authenticate_token(ctx: ServiceContext, token: str) -> User | None:
@@ -222,7 +222,7 @@ def list_audit(
 ) -> list[StoredAuditEvent]:
     require_role(actor, ADMIN, AUDITOR)
     with ctx.uow() as uow:
-        return uow.audit.list(grant_id=grant_id, limit=limit)
+        return uow.audit.entries(grant_id=grant_id, limit=limit)
 
 
 def verify_audit(ctx: ServiceContext) -> tuple[int, int | None]:

@@ -176,7 +176,7 @@ def list_grants(
         )
     requester = None if actor.role in (ADMIN, AUDITOR) else actor.username
     with ctx.uow() as uow:
-        return uow.grants.list(state=state, customer=customer, requester=requester)
+        return uow.grants.find(state=state, customer=customer, requester=requester)
 
 
 def show_grant(ctx: ServiceContext, actor: User, grant_id: str) -> tuple[Grant, list[AuditEvent]]:
@@ -184,7 +184,7 @@ def show_grant(ctx: ServiceContext, actor: User, grant_id: str) -> tuple[Grant, 
         grant = visible_grant(uow, actor, grant_id)
         events = [
             AuditEvent(e.kind, e.actor, e.at, e.grant_id, e.customer, e.data)
-            for e in uow.audit.list(grant_id=grant_id)
+            for e in uow.audit.entries(grant_id=grant_id)
         ]
         return grant, events
 

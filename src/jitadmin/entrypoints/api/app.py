@@ -13,7 +13,7 @@ from sqlalchemy import text
 import jitadmin
 from jitadmin.core.grant import GrantState
 from jitadmin.entrypoints.api import problems
-from jitadmin.entrypoints.api.routes import Unauthorized, router
+from jitadmin.entrypoints.api.routes import UnauthorizedError, router
 from jitadmin.wiring import App
 
 
@@ -36,10 +36,13 @@ class _StateCollector:
             "Grants whose revocation could not be verified yet (alert on > 0)",
             value=counts.get(GrantState.REVOKE_FAILED.value, 0),
         )
-        yield GaugeMetricFamily("jitadmin_outbox_pending", "Ticket notes not yet delivered", value=pending)
+        yield GaugeMetricFamily(
+            "jitadmin_outbox_pending", "Ticket notes not yet delivered", value=pending
+        )
 
 
-LANDING = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>jitadmin</title></head>
+LANDING = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>jitadmin</title></head>
 <body><h1>jitadmin</h1><p>Just-in-time admin access for MSPs.</p>
 <ul><li><a href="/docs">API documentation</a></li><li><a href="/openapi.json">OpenAPI</a></li>
 <li><a href="/healthz">Health</a></li></ul></body></html>"""
@@ -51,13 +54,13 @@ def create_app(app: App) -> FastAPI:
     api.state.app = app
     problems.install(api)
 
-    @api.exception_handler(Unauthorized)
-    async def _unauthorized(_: Request, error: Unauthorized) -> JSONResponse:
+    @api.exception_handler(UnauthorizedError)
+    async def _unauthorized(_: Request, error: UnauthorizedError) -> JSONResponse:
         return problems.problem(401, "Unauthorized", str(error))
 
     api.include_router(router)
     registry = CollectorRegistry()
-    registry.register(_StateCollector(app))  # type: ignore[arg-type]
+    registry.register(_StateCollector(app))
 
     @api.get("/healthz")
     def healthz() -> dict[str, Any]:

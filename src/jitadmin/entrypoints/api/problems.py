@@ -46,7 +46,9 @@ def install(app: FastAPI) -> None:
         for item in error.errors():
             kind = item.get("type", "")
             field = _field_of(tuple(item.get("loc", ())))
-            rule = "body is not valid JSON" if kind == "json_invalid" else item.get("msg", "invalid")
+            rule = (
+                "body is not valid JSON" if kind == "json_invalid" else item.get("msg", "invalid")
+            )
             errors.append({"field": field, "rule": rule})
         detail = "; ".join(f"{e['field']}: {e['rule']}" for e in errors)
         return problem(422, "Invalid request", detail, errors=errors)

@@ -28,7 +28,7 @@ router = APIRouter(prefix="/api/v1")
 _bearer = HTTPBearer(auto_error=False)
 
 
-class Unauthorized(Exception):
+class UnauthorizedError(Exception):
     pass
 
 
@@ -42,10 +42,10 @@ def current_user(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthorized("missing bearer token")
+        raise UnauthorizedError("missing bearer token")
     user = admin.authenticate_token(ctx_of(request), credentials.credentials)
     if user is None:
-        raise Unauthorized("invalid bearer token")
+        raise UnauthorizedError("invalid bearer token")
     return user
 
 
@@ -116,15 +116,26 @@ def list_tickets(slug: str, ctx: Ctx, actor: Actor) -> dict[str, Any]:
 
 @router.post("/users", status_code=201)
 def add_user(body: UserIn, ctx: Ctx, actor: Actor) -> dict[str, Any]:
-    new = admin.add_user(ctx, actor, username=body.username, role=body.role, customers=body.customers)
-    return {"username": new.user.username, "role": new.user.role, "password": new.password, "token": new.token}
+    new = admin.add_user(
+        ctx, actor, username=body.username, role=body.role, customers=body.customers
+    )
+    return {
+        "username": new.user.username,
+        "role": new.user.role,
+        "password": new.password,
+        "token": new.token,
+    }
 
 
 @router.get("/users")
 def list_users(ctx: Ctx, actor: Actor) -> dict[str, Any]:
     return {
         "items": [
-            {"username": u.username, "role": u.role, "customers": None if u.customers is None else list(u.customers)}
+            {
+                "username": u.username,
+                "role": u.role,
+                "customers": None if u.customers is None else list(u.customers),
+            }
             for u in admin.list_users(ctx, actor)
         ]
     }
@@ -142,8 +153,14 @@ def request_grant(body: GrantIn, ctx: Ctx, actor: Actor) -> dict[str, Any]:
 
 
 @router.get("/grants")
-def list_grants(ctx: Ctx, actor: Actor, state: str | None = None, customer: str | None = None) -> dict[str, Any]:
-    return {"items": [grant_out(g) for g in grants.list_grants(ctx, actor, state=state, customer=customer)]}
+def list_grants(
+    ctx: Ctx, actor: Actor, state: str | None = None, customer: str | None = None
+) -> dict[str, Any]:
+    return {
+        "items": [
+            grant_out(g) for g in grants.list_grants(ctx, actor, state=state, customer=customer)
+        ]
+    }
 
 
 @router.get("/grants/{grant_id}")
@@ -170,4 +187,8 @@ def reveal(grant_id: str, ctx: Ctx, actor: Actor, body: RevealIn | None = None) 
 
 @router.get("/audit")
 def audit(ctx: Ctx, actor: Actor, grant_id: str | None = None, limit: int = 500) -> dict[str, Any]:
-    return {"items": [event_out(e) for e in admin.list_audit(ctx, actor, grant_id, min(max(limit, 1), 5000))]}
+    return {
+        "items": [
+            event_out(e) for e in admin.list_audit(ctx, actor, grant_id, min(max(limit, 1), 5000))
+        ]
+    }

@@ -1,0 +1,3 @@
+from jitadmin.entrypoints.cli import main
+
+main()

@@ -1,0 +1,292 @@
+"""IdentityProvider for Microsoft 365: temporary Global Administrator via Graph v1.0.
+
+Grant (spec §10.1) creates a per-grant cloud account tagged ``employeeType = "jitadmin"`` with
+the grant id in its display name, assigns Global Administrator at "/" and reads it back.
+Revoke (spec §10.2) removes every role assignment of that account, verifies, disables it,
+revokes its sessions, deletes and purges it, and returns only after reading all of that back.
+Every step treats "already so" as success and reports progress through ``record`` at once,
+so a retry after a crash at any point converges.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from jitadmin.adapters.graph_auth import CANONICAL_AUTHORITY
+from jitadmin.adapters.graph_client import GRAPH_URL, GraphClient
+from jitadmin.adapters.graph_errors import GraphConflictError
+from jitadmin.adapters.m365_directory import (
+    GLOBAL_ADMIN_ROLE_ID,
+    MANAGED_TAG,
+    Directory,
+    display_name,
+    is_ours,
+    is_ours_deleted,
+)
+from jitadmin.core import naming
+from jitadmin.core.errors import AlreadyExistsError, MisconfiguredError, TransientError
+from jitadmin.ports import AccessResult, AccessSpec, ProgressRecorder, RevokeSpec
+
+log = logging.getLogger(__name__)
+
+# POST /users is not idempotent: after an ambiguous failure we re-read, then try again.
+_CREATE_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class M365Connection:
+    tenant_id: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    authority_url: str = CANONICAL_AUTHORITY
+    graph_url: str = GRAPH_URL
+    domain: str | None = None
+
+
+class M365IdentityProvider:
+    kind = "m365"
+
+    def __init__(
+        self,
+        connection: M365Connection,
+        *,
+        timeout_s: float = 30.0,
+        backoff_base_s: float = 1.0,
+        backoff_cap_s: float = 16.0,
+        budget_s: float = 60.0,
+        max_attempts: int = 8,
+        client: GraphClient | None = None,
+    ) -> None:
+        self.connection = connection
+        self._graph = client or GraphClient.connect(
+            connection.tenant_id,
+            connection.client_id,
+            connection.client_secret,
+            authority_url=connection.authority_url,
+            graph_url=connection.graph_url,
+            timeout_s=timeout_s,
+            backoff_base_s=backoff_base_s,
+            backoff_cap_s=backoff_cap_s,
+            budget_s=budget_s,
+            max_attempts=max_attempts,
+        )
+        self._dir = Directory(self._graph, connection.domain)
+
+    def __repr__(self) -> str:
+        return f"M365IdentityProvider(tenant={self.connection.tenant_id!r})"
+
+    def close(self) -> None:
+        self._graph.close()
+
+    # -- IdentityProvider --------------------------------------------------------------
+
+    def planned_username(self, grant_id: str, requester: str) -> str:
+        return naming.m365_user_principal_name(requester, grant_id, self._dir.upn_domain())
+
+    def check(self) -> list[str]:
+        findings: list[str] = []
+        self._graph.ensure_token()
+        findings.append("token acquired")
+        domains = self._dir.domains()
+        configured = self.connection.domain
+        if configured:
+            verified = {str(d.get("id", "")).lower() for d in domains if d.get("isVerified")}
+            if configured.lower() not in verified:
+                raise MisconfiguredError(f"domain {configured} is not a verified tenant domain")
+            findings.append(f"configured domain {configured.lower()}")
+        else:
+            findings.append(f"initial domain {self._dir.upn_domain()}")
+        admins = self._graph.list_all(
+            "/roleManagement/directory/roleAssignments",
+            {"$filter": f"roleDefinitionId eq '{GLOBAL_ADMIN_ROLE_ID}'"},
+        )
+        findings.append(f"role assignments readable ({len(admins)} Global Administrator)")
+        return findings
+
+    def grant(self, spec: AccessSpec, record: ProgressRecorder) -> AccessResult:
+        self._graph.ensure_token()  # fail fast on consent/secret problems (spec §10.1 step 1)
+        upn = self.planned_username(spec.grant_id, spec.requester)
+        user = self._find_for_grant(spec, upn)
+        created = False
+        if user is None:
+            user, created = self._create_user(spec, upn)
+        user_id = str(user["id"])
+        upn = str(user.get("userPrincipalName") or upn)
+        if spec.account.get("user_id") != user_id:
+            record("user_created", {"user_id": user_id, "upn": upn})
+        if not created and user.get("accountEnabled") is False:
+            self._dir.enable_user(user_id)  # still no admin role, so User.ReadWrite.All suffices
+            record("user_enabled", {})
+
+        existing = None if created else self._dir.global_admin_of(user_id)
+        assignment_id = str(existing["id"]) if existing else self._dir.assign_global_admin(user_id)
+        if spec.account.get("assignment_id") != assignment_id:
+            record("role_assigned", {"assignment_id": assignment_id})
+        if self._dir.global_admin_eventually(user_id) is None:
+            raise TransientError(
+                f"Global Administrator for {upn} is not visible yet (pending replication)"
+            )
+        record("verified_granted", {})
+        return AccessResult(
+            username=upn,
+            account={"user_id": user_id, "upn": upn, "assignment_id": assignment_id},
+        )
+
+    def revoke(self, spec: RevokeSpec, record: ProgressRecorder) -> None:
+        self._graph.ensure_token()
+        account = spec.account
+        user_id = _text(account.get("user_id"))
+        upn = _text(account.get("upn")) or spec.username
+        if user_id is None:
+            # A crash between POST /users and record() leaves an account we never noted.
+            upn = upn or self.planned_username(spec.grant_id, spec.requester)
+            found = self._dir.user_by_upn(upn)
+            if found is None:
+                record("verified_revoked", {})  # never created: nothing to take away
+                return
+            self._require_ours_for_revoke(found, spec.grant_id)
+            user_id = str(found["id"])
+            record("user_found", {"user_id": user_id, "upn": found.get("userPrincipalName")})
+        else:
+            self._locate_for_revoke(user_id, spec.grant_id, account)
+        label = upn or user_id
+
+        self._remove_roles(user_id, _text(account.get("assignment_id")))
+        if not self._graph.poll(lambda: self._strip_roles(user_id)):
+            raise TransientError(f"role assignments of {label} are still listed after removal")
+        record("role_removed", {})
+        if self._dir.disable_user(user_id):
+            record("user_disabled", {})
+        if self._dir.revoke_sessions(user_id):
+            record("sessions_revoked", {})
+        self._dir.delete_user(user_id)
+        record("user_deleted", {"user_deleted": True})
+        self._dir.purge_user(user_id)
+        record("user_purged", {"user_purged": True})
+
+        remaining: list[str] = []
+        if not self._graph.poll(lambda: self._confirm_gone(user_id, remaining)):
+            raise TransientError(f"revoke of {label} not verified; still present: {remaining}")
+        record("verified_revoked", {})
+
+    # -- grant helpers -----------------------------------------------------------------
+
+    def _find_for_grant(self, spec: AccessSpec, upn: str) -> dict[str, Any] | None:
+        recorded = _text(spec.account.get("user_id"))
+        if recorded is not None:
+            user = self._dir.user_eventually(recorded)
+            if user is not None:
+                if not is_ours(user, spec.grant_id):
+                    raise MisconfiguredError(
+                        f"recorded user {recorded} is not an account jitadmin manages"
+                    )
+                return user
+            # Gone (deleted by someone, or purged): forget it and go by UPN.
+            log.warning("recorded user %s of grant %s is gone", recorded, spec.grant_id)
+        return self._adoptable(self._dir.user_by_upn(upn), spec.grant_id, upn)
+
+    @staticmethod
+    def _adoptable(user: dict[str, Any] | None, grant_id: str, upn: str) -> dict[str, Any] | None:
+        if user is not None and not is_ours(user, grant_id):
+            raise AlreadyExistsError(
+                f"UPN collision with an account jitadmin does not manage: {upn}"
+            )
+        return user
+
+    def _create_user(self, spec: AccessSpec, upn: str) -> tuple[dict[str, Any], bool]:
+        body = {
+            "accountEnabled": True,
+            "displayName": display_name(spec.grant_id),
+            "mailNickname": naming.m365_mail_nickname(spec.requester, spec.grant_id),
+            "userPrincipalName": upn,
+            "employeeType": MANAGED_TAG,
+            "passwordProfile": {
+                "forceChangePasswordNextSignIn": False,
+                "password": spec.password,
+            },
+        }
+        for attempt in range(1, _CREATE_ATTEMPTS + 1):
+            try:
+                return self._dir.create_user(body), True
+            except GraphConflictError:
+                # Perhaps our own earlier attempt succeeded before a timeout.
+                existing = self._adoptable(self._dir.user_by_upn(upn), spec.grant_id, upn)
+                if existing is None:
+                    raise TransientError(
+                        f"UPN {upn} is taken but the account is not visible yet",
+                        vendor_code="ObjectConflict",
+                    ) from None
+                return existing, False
+            except TransientError:
+                # 5xx/timeout on a non-idempotent call: look before trying again.
+                existing = self._adoptable(self._dir.user_by_upn(upn), spec.grant_id, upn)
+                if existing is not None:
+                    return existing, False
+                if attempt == _CREATE_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- revoke helpers ----------------------------------------------------------------
+
+    def _locate_for_revoke(self, user_id: str, grant_id: str, account: Mapping[str, Any]) -> None:
+        """Refuse foreign accounts; wait out replication if a fresh user seems missing."""
+        user = self._dir.user(user_id)
+        if user is None:
+            deleted = self._dir.deleted_user(user_id)
+            if deleted is not None:
+                if not is_ours_deleted(deleted, grant_id):
+                    raise MisconfiguredError(
+                        f"deleted object {user_id} is not an account jitadmin manages"
+                    )
+                return
+            if account.get("user_deleted") or account.get("user_purged"):
+                return
+            # Recorded as created, never recorded as deleted: maybe not replicated yet.
+            user = self._dir.user_eventually(user_id)
+            if user is None:
+                return
+        self._require_ours_for_revoke(user, grant_id)
+
+    @staticmethod
+    def _require_ours_for_revoke(user: dict[str, Any], grant_id: str) -> None:
+        if not is_ours(user, grant_id):
+            raise MisconfiguredError(
+                f"refusing to touch {user.get('userPrincipalName') or user.get('id')}: "
+                "not an account jitadmin manages for this grant"
+            )
+
+    def _remove_roles(self, user_id: str, stored_id: str | None) -> None:
+        if stored_id:
+            stored = self._dir.assignment(stored_id)
+            # Only ever delete an assignment that belongs to our principal.
+            if stored is not None and stored.get("principalId") == user_id:
+                self._dir.delete_assignment(stored_id)
+        self._strip_roles(user_id)
+
+    def _strip_roles(self, user_id: str) -> bool:
+        """Delete whatever the list shows; True when the list was already empty."""
+        listed = self._dir.assignments_of(user_id)
+        for item in listed:
+            if isinstance(item.get("id"), str):
+                self._dir.delete_assignment(str(item["id"]))
+        return not listed
+
+    def _confirm_gone(self, user_id: str, remaining: list[str]) -> bool:
+        """One read-back round; re-issues a step whose effect a lagging replica undid."""
+        remaining.clear()
+        if not self._strip_roles(user_id):
+            remaining.append("role assignment")
+        if self._dir.user(user_id) is not None:
+            remaining.append("user")
+            self._dir.delete_user(user_id)
+        if self._dir.deleted_user(user_id) is not None:
+            remaining.append("deleted item")
+            self._dir.purge_user(user_id)
+        return not remaining
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
