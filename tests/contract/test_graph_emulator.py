@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
+import msal
 import pytest
 from fastapi import FastAPI
 
@@ -219,6 +220,47 @@ def test_correlation_id_echoes_client_request_id(world: World) -> None:
     entra_error(response, 400, "invalid_request", 900144)
     assert response.json()["correlation_id"] == correlation
     assert response.headers["client-request-id"] == correlation
+
+
+class _LoginRewrite:
+    """MSAL's ``http_client`` seam (spec §1.4): Microsoft's login host -> the emulator."""
+
+    def __init__(self, login_root: str) -> None:
+        self.login_root = login_root
+        self.client = httpx.Client()
+
+    def _url(self, url: str) -> str:
+        return url.replace("https://login.microsoftonline.com", self.login_root)
+
+    def post(
+        self, url: str, params: Any = None, data: Any = None, headers: Any = None, **_: Any
+    ) -> httpx.Response:
+        return self.client.post(self._url(url), params=params, data=data, headers=headers)
+
+    def get(self, url: str, params: Any = None, headers: Any = None, **_: Any) -> httpx.Response:
+        return self.client.get(self._url(url), params=params, headers=headers)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def test_msal_gets_tokens_and_error_dicts(world: World) -> None:
+    def app(secret: str) -> Any:
+        return msal.ConfidentialClientApplication(
+            world.creds.graph_client_id,
+            client_credential=secret,
+            authority=f"https://login.microsoftonline.com/{PEDRO.tenant_id}",
+            http_client=_LoginRewrite(f"{world.url}/login"),
+        )
+
+    good = app(world.creds.graph_client_secret).acquire_token_for_client(scopes=[GRAPH_SCOPE])
+    assert good["token_type"] == "Bearer"
+    with world.graph(token=good["access_token"]) as client:
+        assert client.get("domains").status_code == 200
+    # A failure comes back as a dict (MSAL then asks /common/discovery/instance).
+    bad = app("wrong").acquire_token_for_client(scopes=[GRAPH_SCOPE])
+    assert bad["error"] == "invalid_client"
+    assert bad["error_codes"] == [7000215]
 
 
 # --- bearer tokens and permissions ----------------------------------------------------

@@ -177,6 +177,16 @@ def access(password: str | None = None) -> AccessSpec:
     )
 
 
+def wait_until(predicate: Callable[[], bool], timeout_s: float) -> bool:
+    """Poll with a deadline (a short pause between polls keeps the emulator responsive)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        threading.Event().wait(0.01)
+    return predicate()
+
+
 def resume(spec: AccessSpec, account: dict[str, Any]) -> AccessSpec:
     """The spec the service passes on a later attempt: what was recorded so far."""
     return replace(spec, account=dict(account))
@@ -340,8 +350,10 @@ def test_foreign_admin_is_never_adopted_or_touched(
         provider.grant(resume(spec, {"user_id": admin.id}), Recorder())
     with pytest.raises(MisconfiguredError):
         provider.revoke(revoke_spec(spec, {"user_id": admin.id}, admin.upn), Recorder())
-    with pytest.raises(MisconfiguredError):
-        provider.revoke(revoke_spec(spec, {}, admin.upn), Recorder())
+    # Found only by name, a foreign account means nothing of ours exists: done, untouched.
+    recorder = Recorder()
+    provider.revoke(revoke_spec(spec, {}, admin.upn), recorder)
+    assert recorder.steps == ["verified_revoked"]
     still = emulator.state.find_user(TENANT, admin.id)
     assert still is not None
     assert still.props["accountEnabled"] is True
@@ -388,19 +400,35 @@ def test_bad_client_secret_is_misconfiguration(make_provider: ProviderFactory) -
     assert secret not in repr(caught.value)
 
 
-def test_unconsented_tenant_and_unknown_tenant(
-    emulator: Emulator, make_provider: ProviderFactory
+@pytest.mark.parametrize(
+    ("consented", "expired", "advice", "code"),
+    [
+        (False, False, "admin consent", "AADSTS700016"),
+        (True, True, "expired", "AADSTS7000222"),
+    ],
+    ids=["not-consented", "secret-expired"],
+)
+def test_tenant_side_credential_problems(
+    emulator: Emulator,
+    make_provider: ProviderFactory,
+    consented: bool,
+    expired: bool,
+    advice: str,
+    code: str,
 ) -> None:
-    emulator.state.set_app(OTHER.tenant_id, consented=False)
+    emulator.state.set_app(OTHER.tenant_id, consented=consented, secret_expired=expired)
     try:
-        with pytest.raises(MisconfiguredError, match="admin consent") as caught:
+        with pytest.raises(MisconfiguredError, match=advice) as caught:
             make_provider(tenant_id=OTHER.tenant_id).check()
-        assert caught.value.vendor_code == "AADSTS700016"
+        assert caught.value.vendor_code == code
     finally:
-        emulator.state.set_app(OTHER.tenant_id, consented=True)
-    with pytest.raises(MisconfiguredError, match="not found") as unknown:
+        emulator.state.set_app(OTHER.tenant_id, consented=True, secret_expired=False)
+
+
+def test_unknown_tenant(make_provider: ProviderFactory) -> None:
+    with pytest.raises(MisconfiguredError, match="not found") as caught:
         make_provider(tenant_id=str(uuid.uuid4())).check()
-    assert unknown.value.vendor_code == "AADSTS90002"
+    assert caught.value.vendor_code == "AADSTS90002"
 
 
 def test_plain_http_authority_must_be_loopback() -> None:
@@ -466,10 +494,22 @@ def test_server_error_on_create_rereads_before_creating_again(
     assert emulator.statuses("POST", "/v1.0/users") == [500, 201]
 
 
+def test_denied_delete_right_after_role_removal_is_retried(
+    emulator: Emulator, make_provider: ProviderFactory
+) -> None:
+    provider, spec, record = make_provider(), access(), Recorder()
+    result = provider.grant(spec, record)
+    emulator.faults(error_status=403, error_count=2, match="DELETE /v1.0/users/")
+    provider.revoke(revoke_spec(spec, record.account, result.username), record)
+    assert emulator.statuses("DELETE", "/v1.0/users/")[:3] == [403, 403, 204]
+    assert record.steps[-1] == "verified_revoked"
+    assert emulator.users_of(spec.grant_id) == []
+
+
 def test_permanent_server_errors_become_transient(
     emulator: Emulator, make_provider: ProviderFactory
 ) -> None:
-    provider = make_provider()
+    provider = make_provider(budget_s=0.5)
     provider.check()
     emulator.faults(error_status=503, match="/v1.0/")
     with pytest.raises(TransientError) as caught:
@@ -481,7 +521,7 @@ def test_permanent_server_errors_become_transient(
 def test_outage_is_transient(
     emulator: Emulator, make_provider: ProviderFactory, warm: bool
 ) -> None:
-    provider = make_provider()
+    provider = make_provider(budget_s=0.5)
     if warm:
         provider.check()
     emulator.faults(outage=True)
@@ -497,12 +537,12 @@ def test_slow_graph_is_seen_in_flight(emulator: Emulator, make_provider: Provide
     outcome: list[Any] = []
     worker = threading.Thread(target=lambda: outcome.append(provider.check()))
     worker.start()
-    deadline = time.monotonic() + 20
-    in_flight = False
-    while not in_flight and time.monotonic() < deadline:
-        in_flight = any(
+    in_flight = wait_until(
+        lambda: any(
             e["path"] == "/v1.0/domains" and e["status"] is None for e in emulator.journal()
-        )
+        ),
+        timeout_s=20,
+    )
     worker.join(timeout=30)
     assert in_flight, "the journal showed the slow call while it was running"
     assert outcome and outcome[0][0] == "token acquired"

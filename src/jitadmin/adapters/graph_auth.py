@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import msal
+from msal.exceptions import MsalServiceError
 
 from jitadmin.core.errors import AdapterError, MisconfiguredError, TransientError
 
@@ -193,6 +194,16 @@ class MsalTokenProvider:
         return f"MsalTokenProvider(tenant={self._tenant!r}, client_id={self._client_id!r})"
 
     def token(self) -> str:
+        try:
+            return self._token()
+        except TransientError:
+            # MSAL replays a throttled or failed answer from its own cache for a while; the
+            # worker already waits as long as the server asked, so start afresh next time.
+            with self._lock:
+                self._app = None
+            raise
+
+    def _token(self) -> str:
         with self._lock:
             self._transport.last_failure = None
             try:
@@ -208,7 +219,7 @@ class MsalTokenProvider:
                 raise TransientError(
                     f"the identity platform is unreachable ({type(exc).__name__})"
                 ) from None
-            except Exception:  # MSAL raises bare ValueError or MsalServiceError here
+            except (ValueError, RuntimeError, MsalServiceError):
                 # 5xx or a non-JSON answer; MSAL's own text may quote the response body.
                 raise self._failure_from_status("token request failed") from None
         if isinstance(result, dict) and isinstance(result.get("access_token"), str):
@@ -234,6 +245,9 @@ class MsalTokenProvider:
                 authority=self._authority,
                 http_client=self._transport,
                 token_cache=self._cache,
+                # Aliases only matter for refresh tokens, which client credentials never get;
+                # without this MSAL calls /common/discovery/instance after every failed token.
+                instance_discovery=False,
             )
         except ValueError:
             failure = self._transport.last_failure

@@ -69,19 +69,20 @@ class Directory:
     # -- domains -----------------------------------------------------------------------
 
     def domains(self) -> list[dict[str, Any]]:
-        return self.graph.list_all("/domains", {"$select": "id,isDefault,isInitial,isVerified"})
+        domains = self.graph.list_all("/domains", {"$select": "id,isDefault,isInitial,isVerified"})
+        for domain in domains:
+            if domain.get("isInitial") and isinstance(domain.get("id"), str):
+                self._initial_domain = str(domain["id"]).lower()
+        return domains
 
     def upn_domain(self) -> str:
         """The configured domain, else the tenant's ``*.onmicrosoft.com`` (cached)."""
         if self._configured_domain:
             return self._configured_domain
         if self._initial_domain is None:
-            for domain in self.domains():
-                if domain.get("isInitial") and isinstance(domain.get("id"), str):
-                    self._initial_domain = str(domain["id"]).lower()
-                    break
-            else:
-                raise MisconfiguredError("the tenant reports no initial (onmicrosoft.com) domain")
+            self.domains()
+        if self._initial_domain is None:
+            raise MisconfiguredError("the tenant reports no initial (onmicrosoft.com) domain")
         return self._initial_domain
 
     # -- users -------------------------------------------------------------------------
@@ -112,7 +113,9 @@ class Directory:
         return None
 
     def deleted_user(self, user_id: str) -> dict[str, Any] | None:
-        return self.graph.get_optional(f"/directory/deletedItems/{segment(user_id)}")
+        return self.graph.get_optional(
+            f"/directory/deletedItems/{segment(user_id)}", {"$select": USER_FIELDS}
+        )
 
     def create_user(self, body: dict[str, Any]) -> dict[str, Any]:
         created = self.graph.post("/users", body)

@@ -147,7 +147,12 @@ class M365IdentityProvider:
             if found is None:
                 record("verified_revoked", {})  # never created: nothing to take away
                 return
-            self._require_ours_for_revoke(found, spec.grant_id)
+            if not is_ours(found, spec.grant_id):
+                # Someone else's account holds the name (the grant failed on that collision):
+                # nothing of ours exists, and theirs is never touched.
+                log.warning("grant %s: %s belongs to someone else; left alone", spec.grant_id, upn)
+                record("verified_revoked", {"foreign_account_left_alone": True})
+                return
             user_id = str(found["id"])
             record("user_found", {"user_id": user_id, "upn": found.get("userPrincipalName")})
         else:

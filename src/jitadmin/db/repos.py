@@ -288,7 +288,7 @@ class SqlGrantRepo:
 
     def count_by_state(self) -> dict[str, int]:
         rows = self.s.execute(select(GrantRow.state, func.count()).group_by(GrantRow.state))
-        return {state: int(count) for state, count in rows.tuples()}
+        return {state: int(count) for state, count in rows}
 
 
 class SqlAuditLog:

@@ -3,6 +3,7 @@
 Routes, relative to wherever the app is mounted:
 
 * ``GET  /login/{tenant}/v2.0/.well-known/openid-configuration`` (MSAL tenant discovery)
+* ``GET  /login/common/discovery/instance`` (MSAL instance metadata, after a failed token call)
 * ``POST /login/{tenant}/oauth2/v2.0/token`` (client credentials)
 * ``/v1.0/...`` Graph (see ``graph_v1``)
 * ``/_admin/faults``, ``/_admin/requests``, ``/_admin/tokens``: test controls, no auth, no faults
@@ -268,6 +269,32 @@ def _check_client(state: GraphState, tenant_id: str, form: dict[str, str]) -> No
 
 def _login_router(state: GraphState) -> APIRouter:
     router = APIRouter(prefix="/login")
+
+    @router.get("/common/discovery/instance")
+    async def instance_discovery() -> Response:
+        # MSAL calls this after any failed token request, to look for cached refresh tokens
+        # under alias hosts; without it, acquire_token_for_client raises instead of
+        # returning the error dict.
+        return JSONResponse(
+            {
+                "tenant_discovery_endpoint": (
+                    f"{LOGIN_HOST}/common/v2.0/.well-known/openid-configuration"
+                ),
+                "api-version": "1.1",
+                "metadata": [
+                    {
+                        "preferred_network": "login.microsoftonline.com",
+                        "preferred_cache": "login.windows.net",
+                        "aliases": [
+                            "login.microsoftonline.com",
+                            "login.windows.net",
+                            "login.microsoft.com",
+                            "sts.windows.net",
+                        ],
+                    }
+                ],
+            }
+        )
 
     @router.get("/{tenant}/v2.0/.well-known/openid-configuration")
     async def discovery(tenant: str) -> Response:

@@ -47,6 +47,8 @@ PURGE_USERS = {"User.DeleteRestore.All", "Directory.ReadWrite.All"}
 WRITE_ROLES = {"RoleManagement.ReadWrite.Directory"}
 READ_ROLES = {"RoleManagement.Read.Directory", "RoleManagement.Read.All", *WRITE_ROLES, *_DIR_READ}
 
+_PATCH_PERMISSIONS = {"accountEnabled": ENABLE_USERS, "passwordProfile": RESET_PASSWORDS}
+
 _USER_TYPE = "microsoft.graph.user"
 _DELETED_DEFAULT = (*USER_DEFAULT_SELECT, "deletedDateTime")
 _USER_TYPE_ANNOTATION = {"@odata.type": "#microsoft.graph.user"}
@@ -181,13 +183,11 @@ def build_v1_router(state: GraphState) -> APIRouter:  # noqa: PLR0915 - one clos
     async def update_user(request: Request, key: str) -> Response:
         caller = _caller(state, request, READ_USERS)
         body = await json_object(request)
+        # Least privilege per property (spec §1.5): enabling and password resets have their own.
         for prop in body:
-            if prop == "accountEnabled":
-                _caller(state, request, ENABLE_USERS)
-            elif prop == "passwordProfile":
-                _caller(state, request, RESET_PASSWORDS)
-            elif prop != "@odata.type":
-                _caller(state, request, WRITE_USERS)
+            allowed = _PATCH_PERMISSIONS.get(prop, WRITE_USERS)
+            if prop != "@odata.type" and not caller.roles & allowed:
+                raise denied()
         state.update_user(caller, key, body)
         return Response(status_code=204)
 

@@ -125,15 +125,20 @@ class Worker:
         claimed: list[tuple[str, str, Callable[[], object]]] = []
         with self._lock:
             busy = Counter(self._in_flight.values())
+            running = set(self._in_flight)
         with self.ctx.uow() as uow:
             for grant_id, tenant in uow.grants.due(now, limit * 4):
                 if len(claimed) >= limit or busy[tenant] >= self.options.per_tenant:
                     continue
+                if f"g:{grant_id}" in running:
+                    continue  # our own lease lapsed mid-run; never run one grant twice at once
                 if uow.grants.claim(grant_id, self.id, now, lease_until):
                     busy[tenant] += 1
                     claimed.append((f"g:{grant_id}", tenant, self._grant_job(grant_id)))
             for message_id, _customer in uow.outbox.due(now, limit * 4):
                 if len(claimed) >= limit or busy[PSA_KEY] >= self.options.per_tenant:
+                    continue
+                if f"o:{message_id}" in running:
                     continue
                 if uow.outbox.claim(message_id, self.id, now, lease_until):
                     busy[PSA_KEY] += 1

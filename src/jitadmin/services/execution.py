@@ -130,6 +130,9 @@ def _revoke(ctx: ServiceContext, identity: IdentityProvider, grant: Grant) -> Gr
     with ctx.uow() as uow:
         current = uow.grants.get(grant.id)
         assert current is not None
+        if current.state not in (S.REVOKING, S.REVOKE_FAILED):
+            # Another worker finished it first (its lease had lapsed); nothing left to record.
+            return current.state
         now = ctx.clock.now()
         uow.audit.append(current.transition(S.REVOKED, actor=SYSTEM, at=now, verified=True))
         uow.grants.save(current)
@@ -151,6 +154,8 @@ def _record_failure(ctx: ServiceContext, grant_id: str, error: Exception) -> Gra
     with ctx.uow() as uow:
         grant = uow.grants.get(grant_id)
         assert grant is not None
+        if grant.state not in (S.PROVISIONING, S.REVOKING, S.REVOKE_FAILED):
+            return grant.state  # finished elsewhere meanwhile
         now = ctx.clock.now()
         grant.attempts += 1
         grant.last_error = message
