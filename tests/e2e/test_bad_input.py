@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from conftest import System
 from jitadmin.emulators.seed import CUSTOMERS
+
+from conftest import System
 
 PEDRO, NORTHWIND = CUSTOMERS
 

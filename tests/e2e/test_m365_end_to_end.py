@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from conftest import System, wait_for
 from jitadmin.adapters.clock import ManualClock
 from jitadmin.emulators.seed import CUSTOMERS
+
+from conftest import System, wait_for
 
 GA = "62e90394-69f5-4237-9190-012177145e10"
 PEDRO = CUSTOMERS[0]

@@ -10,9 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import System, start_system, stop_system, wait_for
 from jitadmin.adapters.clock import ManualClock
 from jitadmin.emulators.seed import CUSTOMERS
+
+from conftest import System, start_system, stop_system, wait_for
 
 PEDRO, NORTHWIND = CUSTOMERS
 

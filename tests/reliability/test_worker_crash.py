@@ -14,8 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import SECRET_KEY, System, start_system, stop_system, wait_for
 from jitadmin.emulators.seed import CUSTOMERS
+
+from conftest import SECRET_KEY, System, start_system, stop_system, wait_for
 
 PEDRO = CUSTOMERS[0]
 
