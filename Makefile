@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck layers install clean system-packages services-up services-down
+.PHONY: demo test lint typecheck layers install clean system-packages services-up services-down pg pg-stop
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,20 +29,57 @@ typecheck: $(STAMP)
 layers: $(STAMP)
 	$(BIN)/lint-imports
 
+# Debian's Chromium for the web tests and screenshots (Playwright never downloads a browser).
+CHROMIUM_INSTALL := command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
 # Debian packages the tests need (real services, not stand-ins); installed only when missing.
 system-packages:
-	@true
+	$(CHROMIUM_INSTALL)
+	bash scripts/samba-dc.sh install
 
 # Start every service the tests need on loopback; stopped again by services-down.
 services-up: system-packages $(STAMP)
-	@true
+	bash scripts/postgres.sh start
+	bash scripts/samba-dc.sh start
 
 services-down:
-	@true
+	-bash scripts/samba-dc.sh stop
+	bash scripts/postgres.sh stop
 
 test: lint typecheck layers
 	$(MAKE) services-up
 	status=0; $(BIN)/pytest || status=$$?; $(MAKE) services-down; exit $$status
+
+# A PostgreSQL server on loopback, as the tests use it (`make pg-stop` stops it).
+pg:
+	bash scripts/postgres.sh start
+
+pg-stop:
+	bash scripts/postgres.sh stop
+
+# PNGs of the web console for the README (docs/screenshots/), taken in Debian's Chromium.
+.PHONY: screenshots
+screenshots: $(STAMP)
+	$(CHROMIUM_INSTALL)
+	$(BIN)/python scripts/screenshots.py
+
+# A Samba AD DC for trying On Prem AD by hand, on its own address (the tests' DC is another):
+# starts it, then connects the running demo's Pedro Aviary to it. `make dc-stop` stops it.
+DEMO_DC := SAMBA_DC_IP=127.0.0.78 SAMBA_DC_ENV_FILE=$(CURDIR)/.run/samba-dc-demo.env
+.PHONY: dc dc-stop
+dc: $(STAMP)
+	$(DEMO_DC) bash scripts/samba-dc.sh start
+	@if [ ! -f .demo/secret.key ]; then echo "Start the demo (make demo), then run make dc again."; \
+	else set -a; . .run/samba-dc-demo.env; set +a; \
+	  export JITADMIN_DATABASE_URL=sqlite:///$(CURDIR)/.demo/jitadmin.db \
+	    JITADMIN_SECRET_KEY_FILE=$(CURDIR)/.demo/secret.key; \
+	  $(BIN)/jitadmin connections set-ad pedroaviary --url "$$SAMBA_DC_URL" \
+	    --bind-user "$$SAMBA_DC_ADMIN_UPN" --bind-password-file "$$SAMBA_DC_ADMIN_PASSWORD_FILE" \
+	    --ca-pem-file "$$SAMBA_DC_CA_FILE" && \
+	  $(BIN)/jitadmin connections test pedroaviary ad; fi
+
+dc-stop:
+	$(DEMO_DC) bash scripts/samba-dc.sh stop
 
 clean:
 	rm -rf $(VENV) .demo .mypy_cache .ruff_cache .pytest_cache

@@ -21,6 +21,7 @@ from jitadmin.entrypoints.worker import Worker, attach_worker
 from jitadmin.ports import Clock
 from jitadmin.settings import Settings
 from jitadmin.wiring import App, build
+from psa_clients import vendor_notes
 
 T = TypeVar("T")
 SECRET_KEY = "test-secret-key-" + "x" * 32
@@ -104,10 +105,8 @@ class System:
         )
 
     def ticket_notes(self, ticket_id: str) -> list[str]:
-        with self.cw() as cw:
-            response = cw.get(f"/service/tickets/{ticket_id}/notes", params={"pageSize": 1000})
-            response.raise_for_status()
-            return [str(n["text"]) for n in response.json()]
+        """The ticket's notes, oldest first, read through the configured PSA's vendor API."""
+        return vendor_notes(self.world.psa_settings(), ticket_id)
 
     def grant(self, grant_id: str) -> dict[str, Any]:
         with self.client("admin") as api:
@@ -125,9 +124,14 @@ class System:
 
 
 def start_system(
-    tmp_path: Path, *, clock: Clock | None = None, with_worker: bool = True, **overrides: Any
+    tmp_path: Path,
+    *,
+    clock: Clock | None = None,
+    with_worker: bool = True,
+    psa: str = "connectwise",
+    **overrides: Any,
 ) -> System:
-    world = EmulatorWorld()
+    world = EmulatorWorld(psa_kind=psa)
     world.start()
     app = build(fast_settings(tmp_path, **overrides), clock=clock)
     users = seed(app, world)
@@ -165,3 +169,13 @@ def clocked_system(tmp_path: Path, clock: ManualClock) -> Iterator[System]:
     running = start_system(tmp_path, clock=clock)
     yield running
     stop_system(running)
+
+
+# --- The Samba AD DC (tests/ad_support.py), started by scripts/samba-dc.sh ----------------
+from ad_support import SambaDc, load_samba_dc  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def samba_dc() -> SambaDc:
+    """The test DC; fails (never skips) when scripts/samba-dc.sh has not started one."""
+    return load_samba_dc()

@@ -78,6 +78,10 @@ class IdentityProvider(Protocol):
 
     def revoke(self, spec: RevokeSpec, record: ProgressRecorder) -> None: ...
 
+    def extend(self, spec: AccessSpec) -> None:
+        """Move any expiry the target enforces itself (AD ``accountExpires``) to the new end."""
+        ...
+
     def check(self) -> list[str]:
         """Test the connection; returns human-readable findings, raises on failure."""
         ...
@@ -111,6 +115,10 @@ class TicketSystem(Protocol):
 
     def add_note(self, ticket_id: str, text: str) -> str:
         """Post an internal note; returns the new note's id. Not idempotent by itself."""
+        ...
+
+    def check(self) -> list[str]:
+        """Test the connection; returns human-readable findings, raises on failure."""
         ...
 
 
@@ -193,7 +201,14 @@ class ConnectionRepo(Protocol):
 
 class GrantRepo(Protocol):
     def add(self, grant: Grant, password_sealed: str | None) -> None: ...
-    def get(self, grant_id: str) -> Grant | None: ...
+    def get(self, grant_id: str, *, lock: bool = False) -> Grant | None:
+        """``lock``: hold the row until commit (read-modify-write on PostgreSQL)."""
+        ...
+
+    def lock_owner(self, requester: str, customer: str, identity_provider: str) -> None:
+        """Serialise grant requests of one owner until commit (one active grant each)."""
+        ...
+
     def save(self, grant: Grant) -> None: ...
     def find(
         self,
@@ -247,6 +262,42 @@ class UserRepo(Protocol):
     def all(self) -> list[User]: ...
 
 
+@dataclass(frozen=True)
+class WebSession:
+    """A signed-in browser. Only a hash of the cookie's random session id is ever stored."""
+
+    id_hash: str
+    username: str
+    csrf_token: str
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime  # the absolute end; the idle end is last_seen_at + the idle limit
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    id: int
+    username: str
+    created_at: datetime
+    hint: str  # the first characters of the token's hash, to tell tokens apart
+
+
+class WebSessionRepo(Protocol):
+    def add(self, session: WebSession) -> None: ...
+    def get(self, id_hash: str) -> WebSession | None: ...
+    def touch(self, id_hash: str, at: datetime) -> None: ...
+    def delete(self, id_hash: str) -> None: ...
+    def delete_expired(self, now: datetime, idle_since: datetime) -> int: ...
+    # Sign-in is the only reader of the argon2id hashes, so they are read here.
+    def password_hash(self, username: str) -> str | None: ...
+
+
+class ApiTokenRepo(Protocol):
+    def all(self) -> list[ApiToken]: ...
+    def add(self, username: str, token_hash: str, at: datetime) -> None: ...
+    def delete(self, token_id: int) -> ApiToken | None: ...
+
+
 class UnitOfWork(Protocol):
     @property
     def customers(self) -> CustomerRepo: ...
@@ -260,6 +311,10 @@ class UnitOfWork(Protocol):
     def outbox(self) -> Outbox: ...
     @property
     def users(self) -> UserRepo: ...
+    @property
+    def web_sessions(self) -> WebSessionRepo: ...
+    @property
+    def api_tokens(self) -> ApiTokenRepo: ...
 
     def __enter__(self) -> UnitOfWork: ...
     def __exit__(self, *exc: object) -> None: ...

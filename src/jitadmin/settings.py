@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,6 +34,12 @@ class Settings(BaseSettings):
     # Graph client budget per call before the worker reschedules.
     graph_retry_budget_seconds: float = Field(default=60.0, gt=0)
     graph_backoff_base_seconds: float = Field(default=1.0, gt=0)
+
+    # Web console sessions: signed out after this long without a page view, and in any case
+    # this long after sign-in. Cookie "Secure": auto = when the request came over https.
+    web_session_idle_minutes: float = Field(default=30.0, gt=0)
+    web_session_absolute_hours: float = Field(default=12.0, gt=0)
+    web_cookie_secure: Literal["auto", "always", "never"] = "auto"
 
     @field_validator("secret_key")
     @classmethod

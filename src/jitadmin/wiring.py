@@ -8,8 +8,11 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from jitadmin.adapters.active_directory import ActiveDirectoryIdentityProvider, AdConnection
+from jitadmin.adapters.autotask import AutotaskTickets
 from jitadmin.adapters.clock import SystemClock
 from jitadmin.adapters.connectwise import ConnectWiseTickets
+from jitadmin.adapters.halopsa import HaloTickets
 from jitadmin.adapters.m365_graph import M365Connection, M365IdentityProvider
 from jitadmin.adapters.secretbox import AesGcmSecretBox
 from jitadmin.core.errors import ValidationFailedError
@@ -62,23 +65,61 @@ class AdapterCache:
                 ),
             )
             return provider
+        if kind == "ad":
+            ad = AdConnection(
+                url=settings["url"],
+                bind_user=settings["bind_user"],
+                bind_password=secrets["bind_password"],
+                ca_pem=settings.get("ca_pem"),
+                base_dn=settings.get("base_dn"),
+                ou=settings.get("ou"),
+                domain_prefix=customer.domain_prefix,
+            )
+            # Small timeouts: an unreachable DC fails fast and the worker's backoff retries.
+            directory: IdentityProvider = self._cached(
+                key,
+                lambda: ActiveDirectoryIdentityProvider(
+                    ad, connect_timeout_s=5.0, receive_timeout_s=10
+                ),
+            )
+            return directory
         raise ValidationFailedError.single("identity_provider", f"{kind} is not supported yet")
 
     def tickets(self, kind: str, settings: dict[str, Any], secrets: dict[str, Any]) -> TicketSystem:
         key = _fingerprint("psa", kind, settings, secrets)
-        if kind == "connectwise":
-            system: TicketSystem = self._cached(
-                key,
-                lambda: ConnectWiseTickets(
-                    settings["base_url"],
-                    settings["company_id"],
-                    settings["public_key"],
-                    secrets["private_key"],
-                    settings["client_id"],
-                ),
-            )
-            return system
-        raise ValidationFailedError.single("kind", f"PSA {kind} is not supported yet")
+        system: TicketSystem = self._cached(key, lambda: _ticket_system(kind, settings, secrets))
+        return system
+
+
+def _ticket_system(kind: str, settings: dict[str, Any], secrets: dict[str, Any]) -> TicketSystem:
+    """The PSA adapter for ``kind`` (settings names: DESIGN.md §6, PUT /psa)."""
+    if kind == "connectwise":
+        return ConnectWiseTickets(
+            settings["base_url"],
+            settings["company_id"],
+            settings["public_key"],
+            secrets["private_key"],
+            settings["client_id"],
+        )
+    if kind == "autotask":
+        return AutotaskTickets(
+            settings["base_url"],
+            settings["username"],
+            secrets["secret"],
+            settings["integration_code"],
+            note_type=settings.get("note_type") or 1,
+            publish=settings.get("publish") or 2,
+        )
+    if kind == "halopsa":
+        return HaloTickets(
+            settings["base_url"],
+            settings["auth_url"],
+            settings["client_id"],
+            secrets["client_secret"],
+            settings.get("tenant"),
+            outcome_id=settings.get("outcome_id") or 7,
+        )
+    raise ValidationFailedError.single("kind", f"PSA {kind} is not supported yet")
 
 
 @dataclass

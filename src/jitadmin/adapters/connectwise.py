@@ -145,6 +145,21 @@ class ConnectWiseTickets:
             raise TransientError("ConnectWise accepted the note POST but sent no note id")
         return str(note["id"])
 
+    def check(self) -> list[str]:
+        # A count is one cheap authenticated call; 404 here means a wrong codebase in base_url.
+        response = self._get(
+            self._url("service/tickets/count"),
+            {"conditions": "closedFlag=false"},
+            not_found=MisconfiguredError,
+        )
+        body = _json(response)
+        count = body.get("count") if isinstance(body, Mapping) else None
+        return [
+            f"REST root {self._base}",
+            f"authenticated as {self._company_id}+<public key>",
+            f"{count} open tickets visible",
+        ]
+
     # --- HTTP ---------------------------------------------------------------------------
 
     def _url(self, path: str) -> httpx.URL:

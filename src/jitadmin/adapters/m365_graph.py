@@ -135,6 +135,9 @@ class M365IdentityProvider:
             account={"user_id": user_id, "upn": upn, "assignment_id": assignment_id},
         )
 
+    def extend(self, spec: AccessSpec) -> None:
+        """Nothing to move: the tenant holds no expiry of its own for a direct assignment."""
+
     def revoke(self, spec: RevokeSpec, record: ProgressRecorder) -> None:
         self._graph.ensure_token()
         account = spec.account

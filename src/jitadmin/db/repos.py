@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from jitadmin.core.events import GENESIS_HASH, AuditEvent, chain_hash
@@ -36,6 +36,16 @@ _UNFINISHED_VALUES = [s.value for s in UNFINISHED_STATES]
 
 def _unclaimed(claim_column: Any, now: datetime) -> Any:
     return or_(claim_column.is_(None), claim_column < now)
+
+
+_Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])
+
+
+def _skip_locked(session: Session, query: _Query, table: Any) -> _Query:
+    """On PostgreSQL, workers pass over rows another worker is claiming instead of queueing."""
+    if session.get_bind().dialect.name == "postgresql":
+        return query.with_for_update(skip_locked=True, of=table)
+    return query
 
 
 class SqlCustomerRepo:
@@ -171,9 +181,15 @@ class SqlGrantRepo:
         self.s.add(row)
         self.s.flush()
 
-    def get(self, grant_id: str) -> Grant | None:
-        row = self.s.get(GrantRow, grant_id)
+    def get(self, grant_id: str, *, lock: bool = False) -> Grant | None:
+        row = self.s.get(GrantRow, grant_id, with_for_update=lock or None)
         return None if row is None else self._to(row)
+
+    def lock_owner(self, requester: str, customer: str, identity_provider: str) -> None:
+        if self.s.get_bind().dialect.name == "postgresql":
+            key = f"{requester}|{customer}|{identity_provider}"  # "|" appears in none of them
+            self.s.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))))
+        # SQLite: every transaction already holds the write lock from BEGIN IMMEDIATE.
 
     def save(self, grant: Grant) -> None:
         row = self.s.get(GrantRow, grant.id)
@@ -232,12 +248,13 @@ class SqlGrantRepo:
         return (driven | expired) & _unclaimed(GrantRow.claim_expires_at, now)
 
     def due(self, now: datetime, limit: int) -> list[tuple[str, str]]:
-        rows = self.s.execute(
+        query = (
             select(GrantRow.id, GrantRow.customer)
             .where(self._due_clause(now))
             .order_by(func.coalesce(GrantRow.next_attempt_at, GrantRow.expires_at))
             .limit(limit)
         )
+        rows = self.s.execute(_skip_locked(self.s, query, GrantRow))
         return [(r.id, r.customer) for r in rows]
 
     def claim(self, grant_id: str, worker: str, now: datetime, lease_until: datetime) -> bool:
@@ -405,12 +422,13 @@ class SqlOutbox:
         )
 
     def due(self, now: datetime, limit: int) -> list[tuple[int, str]]:
-        rows = self.s.execute(
+        query = (
             select(OutboxRow.id, OutboxRow.customer)
             .where(self._due_clause(now))
             .order_by(OutboxRow.next_attempt_at)
             .limit(limit)
         )
+        rows = self.s.execute(_skip_locked(self.s, query, OutboxRow))
         return [(r.id, r.customer) for r in rows]
 
     def claim(self, message_id: int, worker: str, now: datetime, lease_until: datetime) -> bool:

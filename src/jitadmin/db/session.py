@@ -15,6 +15,7 @@ from jitadmin.db.repos import (
     SqlOutbox,
     SqlUserRepo,
 )
+from jitadmin.db.web_sessions import SqlApiTokenRepo, SqlWebSessionRepo
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -24,6 +25,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         )
         _serialise_sqlite_writers(engine)
         return engine
+    # Enough connections for the worker pool, its loop and the API's thread pool.
+    kwargs.setdefault("pool_size", 20)
+    kwargs.setdefault("max_overflow", 20)
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
@@ -56,6 +60,8 @@ class SqlUnitOfWork:
         self.audit = SqlAuditLog(self.session)
         self.outbox = SqlOutbox(self.session)
         self.users = SqlUserRepo(self.session)
+        self.web_sessions = SqlWebSessionRepo(self.session)
+        self.api_tokens = SqlApiTokenRepo(self.session)
         return self
 
     def __exit__(self, *exc: object) -> None:

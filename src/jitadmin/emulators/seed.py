@@ -47,6 +47,14 @@ class SeedCredentials:
     cw_public_key: str = field(default_factory=lambda: secrets.token_hex(8))
     cw_private_key: str = field(default_factory=lambda: secrets.token_urlsafe(18))
     cw_client_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    # Autotask: an API-only user (email form), its secret and the integration's tracking code.
+    at_username: str = "jit-api@mspdemo.example"
+    at_secret: str = field(default_factory=lambda: secrets.token_urlsafe(18))
+    at_integration_code: str = field(default_factory=lambda: secrets.token_hex(14).upper()[:27])
+    # HaloPSA: a client-credentials API application on a hosted tenant.
+    halo_client_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    halo_client_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    halo_tenant: str = "mspdemo"
 
 
 CUSTOMERS: tuple[SeedCustomer, ...] = (

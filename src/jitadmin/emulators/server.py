@@ -1,4 +1,5 @@
-"""All emulators behind one loopback port: Graph under /graph, ConnectWise under /connectwise."""
+"""All emulators behind one loopback port: Graph under /graph, the PSAs under /connectwise,
+/autotask and /halopsa. ``psa_kind`` picks the PSA that ``psa_settings()`` describes."""
 
 from __future__ import annotations
 
@@ -7,23 +8,35 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from jitadmin.emulators.autotask import GLOBAL_ROOT as AT_GLOBAL_ROOT
+from jitadmin.emulators.autotask import create_autotask_app
 from jitadmin.emulators.connectwise import create_connectwise_app
 from jitadmin.emulators.graph import create_graph_app
+from jitadmin.emulators.halopsa import create_halopsa_app
 from jitadmin.emulators.runner import RunningServer, serve_in_thread
 from jitadmin.emulators.seed import CUSTOMERS, SeedCredentials, SeedCustomer
+
+PSA_KINDS = ("connectwise", "autotask", "halopsa")
 
 
 @dataclass
 class EmulatorWorld:
     customers: tuple[SeedCustomer, ...] = CUSTOMERS
     creds: SeedCredentials = field(default_factory=SeedCredentials)
+    psa_kind: str = "connectwise"
 
     def __post_init__(self) -> None:
+        if self.psa_kind not in PSA_KINDS:
+            raise ValueError(f"psa_kind must be one of {', '.join(PSA_KINDS)}")
         self.graph_app, self.graph = create_graph_app(self.customers, self.creds)
         self.cw_app, self.connectwise = create_connectwise_app(self.customers, self.creds)
         self.app = FastAPI(title="jitadmin emulators", docs_url=None, redoc_url=None)
         self.app.mount("/graph", self.graph_app)
         self.app.mount("/connectwise", self.cw_app)
+        self.at_app, self.autotask = create_autotask_app(self.customers, self.creds)
+        self.app.mount("/autotask", self.at_app)
+        self.halo_app, self.halopsa = create_halopsa_app(self.customers, self.creds)
+        self.app.mount("/halopsa", self.halo_app)
         self.server: RunningServer | None = None
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -52,7 +65,30 @@ class EmulatorWorld:
             "domain": customer.domain,
         }
 
-    def psa_settings(self) -> dict[str, Any]:
+    def psa_settings(self, kind: str | None = None) -> dict[str, Any]:
+        """Exactly the body PUT /psa takes for ``kind`` (default: ``psa_kind``), + admin_url."""
+        kind = kind or self.psa_kind
+        if kind == "autotask":
+            root = f"{self.url}/autotask"
+            return {
+                "kind": "autotask",
+                "base_url": f"{root}{AT_GLOBAL_ROOT}",
+                "admin_url": f"{root}/_admin",
+                "username": self.creds.at_username,
+                "secret": self.creds.at_secret,
+                "integration_code": self.creds.at_integration_code,
+            }
+        if kind == "halopsa":
+            root = f"{self.url}/halopsa"
+            return {
+                "kind": "halopsa",
+                "base_url": root,
+                "auth_url": f"{root}/auth",
+                "admin_url": f"{root}/_admin",
+                "client_id": self.creds.halo_client_id,
+                "client_secret": self.creds.halo_client_secret,
+                "tenant": self.creds.halo_tenant,
+            }
         root = f"{self.url}/connectwise"
         return {
             "kind": "connectwise",

@@ -18,11 +18,12 @@ from pydantic import SecretStr, ValidationError
 from jitadmin.core.errors import JitError
 from jitadmin.db import migrate
 from jitadmin.db.session import Database
-from jitadmin.emulators.server import EmulatorWorld
+from jitadmin.emulators.server import PSA_KINDS, EmulatorWorld
 from jitadmin.entrypoints.api.app import create_app
 from jitadmin.entrypoints.api.schemas import grant_out
 from jitadmin.entrypoints.demo import demo_document, load_or_create_key, seed, write_json
 from jitadmin.entrypoints.worker import attach_worker
+from jitadmin.ports import User
 from jitadmin.services import admin, grants
 from jitadmin.settings import Settings
 from jitadmin.wiring import App, build
@@ -41,6 +42,8 @@ cli.add_typer(db_cli, name="db")
 cli.add_typer(users_cli, name="users")
 cli.add_typer(keys_cli, name="keys")
 cli.add_typer(audit_cli, name="audit")
+connections_cli = typer.Typer(no_args_is_help=True, help="Customers' M365 and AD connections.")
+cli.add_typer(connections_cli, name="connections")
 
 Host = Annotated[str, typer.Option(help="Listen address (loopback by default).")]
 Port = Annotated[int, typer.Option(help="Listen port.")]
@@ -90,8 +93,8 @@ def demo(
     psa: Annotated[str, typer.Option(help="connectwise|autotask|halopsa")] = "connectwise",
 ) -> None:
     """Run the whole product on embedded defaults with built-in emulators."""
-    if psa != "connectwise":
-        fail(f"--psa {psa}: only connectwise is available in this version")
+    if psa not in PSA_KINDS:
+        fail(f"--psa {psa}: must be one of {', '.join(PSA_KINDS)}")
     _logging()
     data_dir.mkdir(parents=True, exist_ok=True)
     database_file = data_dir / "jitadmin.db"
@@ -103,13 +106,13 @@ def demo(
         database_url=f"sqlite:///{database_file.resolve()}",
         secret_key=SecretStr(load_or_create_key(data_dir)),
     )
-    world = EmulatorWorld()
+    world = EmulatorWorld(psa_kind=psa)
     world.start(host)
     app = build(settings)
     users = seed(app, world)
     url = f"http://{host}:{port}"
     write_json(data_dir / "demo.json", demo_document(app, url, users, world))
-    typer.echo(f"jitadmin demo at {url}  (emulators at {world.url})")
+    typer.echo(f"jitadmin demo at {url}  (emulators at {world.url}, PSA: {psa})")
     for role, user in users.items():
         typer.echo(f"  {role}: {user['username']} / password {user['password']}")
     typer.echo(f"  API tokens and emulator endpoints: {(data_dir / 'demo.json').resolve()}")
@@ -270,6 +273,48 @@ def extend_cmd(grant_id: str, as_user: As, minutes: Annotated[int, typer.Option(
     app = _app()
     grant = grants.extend_grant(app.ctx, _actor(app, as_user), grant_id, minutes)
     typer.echo(f"{grant.id} now expires at {grant.expires_at.isoformat()}")
+
+
+# Whoever can run the CLI holds the database and its key: an administrator by definition.
+CLI_ADMIN = User("system:cli", "admin")
+
+
+def _secret_from(path: Path) -> str:
+    """A secret from a file (or stdin for ``-``), so it stays out of argv and shell history."""
+    text = sys.stdin.read() if str(path) == "-" else path.read_text()
+    return text.rstrip("\r\n")
+
+
+@connections_cli.command("set-ad")
+def connections_set_ad(
+    customer: Annotated[str, typer.Argument(help="The customer's slug.")],
+    url: Annotated[str, typer.Option(help="ldaps://dc.example.local[:636], or ldap:// + StartTLS")],
+    bind_user: Annotated[str, typer.Option(help="UPN, DN or DOMAIN\\user to bind as.")],
+    bind_password_file: Annotated[Path, typer.Option(help="Bind password file; - = stdin")],
+    ca_pem_file: Annotated[
+        Path | None, typer.Option(help="PEM of the CA that issued the DC's certificate.")
+    ] = None,
+    base_dn: Annotated[str | None, typer.Option(help="Default: the DC's own domain.")] = None,
+    ou: Annotated[str | None, typer.Option(help="Where tech accounts live (CN=Users).")] = None,
+) -> None:
+    """Save a customer's AD connection; the bind password is stored encrypted."""
+    body = {
+        "url": url, "bind_user": bind_user, "bind_password": _secret_from(bind_password_file),
+        "ca_pem": ca_pem_file.read_text() if ca_pem_file else None, "base_dn": base_dn, "ou": ou,
+    }  # fmt: skip
+    saved = admin.put_connection(_app(upgrade=True).ctx, CLI_ADMIN, customer, "ad", body)
+    shown = {k: ("(set)" if k == "ca_pem" else v) for k, v in saved.items()}
+    typer.echo(json.dumps({"customer": customer, "kind": "ad", "settings": shown}))
+
+
+@connections_cli.command("test")
+def connections_test(
+    customer: Annotated[str, typer.Argument(help="The customer's slug.")],
+    kind: Annotated[str, typer.Argument(help="m365 or ad")],
+) -> None:
+    """Test a connection now: for AD, bind, find Domain Admins and check the bind's rights."""
+    for finding in admin.check_connection(_app().ctx, CLI_ADMIN, customer, kind):
+        typer.echo(f"ok: {finding}")
 
 
 def main() -> None:

@@ -65,7 +65,24 @@ class Worker:
         if self._thread is not None:
             self._thread.join(timeout)
         if self._pool is not None:
+            # Steps in flight finish; queued ones are cancelled and their claims handed back.
             self._pool.shutdown(wait=True, cancel_futures=True)
+        self._release_unstarted()
+        log.info("worker %s stopped", self.id)
+
+    def _release_unstarted(self) -> None:
+        with self._lock:
+            leftover = list(self._in_flight)
+            self._in_flight.clear()
+        if not leftover:
+            return
+        with self.ctx.uow() as uow:
+            for key in leftover:
+                if key.startswith("g:"):
+                    uow.grants.release(key[2:], self.id)
+                else:
+                    uow.outbox.release(int(key[2:]), self.id)
+            uow.commit()
 
     def run_forever(self) -> None:
         self.start()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
 import secrets
+import threading
+import weakref
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -153,16 +157,66 @@ def put_psa(ctx: ServiceContext, actor: User, body: dict[str, Any]) -> dict[str,
     return {"kind": kind, **public}
 
 
+def check_psa(ctx: ServiceContext, actor: User) -> dict[str, Any]:
+    """Test the configured PSA connection: ``{"kind", "findings"}``, or 503 with the reason."""
+    require_role(actor, ADMIN)
+    with ctx.uow() as uow:
+        record = uow.connections.get_psa()
+        if record is None:
+            raise ValidationFailedError.single("kind", "no PSA is configured (PUT /psa)")
+        try:
+            system = ctx.tickets(uow)
+        except AdapterError as error:
+            raise UpstreamUnavailableError(f"PSA connection test failed: {error}") from error
+    try:
+        findings = system.check()
+    except AdapterError as error:
+        raise UpstreamUnavailableError(f"PSA connection test failed: {error}") from error
+    return {"kind": record.kind, "findings": findings}
+
+
+# The ticket picker: each company's open tickets, kept a few seconds so the form is fast. Keyed
+# by the adapter object, so new PSA settings (a new adapter) start empty. The submit-time check
+# (services.grants) never reads this: ownership and open state always come from the PSA.
+PICKER_TTL_S = 5.0
+_picker: weakref.WeakKeyDictionary[Any, dict[str, tuple[datetime, list[Ticket]]]] = (
+    weakref.WeakKeyDictionary()
+)
+_picker_lock = threading.Lock()
+
+
+def _picked(system: Any, company_id: str, now: datetime) -> list[Ticket] | None:
+    with _picker_lock:
+        try:
+            fetched_at, tickets = _picker.get(system, {})[company_id]
+        except (KeyError, TypeError):
+            return None
+    age = (now - fetched_at).total_seconds()
+    return list(tickets) if 0 <= age < PICKER_TTL_S else None
+
+
+def _remember(system: Any, company_id: str, now: datetime, tickets: list[Ticket]) -> None:
+    # An adapter that cannot be weakly referenced is simply not cached.
+    with _picker_lock, contextlib.suppress(TypeError):
+        _picker.setdefault(system, {})[company_id] = (now, list(tickets))
+
+
 def list_tickets(ctx: ServiceContext, actor: User, slug: str) -> list[Ticket]:
     with ctx.uow() as uow:
         customer = require_customer(uow, actor, slug, "path")
         system = ctx.tickets(uow)
+    now = ctx.clock.now()
+    cached = _picked(system, customer.psa_company_id, now)
+    if cached is not None:
+        return cached
     try:
-        return system.list_open_tickets(customer.psa_company_id)
+        tickets = system.list_open_tickets(customer.psa_company_id)
     except AdapterNotFoundError:
-        return []
+        tickets = []
     except AdapterError as error:
         raise UpstreamUnavailableError(f"the PSA did not answer: {error}") from error
+    _remember(system, customer.psa_company_id, now, tickets)
+    return tickets
 
 
 @dataclass(frozen=True)

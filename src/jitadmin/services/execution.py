@@ -25,7 +25,7 @@ SYSTEM = "system:worker"
 def process_grant(ctx: ServiceContext, grant_id: str) -> GrantState | None:
     """Do whatever the grant needs now; returns its state afterwards (None if it vanished)."""
     with ctx.uow() as uow:
-        grant = uow.grants.get(grant_id)
+        grant = uow.grants.get(grant_id, lock=True)
         if grant is None:
             return None
         now = ctx.clock.now()
@@ -56,7 +56,7 @@ def process_grant(ctx: ServiceContext, grant_id: str) -> GrantState | None:
 def _recorder(ctx: ServiceContext, grant_id: str) -> Any:
     def record(step: str, data: dict[str, Any]) -> None:
         with ctx.uow() as uow:
-            grant = uow.grants.get(grant_id)
+            grant = uow.grants.get(grant_id, lock=True)
             if grant is None:
                 return
             grant.account.update(data)
@@ -91,7 +91,7 @@ def _provision(
             ctx, grant.id, TransientError(f"unexpected error: {type(error).__name__}")
         )
     with ctx.uow() as uow:
-        current = uow.grants.get(grant.id)
+        current = uow.grants.get(grant.id, lock=True)
         assert current is not None
         if current.state is not S.PROVISIONING:
             # Revoked while we were provisioning: the revoke path will clean up.
@@ -128,7 +128,7 @@ def _revoke(ctx: ServiceContext, identity: IdentityProvider, grant: Grant) -> Gr
             ctx, grant.id, TransientError(f"unexpected error: {type(error).__name__}")
         )
     with ctx.uow() as uow:
-        current = uow.grants.get(grant.id)
+        current = uow.grants.get(grant.id, lock=True)
         assert current is not None
         if current.state not in (S.REVOKING, S.REVOKE_FAILED):
             # Another worker finished it first (its lease had lapsed); nothing left to record.
@@ -152,7 +152,7 @@ def _record_failure(ctx: ServiceContext, grant_id: str, error: Exception) -> Gra
     retry_after = getattr(error, "retry_after_s", None)
     permanent = isinstance(error, AdapterError) and not isinstance(error, TransientError)
     with ctx.uow() as uow:
-        grant = uow.grants.get(grant_id)
+        grant = uow.grants.get(grant_id, lock=True)
         assert grant is not None
         if grant.state not in (S.PROVISIONING, S.REVOKING, S.REVOKE_FAILED):
             return grant.state  # finished elsewhere meanwhile

@@ -29,8 +29,15 @@ from jitadmin.core.policy import (
     check_reason,
     validate_request,
 )
-from jitadmin.ports import Customer, TicketSystem, UnitOfWork, User
-from jitadmin.services.context import ADMIN, AUDITOR, ServiceContext, require_customer, require_role
+from jitadmin.ports import AccessSpec, Customer, TicketSystem, UnitOfWork, User
+from jitadmin.services.context import (
+    ADMIN,
+    AUDITOR,
+    TECHNICIAN,
+    ServiceContext,
+    require_customer,
+    require_role,
+)
 
 S = GrantState
 
@@ -84,6 +91,8 @@ def request_grant(
     password: str | None = None,
 ) -> RequestedGrant:
     """Validate everything, then write the grant and its events in one transaction."""
+    # Auditors and approvers look; only technicians and admins hold access themselves.
+    require_role(actor, ADMIN, TECHNICIAN)
     with ctx.uow() as uow:
         found = require_customer(uow, actor, customer)
         policy = CustomerPolicy(frozenset(uow.connections.kinds(found.slug)), _max_minutes(found))
@@ -136,7 +145,9 @@ def request_grant(
     )
     provisioning = grant.transition(S.PROVISIONING, actor="system:policy", at=now)
     with ctx.uow() as uow:
-        # Re-checked inside the write transaction: two racing requests cannot both pass.
+        # Re-checked inside the write transaction, under a per-owner lock: two racing
+        # requests cannot both pass.
+        uow.grants.lock_owner(actor.username, found.slug, identity_provider)
         _refuse_second_grant(uow, actor.username, found.slug, identity_provider)
         uow.grants.add(grant, ctx.box.seal(secret, password_context(grant.id)))
         uow.audit.append(requested)
@@ -154,10 +165,27 @@ def _refuse_second_grant(uow: UnitOfWork, requester: str, customer: str, kind: s
             f"{kind}; extend it with POST /api/v1/grants/{existing.id}/extend instead",
             existing_id=existing.id,
         )
+    if kind == "ad":
+        # The AD tech account is re-used: a new grant must not re-enable it while an earlier
+        # revocation of that same account is still unverified.
+        unverified = [
+            grant
+            for state in (S.REVOKING, S.REVOKE_FAILED)
+            for grant in uow.grants.find(state=state.value, customer=customer, requester=requester)
+            if grant.identity_provider == kind
+        ]
+        if unverified:
+            earlier = unverified[0]
+            raise ConflictError(
+                f"your earlier AD grant ({earlier.id}) for {customer} is still "
+                f"{earlier.state.value}: its tech account is re-used, so a new grant can start "
+                "once that revocation is verified",
+                existing_id=earlier.id,
+            )
 
 
-def visible_grant(uow: UnitOfWork, actor: User, grant_id: str) -> Grant:
-    grant = uow.grants.get(grant_id)
+def visible_grant(uow: UnitOfWork, actor: User, grant_id: str, *, lock: bool = False) -> Grant:
+    grant = uow.grants.get(grant_id, lock=lock)
     if grant is None or not _may_see(actor, grant):
         raise NotFoundError("grant", grant_id)
     return grant
@@ -192,7 +220,7 @@ def show_grant(ctx: ServiceContext, actor: User, grant_id: str) -> tuple[Grant, 
 def revoke_now(ctx: ServiceContext, actor: User, grant_id: str) -> Grant:
     """Ask for revocation; idempotent for grants already on their way out."""
     with ctx.uow() as uow:
-        grant = visible_grant(uow, actor, grant_id)
+        grant = visible_grant(uow, actor, grant_id, lock=True)
         if actor.role == AUDITOR:
             raise ForbiddenError("auditors may not revoke grants")
         if grant.state in (S.REVOKING, S.REVOKE_FAILED, S.REVOKED):
@@ -210,6 +238,7 @@ def revoke_now(ctx: ServiceContext, actor: User, grant_id: str) -> Grant:
 
 
 def extend_grant(ctx: ServiceContext, actor: User, grant_id: str, minutes: object) -> Grant:
+    """Move the end of an active grant, on the target first (AD), then in the ledger."""
     with ctx.uow() as uow:
         grant = visible_grant(uow, actor, grant_id)
         if actor.role != ADMIN and grant.requester != actor.username:
@@ -223,39 +252,49 @@ def extend_grant(ctx: ServiceContext, actor: User, grant_id: str, minutes: objec
             raise ConflictError(
                 f"only an active grant can be extended (this one is {grant.state.value})"
             )
-        now = ctx.clock.now()
         new_expiry = grant.expires_at + timedelta(minutes=minutes)
-        if new_expiry - now > timedelta(minutes=maximum):
+        if new_expiry - ctx.clock.now() > timedelta(minutes=maximum):
             raise ValidationFailedError.single(
                 "minutes", f"would leave more than {maximum} minutes of access from now"
             )
-        previous = grant.expires_at
-        grant.expires_at = new_expiry
-        grant.duration_minutes += minutes
-        sequence = sum(1 for step in grant.steps if step.startswith("extended")) + 1
-        grant.steps.append(f"extended-{sequence}")
-        uow.grants.save(grant)
+        identity = ctx.identity_for(uow, customer, grant.identity_provider)
+    try:
+        identity.extend(AccessSpec(grant.id, grant.requester, "", new_expiry, dict(grant.account)))
+    except AdapterError as error:
+        raise UpstreamUnavailableError(f"the extension could not be applied: {error}") from error
+    with ctx.uow() as uow:
+        current = visible_grant(uow, actor, grant_id, lock=True)
+        if current.state is not S.ACTIVE or current.expires_at != grant.expires_at:
+            raise ConflictError("the grant changed meanwhile; look at it again and retry")
+        now = ctx.clock.now()
+        current.expires_at = new_expiry
+        current.duration_minutes += minutes
+        sequence = sum(1 for step in current.steps if step.startswith("extended")) + 1
+        current.steps.append(f"extended-{sequence}")
+        uow.grants.save(current)
         uow.audit.append(
             AuditEvent(
                 kind="grant.extended",
                 actor=actor.username,
                 at=now,
-                grant_id=grant.id,
-                customer=grant.customer,
+                grant_id=current.id,
+                customer=current.customer,
                 data={
                     "minutes": minutes,
-                    "from": previous.isoformat(),
+                    "from": grant.expires_at.isoformat(),
                     "to": new_expiry.isoformat(),
                 },
             )
         )
         uow.outbox.enqueue(
-            grant, texts.marker(grant.id, f"extended-{sequence}"),
-            texts.extended_note(grant, sequence, minutes), now,
-        )  # fmt: skip
+            current,
+            texts.marker(current.id, f"extended-{sequence}"),
+            texts.extended_note(current, sequence, minutes),
+            now,
+        )
         uow.commit()
     ctx.wake()
-    return grant
+    return current
 
 
 def reveal_password(ctx: ServiceContext, actor: User, grant_id: str, reason: str | None) -> str:

@@ -14,6 +14,19 @@ def deliver_note(ctx: ServiceContext, message_id: int) -> bool:
         message = uow.outbox.get(message_id)
         if message is None or message.state == "sent":
             return True
+        # A grant's notes reach the ticket in the order they were written: after a PSA outage
+        # the revoke note must not overtake the grant note still waiting before it.
+        earlier = [
+            m
+            for m in uow.outbox.for_grant(message.grant_id)
+            if m.id < message.id and m.state != "sent"
+        ]
+        if earlier:
+            wait = timedelta(seconds=ctx.retry.delay(1))
+            reason = f"waiting for the earlier note {earlier[0].marker}"
+            uow.outbox.mark_retry(message_id, reason, ctx.clock.now() + wait)
+            uow.commit()
+            return False
         try:
             system = ctx.tickets(uow)
         except Exception as error:  # noqa: BLE001 - a missing PSA must not stop the loop

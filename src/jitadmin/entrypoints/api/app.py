@@ -1,17 +1,18 @@
-"""The FastAPI application: REST API, health, metrics and the landing page."""
+"""The FastAPI application: REST API, health, metrics and the web console."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import text
 
 import jitadmin
 from jitadmin.core.grant import GrantState
+from jitadmin.entrypoints import web
 from jitadmin.entrypoints.api import problems
 from jitadmin.entrypoints.api.routes import UnauthorizedError, router
 from jitadmin.wiring import App
@@ -41,13 +42,6 @@ class _StateCollector:
         )
 
 
-LANDING = """<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>jitadmin</title></head>
-<body><h1>jitadmin</h1><p>Just-in-time admin access for MSPs.</p>
-<ul><li><a href="/docs">API documentation</a></li><li><a href="/openapi.json">OpenAPI</a></li>
-<li><a href="/healthz">Health</a></li></ul></body></html>"""
-
-
 def create_app(app: App) -> FastAPI:
     api = FastAPI(title="jitadmin", version=jitadmin.__version__)
     api.state.ctx = app.ctx
@@ -72,8 +66,6 @@ def create_app(app: App) -> FastAPI:
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    @api.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def landing() -> str:
-        return LANDING
-
+    # The web console: "/" is the request form (or the sign-in page).
+    web.install(api)
     return api

@@ -104,6 +104,11 @@ def put_psa(body: PsaIn, ctx: Ctx, actor: Actor) -> dict[str, Any]:
     return admin.put_psa(ctx, actor, body.model_dump())
 
 
+@router.post("/psa/test")
+def test_psa(ctx: Ctx, actor: Actor) -> dict[str, Any]:
+    return {"ok": True, **admin.check_psa(ctx, actor)}
+
+
 @router.get("/customers/{slug}/tickets")
 def list_tickets(slug: str, ctx: Ctx, actor: Actor) -> dict[str, Any]:
     return {

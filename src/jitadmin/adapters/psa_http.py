@@ -1,0 +1,136 @@
+"""HTTP plumbing the Autotask and HaloPSA adapters share.
+
+- Origin pinning: a request goes out only to an origin the adapter was configured with (or
+  learnt from it, like Autotask's zone), so credentials never follow a URL elsewhere.
+- Transport failures become ``TransientError`` raised outside the ``except`` block, so no
+  ``__context__`` keeps the request (and its credential headers) reachable from the error.
+- Short retries for idempotent reads; a long ``Retry-After`` is left to the caller.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import httpx
+
+from jitadmin.core.errors import MisconfiguredError, TransientError
+
+__all__ = ["Origin", "PsaHttp", "absolute_url", "origin", "retry_after"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Origin = tuple[str, str, int | None]
+
+
+def origin(url: httpx.URL) -> Origin:
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    return url.scheme, url.host.lower(), url.port or default
+
+
+def absolute_url(raw: str, what: str) -> httpx.URL:
+    """``raw`` as an absolute http(s) URL ending in ``/``, or ``MisconfiguredError``."""
+    try:
+        url = httpx.URL(str(raw).rstrip("/") + "/")
+    except (httpx.InvalidURL, TypeError):
+        raise MisconfiguredError(f"{what} is not a valid URL") from None
+    if url.scheme not in {"http", "https"} or not url.host:
+        raise MisconfiguredError(f"{what} must be an absolute http(s) URL")
+    return url
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """``Retry-After`` in seconds: a number, or an HTTP date."""
+    raw = response.headers.get("Retry-After")
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+class PsaHttp:
+    """One vendor's HTTP client with origin pinning and bounded retries for reads."""
+
+    def __init__(
+        self,
+        vendor: str,
+        *,
+        http: httpx.Client | None = None,
+        timeout_s: float = 10.0,
+        read_attempts: int = 3,
+        backoff_s: float = 0.25,
+        max_retry_wait_s: float = 2.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.vendor = vendor
+        self._owns_http = http is None
+        self._http = http if http is not None else httpx.Client()
+        self._timeout = httpx.Timeout(timeout_s)
+        self._attempts = max(1, read_attempts)
+        self._backoff_s = backoff_s
+        self._max_wait_s = max_retry_wait_s
+        self.sleep = sleep
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def send(
+        self,
+        method: str,
+        url: httpx.URL,
+        *,
+        allowed: Origin,
+        headers: Mapping[str, str],
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        data: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """One request to ``url``, which must be on the ``allowed`` origin. Any status returns."""
+        if origin(url) != allowed:
+            raise MisconfiguredError(f"{self.vendor} pointed to another host: {url.host}")
+        failure = ""
+        try:
+            response = self._http.request(
+                method,
+                url,
+                params=params,
+                json=json,
+                data=data,
+                headers=dict(headers),
+                timeout=self._timeout,
+                follow_redirects=False,
+            )
+        except httpx.TimeoutException:
+            failure = "timed out"
+        except httpx.TransportError as exc:
+            failure = f"failed: {type(exc).__name__}: {exc}"
+        if failure:
+            raise TransientError(f"{self.vendor} {method} {url.path} {failure}")
+        return response
+
+    def retrying(self, call: Callable[[], T], what: str) -> T:
+        """Run an idempotent ``call``, retrying transient failures a few times, briefly."""
+        attempt = 1
+        while True:
+            try:
+                return call()
+            except TransientError as exc:
+                wait = max(self._backoff_s * 2 ** (attempt - 1), exc.retry_after_s or 0.0)
+                # A long Retry-After is the caller's to schedule, not ours to block on.
+                if attempt >= self._attempts or wait > self._max_wait_s:
+                    raise
+                log.info("%s %s failed (%s); retrying", self.vendor, what, exc)
+                self.sleep(wait)
+                attempt += 1

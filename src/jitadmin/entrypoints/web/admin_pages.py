@@ -1,0 +1,235 @@
+"""Admin pages: customers and their connections, the PSA, users, API tokens.
+
+Every page calls a service that requires the admin role, so other roles get 403.
+Secrets are write-only: forms never show them back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import RedirectResponse
+from starlette.datastructures import FormData
+from starlette.responses import Response
+
+from jitadmin.core.errors import ConflictError, NotFoundError, ValidationFailedError
+from jitadmin.entrypoints.web.auth import Ctx, Form, FormVisitor, PageVisitor, Visitor, text
+from jitadmin.entrypoints.web.render import IDP_LABELS, page
+from jitadmin.entrypoints.web.routing import HtmlRoute
+from jitadmin.services import admin, console
+from jitadmin.services.context import ADMIN, ROLES, ServiceContext, require_role
+from jitadmin.services.grants import UpstreamUnavailableError
+
+router = APIRouter(route_class=HtmlRoute, include_in_schema=False, prefix="/admin")
+
+CONNECTION_FIELDS: dict[str, tuple[str, ...]] = {
+    "m365": ("tenant_id", "client_id", "client_secret", "domain", "authority_url", "graph_url"),
+    "ad": ("url", "bind_user", "bind_password", "base_dn", "ou", "ca_pem"),
+}
+PSA_OPTIONAL: dict[str, tuple[str, ...]] = {"halopsa": ("tenant",)}
+CUSTOMER_FIELDS = ("slug", "name", "psa_company_id", "domain_prefix")
+
+
+def _errors(error: ValidationFailedError) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for problem in error.problems:
+        found.setdefault(problem.field, []).append(problem.rule)
+    return found
+
+
+def _filled(form: FormData, names: tuple[str, ...]) -> dict[str, Any]:
+    return {n: text(form, n).strip() for n in names if text(form, n).strip()}
+
+
+@router.get("")
+def admin_home(visitor: PageVisitor) -> Response:
+    require_role(visitor.user, ADMIN)
+    return RedirectResponse("/admin/customers", status_code=303)
+
+
+def customers_page(
+    ctx: ServiceContext, visitor: Visitor, *, status: int = 200, **extra: Any
+) -> Response:
+    extra.setdefault("scope", "")
+    extra.setdefault("errors", {})
+    extra.setdefault("values", {})
+    extra.setdefault("tested", None)
+    extra.setdefault("notice", "")
+    return page(
+        "admin_customers.html",
+        status,
+        title="Customers and connections",
+        visitor=visitor,
+        setups=console.customer_setups(ctx, visitor.user),
+        connection_fields=CONNECTION_FIELDS,
+        secret_fields=admin.SECRET_FIELDS,
+        idp_labels=IDP_LABELS,
+        **extra,
+    )
+
+
+@router.get("/customers")
+def customers(ctx: Ctx, visitor: PageVisitor) -> Response:
+    return customers_page(ctx, visitor)
+
+
+@router.post("/customers")
+def create_customer(ctx: Ctx, visitor: FormVisitor, form: Form) -> Response:
+    values = {n: text(form, n).strip() for n in CUSTOMER_FIELDS}
+    try:
+        admin.create_customer(
+            ctx, visitor.user, slug=values["slug"], name=values["name"],
+            psa_company_id=values["psa_company_id"], domain_prefix=values["domain_prefix"] or None,
+        )  # fmt: skip
+    except ValidationFailedError as error:
+        return customers_page(
+            ctx, visitor, status=422, scope="new", errors=_errors(error), values=values
+        )
+    except ConflictError as error:
+        return customers_page(
+            ctx, visitor, status=409, scope="new", errors={"slug": [str(error)]}, values=values
+        )
+    return customers_page(ctx, visitor, notice=f"Customer {values['slug']} added.")
+
+
+@router.post("/customers/{slug}/connections/{kind}")
+def save_connection(ctx: Ctx, visitor: FormVisitor, form: Form, slug: str, kind: str) -> Response:
+    if kind not in CONNECTION_FIELDS:
+        raise NotFoundError("connection kind", kind)
+    body = _filled(form, CONNECTION_FIELDS[kind])
+    scope = f"{slug}-{kind}"
+    try:
+        admin.put_connection(ctx, visitor.user, slug, kind, body)
+    except ValidationFailedError as error:
+        shown = {k: v for k, v in body.items() if k not in admin.SECRET_FIELDS[kind]}
+        return customers_page(
+            ctx, visitor, status=422, scope=scope, errors=_errors(error), values=shown
+        )
+    return customers_page(ctx, visitor, notice=f"{IDP_LABELS[kind]} connection of {slug} saved.")
+
+
+@router.post("/customers/{slug}/connections/{kind}/test")
+def test_connection(ctx: Ctx, visitor: FormVisitor, slug: str, kind: str) -> Response:
+    try:
+        findings = admin.check_connection(ctx, visitor.user, slug, kind)
+        tested = {"slug": slug, "kind": kind, "ok": True, "messages": findings or ["connected"]}
+    except (UpstreamUnavailableError, ValidationFailedError) as error:
+        tested = {"slug": slug, "kind": kind, "ok": False, "messages": [str(error)]}
+    return customers_page(ctx, visitor, tested=tested)
+
+
+def psa_page(
+    ctx: ServiceContext, visitor: Visitor, kind: str, *, status: int = 200, **extra: Any
+) -> Response:
+    current = console.psa_setup(ctx, visitor.user)
+    if kind not in admin.PSA_KINDS:
+        kind = current[0] if current else admin.PSA_KINDS[0]
+    fields = admin.REQUIRED_FIELDS[kind] + PSA_OPTIONAL.get(kind, ())
+    extra.setdefault("errors", {})
+    extra.setdefault("notice", "")
+    extra.setdefault("tested", None)
+    values = extra.pop("values", None)
+    if values is None:
+        values = dict(current[1]) if current and current[0] == kind else {}
+    return page(
+        "admin_psa.html", status, title="PSA connection", visitor=visitor, current=current,
+        kind=kind, kinds=admin.PSA_KINDS, fields=fields, secret_fields=admin.SECRET_FIELDS[kind],
+        required=admin.REQUIRED_FIELDS[kind], values=values, **extra,
+    )  # fmt: skip
+
+
+@router.get("/psa")
+def psa(ctx: Ctx, visitor: PageVisitor, kind: str = "") -> Response:
+    return psa_page(ctx, visitor, kind)
+
+
+@router.post("/psa")
+def save_psa(ctx: Ctx, visitor: FormVisitor, form: Form) -> Response:
+    kind = text(form, "kind")
+    names = admin.REQUIRED_FIELDS.get(kind, ()) + PSA_OPTIONAL.get(kind, ())
+    body = {"kind": kind, **_filled(form, names)}
+    try:
+        admin.put_psa(ctx, visitor.user, body)
+    except ValidationFailedError as error:
+        secret = admin.SECRET_FIELDS.get(kind, ())
+        shown = {k: v for k, v in body.items() if k not in secret}
+        return psa_page(ctx, visitor, kind, status=422, errors=_errors(error), values=shown)
+    return psa_page(ctx, visitor, kind, notice="PSA connection saved.")
+
+
+@router.post("/psa/test")
+def test_psa(ctx: Ctx, visitor: FormVisitor) -> Response:
+    try:
+        found = admin.check_psa(ctx, visitor.user)
+        tested = {"ok": True, "messages": list(found.get("findings") or ["connected"])}
+    except (UpstreamUnavailableError, ValidationFailedError) as error:
+        tested = {"ok": False, "messages": [str(error)]}
+    return psa_page(ctx, visitor, "", tested=tested)
+
+
+def users_page(
+    ctx: ServiceContext, visitor: Visitor, *, status: int = 200, **extra: Any
+) -> Response:
+    extra.setdefault("errors", {})
+    extra.setdefault("values", {})
+    extra.setdefault("created", None)
+    return page(
+        "admin_users.html", status, title="Users", visitor=visitor,
+        users=admin.list_users(ctx, visitor.user), roles=ROLES,
+        customers=[c for c, _ in admin.list_customers(ctx, visitor.user)], **extra,
+    )  # fmt: skip
+
+
+@router.get("/users")
+def users(ctx: Ctx, visitor: PageVisitor) -> Response:
+    return users_page(ctx, visitor)
+
+
+@router.post("/users")
+def add_user(ctx: Ctx, visitor: FormVisitor, form: Form) -> Response:
+    restrict = text(form, "restrict") == "yes"
+    chosen = [v for v in form.getlist("customers") if isinstance(v, str)]
+    values = {"username": text(form, "username").strip(), "role": text(form, "role")}
+    try:
+        created = admin.add_user(
+            ctx, visitor.user, username=values["username"], role=values["role"],
+            customers=chosen if restrict else None,
+        )  # fmt: skip
+    except ValidationFailedError as error:
+        return users_page(ctx, visitor, status=422, errors=_errors(error), values=values)
+    except ConflictError as error:
+        return users_page(
+            ctx, visitor, status=409, errors={"username": [str(error)]}, values=values
+        )
+    return users_page(ctx, visitor, created=created)
+
+
+def tokens_page(
+    ctx: ServiceContext, visitor: Visitor, *, status: int = 200, **extra: Any
+) -> Response:
+    extra.setdefault("issued", None)
+    extra.setdefault("notice", "")
+    return page(
+        "admin_tokens.html", status, title="API tokens", visitor=visitor,
+        tokens=console.list_tokens(ctx, visitor.user), users=admin.list_users(ctx, visitor.user),
+        **extra,
+    )  # fmt: skip
+
+
+@router.get("/tokens")
+def tokens(ctx: Ctx, visitor: PageVisitor) -> Response:
+    return tokens_page(ctx, visitor)
+
+
+@router.post("/tokens")
+def issue_token(ctx: Ctx, visitor: FormVisitor, form: Form) -> Response:
+    username = text(form, "username")
+    token = console.issue_token(ctx, visitor.user, username)
+    return tokens_page(ctx, visitor, issued={"username": username, "token": token})
+
+
+@router.post("/tokens/{token_id}/revoke")
+def revoke_token(ctx: Ctx, visitor: FormVisitor, token_id: int) -> Response:
+    removed = console.revoke_token(ctx, visitor.user, token_id)
+    return tokens_page(ctx, visitor, notice=f"Token {removed.hint}… of {removed.username} revoked.")

@@ -1,0 +1,157 @@
+"""Web sign-in: argon2id passwords, server-side sessions, CSRF tokens, sign-out.
+
+The browser holds only a random session id; the database holds its SHA-256, the user, the
+CSRF token and the times. Sign-in, failed sign-in and sign-out are audited.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from jitadmin.core.errors import JitError
+from jitadmin.core.events import AuditEvent
+from jitadmin.ports import User, WebSession
+from jitadmin.services.context import ServiceContext
+
+_hasher = PasswordHasher()
+MAX_USERNAME = 200
+MAX_PASSWORD = 1024  # argon2 hashes anything; a cap stops megabyte "passwords" costing CPU
+
+
+class SignInFailedError(JitError):
+    """Unknown user or wrong password; deliberately does not say which."""
+
+    def __init__(self) -> None:
+        super().__init__("unknown username or wrong password")
+
+
+@dataclass(frozen=True)
+class SessionPolicy:
+    idle: timedelta
+    absolute: timedelta
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    session_id: str  # the cookie value: handed to the browser, never stored or logged
+    csrf_token: str
+    user: User
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class ActiveSession:
+    user: User
+    csrf_token: str
+    expires_at: datetime  # whichever comes first: the idle end or the absolute end
+
+
+def session_hash(session_id: str) -> str:
+    # The id is 256 random bits, so a plain hash suffices: a stolen table yields no cookie.
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+@cache
+def _dummy_hash() -> str:
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
+def _password_ok(stored: str | None, password: str) -> bool:
+    try:
+        # Unknown users cost one argon2 verify too, so timing does not reveal who exists.
+        return _hasher.verify(stored or _dummy_hash(), password) and stored is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def sign_in(
+    ctx: ServiceContext, username: str, password: str, policy: SessionPolicy, *, client: str = ""
+) -> SignedIn:
+    name = username.strip()[:MAX_USERNAME]
+    if not name or not password or len(password) > MAX_PASSWORD:
+        _audit_failure(ctx, name, client, "empty or oversized input")
+        raise SignInFailedError
+    with ctx.uow() as uow:
+        stored = uow.web_sessions.password_hash(name)
+        user = uow.users.get(name)
+    if user is None or not _password_ok(stored, password):
+        _audit_failure(ctx, name, client, "unknown user" if user is None else "wrong password")
+        raise SignInFailedError
+    session_id = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(32)
+    now = ctx.clock.now()
+    expires = now + policy.absolute
+    with ctx.uow() as uow:
+        uow.web_sessions.delete_expired(now, now - policy.idle)
+        uow.web_sessions.add(WebSession(session_hash(session_id), name, csrf, now, now, expires))
+        uow.audit.append(
+            AuditEvent("auth.signed_in", name, now, data={"client": client, "via": "web"})
+        )
+        uow.commit()
+    return SignedIn(session_id, csrf, user, min(expires, now + policy.idle))
+
+
+def _audit_failure(ctx: ServiceContext, username: str, client: str, why: str) -> None:
+    with ctx.uow() as uow:
+        uow.audit.append(
+            AuditEvent(
+                "auth.sign_in_failed",
+                "anonymous",
+                ctx.clock.now(),
+                data={"username": username, "client": client, "why": why},
+            )
+        )
+        uow.commit()
+
+
+def resolve(
+    ctx: ServiceContext, session_id: str, policy: SessionPolicy, *, touch: bool = True
+) -> ActiveSession | None:
+    """The session behind a cookie, or None when unknown or expired (expired ones are deleted).
+
+    ``touch=False`` is for background polling: an open tab refreshing a status must not keep
+    an unattended session alive.
+    """
+    if not session_id or len(session_id) > 128:
+        return None
+    key = session_hash(session_id)
+    now = ctx.clock.now()
+    with ctx.uow() as uow:
+        found = uow.web_sessions.get(key)
+        if found is None:
+            return None
+        user = uow.users.get(found.username)
+        if user is None or now >= found.expires_at or now - found.last_seen_at >= policy.idle:
+            uow.web_sessions.delete(key)
+            uow.commit()
+            return None
+        if touch:
+            uow.web_sessions.touch(key, now)
+            uow.commit()
+        seen = now if touch else found.last_seen_at
+    return ActiveSession(user, found.csrf_token, min(found.expires_at, seen + policy.idle))
+
+
+def sign_out(ctx: ServiceContext, session_id: str, *, client: str = "") -> None:
+    key = session_hash(session_id)
+    with ctx.uow() as uow:
+        found = uow.web_sessions.get(key)
+        if found is None:
+            return
+        uow.web_sessions.delete(key)
+        uow.audit.append(
+            AuditEvent("auth.signed_out", found.username, ctx.clock.now(), data={"client": client})
+        )
+        uow.commit()
+
+
+def csrf_matches(expected: str, given: str | None) -> bool:
+    return bool(given) and hmac.compare_digest(expected.encode(), (given or "").encode())
