@@ -43,6 +43,8 @@ start() {
     as_postgres "$bin/initdb" -D "$DATA" -U postgres --auth=trust -E UTF8 >/dev/null
   fi
   if as_postgres "$bin/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
+    # Already up (perhaps started on another port): describe the server that really runs.
+    PORT=$(sed -n 4p "$DATA/postmaster.pid")
     echo "postgres.sh: already running on $HOST:$PORT" >&2
   else
     as_postgres "$bin/pg_ctl" -D "$DATA" -w -t 60 -l "$DATA/server.log" \

@@ -1,14 +1,23 @@
-"""Shared fixtures: a whole jitadmin (API + worker + SQLite) against the emulators over HTTP."""
+"""Shared fixtures: a whole jitadmin (API + worker + database) against the emulators over HTTP.
+
+The database-facing fixtures (``system``, ``clocked_system``, ``database_url``) run on both
+backends: embedded SQLite and a real PostgreSQL server (a fresh database per test on the server
+that ``scripts/postgres.sh start`` runs; ``JITADMIN_TEST_POSTGRES_URL`` points elsewhere).
+"""
 
 from __future__ import annotations
 
+import os
 import time
+import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import psycopg
 import pytest
 from pydantic import SecretStr
 
@@ -25,6 +34,9 @@ from psa_clients import vendor_notes
 
 T = TypeVar("T")
 SECRET_KEY = "test-secret-key-" + "x" * 32
+REPO = Path(__file__).resolve().parents[1]
+POSTGRES_ENV_FILE = REPO / ".run" / "postgres.env"
+BACKENDS = ("sqlite", "postgresql")
 
 
 def wait_for(check: Callable[[], T | None], *, timeout: float = 30.0, what: str = "condition") -> T:
@@ -152,9 +164,81 @@ def stop_system(system: System) -> None:
     system.app.close()
 
 
+# --- Databases: SQLite beside a real PostgreSQL server --------------------------------------
+
+
+def postgres_server_url() -> str:
+    """The test server's admin URL; fails (never skips) when no server was started."""
+    if url := os.environ.get("JITADMIN_TEST_POSTGRES_URL"):
+        return url
+    if not POSTGRES_ENV_FILE.exists():
+        pytest.fail(
+            "no PostgreSQL for the tests: run `bash scripts/postgres.sh start` "
+            f"({POSTGRES_ENV_FILE} is missing; make test starts it)"
+        )
+    values = dict(
+        line.split("=", 1) for line in POSTGRES_ENV_FILE.read_text().split() if "=" in line
+    )
+    return values["JITADMIN_TEST_POSTGRES_URL"]
+
+
+@contextmanager
+def fresh_postgres_database(server_url: str | None = None) -> Iterator[str]:
+    """A new, empty database on the server for one test; dropped (forcibly) afterwards."""
+    admin_url = server_url or postgres_server_url()
+    name = f"jit_{uuid.uuid4().hex[:12]}"
+    plain = admin_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(plain, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
-def system(tmp_path: Path) -> Iterator[System]:
-    running = start_system(tmp_path)
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database (URL) for this test."""
+    with fresh_postgres_database() as url:
+        yield url
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run every test that uses a database fixture once per backend.
+
+    Tests marked ``slow`` (a real minute of waiting) run on SQLite only, unless they choose
+    backends themselves with ``@pytest.mark.parametrize("backend", ...)``.
+    """
+    if "backend" not in metafunc.fixturenames:
+        return
+    for marker in metafunc.definition.iter_markers("parametrize"):
+        names = marker.args[0]
+        if "backend" in (names.replace(" ", "").split(",") if isinstance(names, str) else names):
+            return
+    slow = metafunc.definition.get_closest_marker("slow") is not None
+    metafunc.parametrize("backend", BACKENDS[:1] if slow else BACKENDS)
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    """Which database this test runs on (parametrized by pytest_generate_tests above)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """The database URL of ``backend``: a file under tmp_path, or a fresh PostgreSQL database."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'jitadmin.db'}"
+        return
+    with fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def system(tmp_path: Path, database_url: str) -> Iterator[System]:
+    running = start_system(tmp_path, database_url=database_url)
     yield running
     stop_system(running)
 
@@ -165,8 +249,8 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def clocked_system(tmp_path: Path, clock: ManualClock) -> Iterator[System]:
-    running = start_system(tmp_path, clock=clock)
+def clocked_system(tmp_path: Path, clock: ManualClock, database_url: str) -> Iterator[System]:
+    running = start_system(tmp_path, clock=clock, database_url=database_url)
     yield running
     stop_system(running)
 

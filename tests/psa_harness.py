@@ -8,6 +8,7 @@ really stored) or a setup step a vendor API does not offer (adding and closing t
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,12 +19,18 @@ from jitadmin.adapters.connectwise import ConnectWiseTickets
 from jitadmin.adapters.halopsa import HaloTickets
 from jitadmin.emulators.at_state import COMPLETE
 from jitadmin.emulators.halo_state import CLOSED
+from jitadmin.emulators.seed import SeedCustomer
 from jitadmin.emulators.server import EmulatorWorld
 from jitadmin.ports import TicketSystem
 
 KINDS = ("connectwise", "autotask", "halopsa")
 # The secret setting of each kind (what must never show in an error or a repr).
 SECRET = {"connectwise": "private_key", "autotask": "secret", "halopsa": "client_secret"}
+# A customer without seed tickets: paging tests fill it without disturbing the others.
+BIGCO = SeedCustomer(
+    slug="bigco", name="Big Co", tenant_id="00000000-0000-4000-8000-000000000252",
+    domain="bigco.onmicrosoft.com", psa_company_id=252, psa_identifier="BigCo", tickets=(),
+)  # fmt: skip
 
 
 @dataclass
@@ -36,8 +43,48 @@ class Sleeps:
         self.waits.append(seconds)
 
 
+def running_world(**options: Any) -> Iterator[EmulatorWorld]:
+    """A started ``EmulatorWorld`` (``options`` as its fields), stopped after; for fixtures."""
+    running = EmulatorWorld(**options)
+    running.start()
+    yield running
+    running.stop()
+
+
+def fresh_harness(kind: str, world: EmulatorWorld) -> Iterator[Harness]:
+    """A ``Harness`` with the switches and journal cleared before and after; for fixtures."""
+    harness = Harness(kind, world)
+    harness.reset()
+    yield harness
+    harness.reset()
+
+
+class AdminSwitches:
+    """The admin API every PSA emulator offers under ``admin_url``: fault switches, journal."""
+
+    @property
+    def admin_url(self) -> str:
+        raise NotImplementedError
+
+    def faults(self, **settings: Any) -> None:
+        httpx.put(f"{self.admin_url}/faults", json=settings).raise_for_status()
+
+    def reset(self) -> None:
+        httpx.delete(f"{self.admin_url}/faults").raise_for_status()
+        httpx.delete(f"{self.admin_url}/requests").raise_for_status()
+
+    def clear_journal(self) -> None:
+        httpx.delete(f"{self.admin_url}/requests").raise_for_status()
+
+    def journal(self) -> list[dict[str, Any]]:
+        response = httpx.get(f"{self.admin_url}/requests")
+        response.raise_for_status()
+        entries: list[dict[str, Any]] = response.json()
+        return entries
+
+
 @dataclass
-class Harness:
+class Harness(AdminSwitches):
     kind: str
     world: EmulatorWorld
 
@@ -73,29 +120,13 @@ class Harness:
         tenant = options.pop("tenant", p["tenant"])
         return HaloTickets(base, auth, p["client_id"], key, tenant, **options)
 
-    # --- switches and journal -----------------------------------------------------------
-
-    def faults(self, **settings: Any) -> None:
-        httpx.put(f"{self.admin_url}/faults", json=settings).raise_for_status()
-
-    def reset(self) -> None:
-        httpx.delete(f"{self.admin_url}/faults").raise_for_status()
-        httpx.delete(f"{self.admin_url}/requests").raise_for_status()
-
-    def clear_journal(self) -> None:
-        httpx.delete(f"{self.admin_url}/requests").raise_for_status()
+    # --- switches and journal (the rest in AdminSwitches) ----------------------------------
 
     def drop_after_commit(self, count: int = 1, mode: str = "500") -> None:
         body: dict[str, Any] = {"count": count}
         if self.kind != "connectwise":
             body["mode"] = mode  # ConnectWise's switch only answers 500
         httpx.post(f"{self.admin_url}/drop_after_commit", json=body).raise_for_status()
-
-    def journal(self) -> list[dict[str, Any]]:
-        response = httpx.get(f"{self.admin_url}/requests")
-        response.raise_for_status()
-        entries: list[dict[str, Any]] = response.json()
-        return entries
 
     def requests(self, method: str, contains: str) -> list[dict[str, Any]]:
         """Journal entries of ``method`` whose path contains ``contains`` (case-insensitive)."""

@@ -30,6 +30,10 @@ class SecretBox(Protocol):
 
     def open(self, sealed: str, context: str) -> str: ...
 
+    def needs_rotation(self, sealed: str) -> bool:
+        """True when ``sealed`` was not sealed under the current primary key."""
+        ...
+
 
 # --- identity providers -----------------------------------------------------------------
 
@@ -62,6 +66,22 @@ class RevokeSpec:
     account: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ManagedAccount:
+    """An account in a tenant or domain that carries jitadmin's tag (for the drift reconciler).
+
+    ``account`` holds what a ``RevokeSpec`` needs to find exactly this object again.
+    """
+
+    username: str
+    object_id: str
+    grant_id: str | None  # M365: one account per grant, named after it
+    requester: str | None  # AD: one tech account per requester
+    enabled: bool
+    holds_admin: bool
+    account: Mapping[str, Any] = field(default_factory=dict)
+
+
 class IdentityProvider(Protocol):
     """Grants and takes away admin rights in one customer tenant or domain.
 
@@ -84,6 +104,10 @@ class IdentityProvider(Protocol):
 
     def check(self) -> list[str]:
         """Test the connection; returns human-readable findings, raises on failure."""
+        ...
+
+    def list_managed(self) -> list[ManagedAccount]:
+        """Every account tagged as jitadmin's, with whether it holds admin rights now."""
         ...
 
 
@@ -120,6 +144,28 @@ class TicketSystem(Protocol):
     def check(self) -> list[str]:
         """Test the connection; returns human-readable findings, raises on failure."""
         ...
+
+
+# --- observability --------------------------------------------------------------------
+
+
+class Metrics(Protocol):
+    """What services report for monitoring; the composition root decides where it goes."""
+
+    def revocation_completed(self, identity_provider: str, lag_s: float) -> None: ...
+    def connector_error(self, connector: str, kind: str) -> None: ...
+    def drift(self, kind: str) -> None: ...
+
+
+class NoMetrics:
+    def revocation_completed(self, identity_provider: str, lag_s: float) -> None:
+        pass
+
+    def connector_error(self, connector: str, kind: str) -> None:
+        pass
+
+    def drift(self, kind: str) -> None:
+        pass
 
 
 # --- persistence ------------------------------------------------------------------------
@@ -183,6 +229,41 @@ class StoredAuditEvent:
     customer: str | None
     data: dict[str, Any]
     hash: str
+    prev_hash: str = ""
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """Filters for reading the trail; ``customers`` None = every customer's events."""
+
+    grant_id: str | None = None
+    customer: str | None = None
+    actor: str | None = None
+    kind: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    customers: tuple[str, ...] | None = None
+    after_seq: int = 0
+
+
+@dataclass(frozen=True)
+class SealedValue:
+    """One sealed column value: where it lives (``column``, ``key``) and the row's identity."""
+
+    column: str  # "connection" | "psa" | "grant_password"
+    key: str
+    customer: str | None
+    kind: str
+    sealed: str
+
+
+class SealedStore(Protocol):
+    """Every sealed value at rest, read in keyset batches, for key rotation."""
+
+    def batch(self, column: str, after: str | None, limit: int) -> list[SealedValue]: ...
+    def replace(self, value: SealedValue, new_sealed: str) -> bool:
+        """Write ``new_sealed`` only if the row still holds ``value.sealed``."""
+        ...
 
 
 class CustomerRepo(Protocol):
@@ -237,6 +318,14 @@ class AuditLog(Protocol):
     def entries(
         self, *, grant_id: str | None = None, limit: int = 500
     ) -> list[StoredAuditEvent]: ...
+    def search(self, query: AuditQuery, limit: int = 500) -> list[StoredAuditEvent]:
+        """Matching events, the newest ``limit`` of them, oldest first."""
+        ...
+
+    def export(self, query: AuditQuery, limit: int) -> list[StoredAuditEvent]:
+        """Matching events after ``query.after_seq``, oldest first (for paging exports)."""
+        ...
+
     def verify(self) -> tuple[int, int | None]:
         """(entries checked, seq of the first bad entry or None)."""
         ...
@@ -256,9 +345,15 @@ class Outbox(Protocol):
 
 
 class UserRepo(Protocol):
-    def add(self, user: User, password_hash: str, token_hash: str, at: datetime) -> None: ...
+    def add(
+        self, user: User, password_hash: str, token_hash: str, at: datetime,
+        token_expires_at: datetime | None = None,
+    ) -> None: ...  # fmt: skip
     def get(self, username: str) -> User | None: ...
-    def by_token_hash(self, token_hash: str) -> User | None: ...
+    def by_token_hash(self, token_hash: str, now: datetime | None = None) -> User | None:
+        """The token's user, unless the token is unknown or expired at ``now``."""
+        ...
+
     def all(self) -> list[User]: ...
 
 
@@ -280,6 +375,7 @@ class ApiToken:
     username: str
     created_at: datetime
     hint: str  # the first characters of the token's hash, to tell tokens apart
+    expires_at: datetime | None = None
 
 
 class WebSessionRepo(Protocol):
@@ -294,8 +390,34 @@ class WebSessionRepo(Protocol):
 
 class ApiTokenRepo(Protocol):
     def all(self) -> list[ApiToken]: ...
-    def add(self, username: str, token_hash: str, at: datetime) -> None: ...
+    def add(
+        self, username: str, token_hash: str, at: datetime, expires_at: datetime | None = None
+    ) -> int: ...
     def delete(self, token_id: int) -> ApiToken | None: ...
+
+
+class RuntimeRepo(Protocol):
+    """Coordination rows of the worker processes: reconciler leases and heartbeats."""
+
+    def claim_reconcile(
+        self,
+        customer: str,
+        kind: str,
+        worker: str,
+        now: datetime,
+        lease_until: datetime,
+        not_run_since: datetime,
+    ) -> bool:
+        """Take the lease on one customer's reconciliation unless it ran after ``not_run_since``
+        or another worker holds it."""
+        ...
+
+    def finish_reconcile(self, customer: str, kind: str, worker: str, at: datetime) -> None: ...
+    def heartbeat(self, worker: str, at: datetime) -> None: ...
+    def heartbeats(self, since: datetime) -> dict[str, datetime]: ...
+    def overdue_revocations(self, before: datetime) -> int:
+        """Grants that should have been revoked before ``before`` and are not yet."""
+        ...
 
 
 class UnitOfWork(Protocol):
@@ -315,6 +437,10 @@ class UnitOfWork(Protocol):
     def web_sessions(self) -> WebSessionRepo: ...
     @property
     def api_tokens(self) -> ApiTokenRepo: ...
+    @property
+    def runtime(self) -> RuntimeRepo: ...
+    @property
+    def sealed(self) -> SealedStore: ...
 
     def __enter__(self) -> UnitOfWork: ...
     def __exit__(self, *exc: object) -> None: ...

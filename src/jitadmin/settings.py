@@ -34,12 +34,27 @@ class Settings(BaseSettings):
     # Graph client budget per call before the worker reschedules.
     graph_retry_budget_seconds: float = Field(default=60.0, gt=0)
     graph_backoff_base_seconds: float = Field(default=1.0, gt=0)
+    # Drift reconciler: how often each customer's tenants and domains are compared with the
+    # ledger (one worker at a time per customer and kind).
+    reconcile_interval_seconds: float = Field(default=300.0, gt=0)
+    # Monitoring: a revocation this late counts as overdue; a worker started alone serves
+    # its own /metrics on this port (the API process serves its in-process worker's).
+    overdue_grace_seconds: float = Field(default=300.0, ge=0)
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
     # Web console sessions: signed out after this long without a page view, and in any case
     # this long after sign-in. Cookie "Secure": auto = when the request came over https.
     web_session_idle_minutes: float = Field(default=30.0, gt=0)
     web_session_absolute_hours: float = Field(default=12.0, gt=0)
     web_cookie_secure: Literal["auto", "always", "never"] = "auto"
+
+    # Security limits (docs/security.md).
+    reveal_limit_per_hour: int = Field(default=10, ge=1)
+    signin_failures_per_user: int = Field(default=5, ge=1)
+    signin_failures_per_client: int = Field(default=20, ge=1)
+    signin_lockout_minutes: float = Field(default=15.0, gt=0)
+    api_token_days: float = Field(default=90.0, gt=0)
+    max_request_bytes: int = Field(default=65536, ge=1024)
 
     @field_validator("secret_key")
     @classmethod

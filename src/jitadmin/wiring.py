@@ -14,13 +14,14 @@ from jitadmin.adapters.clock import SystemClock
 from jitadmin.adapters.connectwise import ConnectWiseTickets
 from jitadmin.adapters.halopsa import HaloTickets
 from jitadmin.adapters.m365_graph import M365Connection, M365IdentityProvider
+from jitadmin.adapters.prometheus_metrics import PrometheusMetrics
 from jitadmin.adapters.secretbox import AesGcmSecretBox
 from jitadmin.core.errors import ValidationFailedError
 from jitadmin.core.retry import RetryPolicy
 from jitadmin.db import migrate
 from jitadmin.db.session import Database
 from jitadmin.ports import Clock, Customer, IdentityProvider, TicketSystem
-from jitadmin.services.context import ServiceContext, WorkerTuning
+from jitadmin.services.context import SecurityTuning, ServiceContext, WorkerTuning
 from jitadmin.settings import Settings
 
 
@@ -127,6 +128,8 @@ class App:
     settings: Settings
     database: Database
     ctx: ServiceContext
+    # This process's event metrics (the API's /metrics renders them with the database gauges).
+    metrics: PrometheusMetrics = field(default_factory=PrometheusMetrics)
 
     def close(self) -> None:
         self.database.dispose()
@@ -154,5 +157,14 @@ def build(settings: Settings, *, clock: Clock | None = None, upgrade: bool = Tru
             revoke_max_attempts=settings.revoke_max_attempts,
             revoke_failed_interval_s=settings.revoke_failed_interval_seconds,
         ),
+        security=SecurityTuning(
+            reveal_limit_per_hour=settings.reveal_limit_per_hour,
+            signin_failures_per_user=settings.signin_failures_per_user,
+            signin_failures_per_client=settings.signin_failures_per_client,
+            signin_lockout_minutes=settings.signin_lockout_minutes,
+            api_token_days=settings.api_token_days,
+        ),
     )
-    return App(settings=settings, database=database, ctx=ctx)
+    metrics = PrometheusMetrics()
+    ctx.metrics = metrics
+    return App(settings=settings, database=database, ctx=ctx, metrics=metrics)

@@ -16,25 +16,19 @@ from jitadmin.core.errors import MisconfiguredError, TransientError
 from jitadmin.emulators.seed import CUSTOMERS
 from jitadmin.emulators.server import EmulatorWorld
 from psa_clients import autotask_client
-from psa_harness import Harness, Sleeps
+from psa_harness import Harness, Sleeps, fresh_harness, running_world
 
 PEDRO, NORTHWIND = CUSTOMERS
 
 
 @pytest.fixture(scope="module")
 def world() -> Iterator[EmulatorWorld]:
-    running = EmulatorWorld(psa_kind="autotask")
-    running.start()
-    yield running
-    running.stop()
+    yield from running_world(psa_kind="autotask")
 
 
 @pytest.fixture
 def at(world: EmulatorWorld) -> Iterator[Harness]:
-    harness = Harness("autotask", world)
-    harness.reset()
-    yield harness
-    harness.reset()
+    yield from fresh_harness("autotask", world)
 
 
 @pytest.fixture

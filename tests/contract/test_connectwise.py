@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -23,40 +22,25 @@ from jitadmin.core.errors import (
 )
 from jitadmin.emulators.connectwise import API_ROOT, ConnectWiseState, create_connectwise_app
 from jitadmin.emulators.runner import RunningServer, free_port, serve_in_thread
-from jitadmin.emulators.seed import CUSTOMERS, SeedCredentials, SeedCustomer
+from jitadmin.emulators.seed import CUSTOMERS, SeedCredentials
+from psa_harness import BIGCO, AdminSwitches, Sleeps
 
-T = TypeVar("T")
+from conftest import wait_for
 
 PEDRO = CUSTOMERS[0]
-# A customer without seed tickets: the paging test fills it without disturbing the others.
-BIGCO = SeedCustomer(
-    slug="bigco",
-    name="Big Co",
-    tenant_id="00000000-0000-4000-8000-000000000252",
-    domain="bigco.onmicrosoft.com",
-    psa_company_id=252,
-    psa_identifier="BigCo",
-    tickets=(),
-)
 NO_FLAGS_MESSAGE = "Please choose where to display the notes in order to save this record."
 
 
 @dataclass
-class Sleeps:
-    """Stands in for time.sleep inside the adapter: records waits instead of waiting."""
-
-    waits: list[float] = field(default_factory=list)
-
-    def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-
-
-@dataclass
-class World:
+class World(AdminSwitches):
     server: RunningServer
     state: ConnectWiseState
     creds: SeedCredentials
     url: str  # the app root (companyinfo, /_admin)
+
+    @property
+    def admin_url(self) -> str:
+        return f"{self.url}/_admin"
 
     @property
     def api(self) -> str:
@@ -84,15 +68,6 @@ class World:
         }
         return ConnectWiseTickets(**(args | overrides))
 
-    def faults(self, **settings: Any) -> None:
-        httpx.put(f"{self.url}/_admin/faults", json=settings).raise_for_status()
-
-    def journal(self) -> list[dict[str, Any]]:
-        response = httpx.get(f"{self.url}/_admin/requests")
-        response.raise_for_status()
-        entries: list[dict[str, Any]] = response.json()
-        return entries
-
     def requests_to(self, method: str, path_end: str) -> list[dict[str, Any]]:
         return [e for e in self.journal() if e["method"] == method and e["path"].endswith(path_end)]
 
@@ -111,19 +86,7 @@ def world() -> Iterator[World]:
 @pytest.fixture(autouse=True)
 def _clean_switches(world: World) -> Iterator[None]:
     yield
-    httpx.delete(f"{world.url}/_admin/faults").raise_for_status()
-    httpx.delete(f"{world.url}/_admin/requests").raise_for_status()
-
-
-def wait_for(probe: Callable[[], T | None], what: str, timeout_s: float = 10.0) -> T:
-    """Poll ``probe`` until it returns something truthy; fail at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        result = probe()
-        if result:
-            return result
-        time.sleep(0.01)  # poll interval only; the deadline decides
-    raise AssertionError(f"timed out waiting for {what}")
+    world.reset()
 
 
 def ids(items: list[dict[str, Any]]) -> list[int]:
@@ -490,7 +453,9 @@ def test_latency_shows_in_flight_then_times_out(world: World) -> None:
     worker = threading.Thread(target=call)
     worker.start()
     in_flight = wait_for(
-        lambda: [e for e in world.journal() if e["status"] is None], "an in-flight request"
+        lambda: [e for e in world.journal() if e["status"] is None],
+        timeout=10.0,
+        what="an in-flight request",
     )
     assert in_flight[0]["path"].endswith("/service/tickets/48302")
     worker.join(timeout=30)

@@ -14,7 +14,7 @@ from jitadmin.emulators.halo_state import CLOSED
 from jitadmin.emulators.seed import CUSTOMERS
 from jitadmin.emulators.server import EmulatorWorld
 from psa_clients import halo_client
-from psa_harness import Harness, Sleeps
+from psa_harness import Harness, Sleeps, fresh_harness, running_world
 
 PEDRO, NORTHWIND = CUSTOMERS
 RATE_TEXT = "Rate Limit Reached - 300 Requests per rolling 5 minute window"
@@ -22,18 +22,12 @@ RATE_TEXT = "Rate Limit Reached - 300 Requests per rolling 5 minute window"
 
 @pytest.fixture(scope="module")
 def world() -> Iterator[EmulatorWorld]:
-    running = EmulatorWorld(psa_kind="halopsa")
-    running.start()
-    yield running
-    running.stop()
+    yield from running_world(psa_kind="halopsa")
 
 
 @pytest.fixture
 def halo(world: EmulatorWorld) -> Iterator[Harness]:
-    harness = Harness("halopsa", world)
-    harness.reset()
-    yield harness
-    harness.reset()
+    yield from fresh_harness("halopsa", world)
 
 
 @pytest.fixture

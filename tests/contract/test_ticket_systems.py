@@ -22,33 +22,22 @@ from jitadmin.core.errors import (
     TransientError,
 )
 from jitadmin.emulators.runner import free_port
-from jitadmin.emulators.seed import CUSTOMERS, SeedCustomer
+from jitadmin.emulators.seed import CUSTOMERS
 from jitadmin.emulators.server import EmulatorWorld
-from psa_harness import KINDS, Harness, Sleeps
+from psa_harness import BIGCO, KINDS, Harness, Sleeps, fresh_harness, running_world
 
 PEDRO, NORTHWIND = CUSTOMERS
-# A customer without seed tickets: the paging test fills it without disturbing the others.
-BIGCO = SeedCustomer(
-    slug="bigco", name="Big Co", tenant_id="00000000-0000-4000-8000-000000000252",
-    domain="bigco.onmicrosoft.com", psa_company_id=252, psa_identifier="BigCo", tickets=(),
-)  # fmt: skip
 SUMMARIES = {str(t.id): t.summary for c in CUSTOMERS for t in c.tickets}
 
 
 @pytest.fixture(scope="module")
 def world() -> Iterator[EmulatorWorld]:
-    running = EmulatorWorld(customers=(*CUSTOMERS, BIGCO))
-    running.start()
-    yield running
-    running.stop()
+    yield from running_world(customers=(*CUSTOMERS, BIGCO))
 
 
 @pytest.fixture(params=KINDS)
 def psa(request: pytest.FixtureRequest, world: EmulatorWorld) -> Iterator[Harness]:
-    harness = Harness(request.param, world)
-    harness.reset()
-    yield harness
-    harness.reset()
+    yield from fresh_harness(request.param, world)
 
 
 def desc(ids: list[str]) -> list[str]:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import threading
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from jitadmin.adapters.clock import ManualClock
@@ -19,29 +17,6 @@ from jitadmin.entrypoints.worker import Worker, WorkerOptions
 from conftest import System, start_system, stop_system, wait_for
 
 PEDRO = CUSTOMERS[0]
-ENV_FILE = Path(__file__).resolve().parents[2] / ".run" / "postgres.env"
-
-
-def server_url() -> str:
-    """The test server started by `scripts/postgres.sh start` (make test does it)."""
-    if not ENV_FILE.exists():
-        pytest.fail(
-            f"no PostgreSQL for the tests: run `bash scripts/postgres.sh start` ({ENV_FILE})"
-        )
-    values = dict(line.split("=", 1) for line in ENV_FILE.read_text().split() if "=" in line)
-    return values["JITADMIN_TEST_POSTGRES_URL"]
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    admin_url = server_url()
-    name = f"jit_{uuid.uuid4().hex[:12]}"
-    plain = admin_url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield admin_url.rsplit("/", 1)[0] + f"/{name}"
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -24,8 +24,10 @@ from ldap3.utils.dn import escape_rdn
 
 from jitadmin.adapters.ad_account import (
     ACCOUNT_ATTRIBUTES,
+    ACCOUNTDISABLE,
     DOMAIN_ADMINS_RID,
     DOMAIN_USERS_RID,
+    MANAGED_TAG,
     Account,
     disabled_uac,
     enabled_uac,
@@ -58,7 +60,13 @@ from jitadmin.core.errors import (
     TransientError,
 )
 from jitadmin.core.passwords import generate_password
-from jitadmin.ports import AccessResult, AccessSpec, ProgressRecorder, RevokeSpec
+from jitadmin.ports import (
+    AccessResult,
+    AccessSpec,
+    ManagedAccount,
+    ProgressRecorder,
+    RevokeSpec,
+)
 
 log = logging.getLogger(__name__)
 
@@ -125,15 +133,7 @@ class ActiveDirectoryIdentityProvider:
             if "member" not in _lowered(group, "allowedAttributesEffective"):
                 raise MisconfiguredError(f"{user} may not change the members of Domain Admins")
             findings.append("may change the members of Domain Admins")
-            managed = [
-                Account.from_entry(e)
-                for e in session.search(
-                    domain.base_dn,
-                    "(employeeType=jitadmin)",
-                    ACCOUNT_ATTRIBUTES,
-                    what="list jitadmin's accounts",
-                )
-            ]
+            managed = self._tagged(session, domain.base_dn)
             enabled = sum(1 for a in managed if a.managed and not a.disabled)
             findings.append(
                 f"{len(managed)} tech account(s) managed by jitadmin, {enabled} enabled"
@@ -263,6 +263,34 @@ class ActiveDirectoryIdentityProvider:
             record("verified_revoked", {})
         log.info("%s removed from Domain Admins, disabled and its password reset", sam)
 
+    def list_managed(self) -> list[ManagedAccount]:
+        """Tech accounts with jitadmin's full tag (employeeType and owner), read back one by one
+        for tokenGroups, which the DC computes only on a base-scope read.
+
+        With an OU configured, jitadmin's accounts live there and only there is searched (a
+        domain may be shared by several jitadmin installations, each with its OU); without
+        one, the whole domain.
+        """
+        found = []
+        with self._session() as (session, domain):
+            scope = domain.ou_dn if self.connection.ou else domain.base_dn
+            for account in self._tagged(session, scope):
+                if not account.managed:
+                    continue
+                state = read_state(session, account.dn, account.sam)
+                found.append(
+                    ManagedAccount(
+                        username=account.sam,
+                        object_id=account.guid,
+                        grant_id=None,
+                        requester=account.owner,
+                        enabled=not state.uac & ACCOUNTDISABLE,
+                        holds_admin=state.holds_admin(domain),
+                        account=_account_data(account),
+                    )
+                )
+        return found
+
     # -- sessions and discovery --------------------------------------------------------
 
     @contextlib.contextmanager
@@ -297,6 +325,16 @@ class ActiveDirectoryIdentityProvider:
         return domain.dns_name.split(".")[0]
 
     # -- accounts ----------------------------------------------------------------------
+
+    @staticmethod
+    def _tagged(session: LdapSession, base: str) -> list[Account]:
+        entries = session.search(
+            base,
+            f"(employeeType={MANAGED_TAG})",
+            ACCOUNT_ATTRIBUTES,
+            what="list jitadmin's accounts",
+        )
+        return [Account.from_entry(e) for e in entries]
 
     @staticmethod
     def _find(session: LdapSession, domain: Domain, sam: str) -> Account | None:

@@ -75,6 +75,10 @@ class AccountState:
             remaining.append("still enabled")
         return remaining
 
+    def holds_admin(self, domain: Domain) -> bool:
+        """In Domain Admins (directly, nested or as primary group), enabled or not."""
+        return domain.admins_sid in self.group_sids or self.primary_group_rid == DOMAIN_ADMINS_RID
+
     def is_enabled_admin(self, domain: Domain) -> bool:
         return domain.admins_sid in self.group_sids and not self.uac & ACCOUNTDISABLE
 

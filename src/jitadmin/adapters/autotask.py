@@ -13,18 +13,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from types import TracebackType
 from typing import Any, NoReturn
 
 import httpx
 
+from jitadmin.adapters import psa_http
 from jitadmin.adapters.autotask_budget import RequestBudget, Usage
-from jitadmin.adapters.psa_http import PsaHttp, absolute_url, origin, retry_after
 from jitadmin.core.errors import (
     AdapterError,
     AdapterNotFoundError,
     MisconfiguredError,
-    RejectedError,
     TransientError,
 )
 from jitadmin.ports import Ticket
@@ -41,7 +39,7 @@ _TITLE_MAX = 250
 _AUTH_HINT = "check the username, secret, integration code and the API-only security level"
 
 
-class AutotaskTickets:
+class AutotaskTickets(psa_http.PsaAdapter):
     """The MSP's Autotask as a ``TicketSystem``. Holds the secret; never shows it."""
 
     kind = "autotask"
@@ -66,7 +64,7 @@ class AutotaskTickets:
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._base = absolute_url(base_url, "Autotask base_url")
+        self._base = psa_http.absolute_url(base_url, "Autotask base_url")
         self._username = username
         self._note_type, self._publish = _setting_int(note_type), _setting_int(publish)
         if not 1 <= page_size <= _MAX_PAGE:
@@ -79,7 +77,7 @@ class AutotaskTickets:
             "Secret": secret,
             "Accept": "application/json",
         }
-        self._http = PsaHttp(
+        self._http = psa_http.PsaHttp(
             "Autotask", http=http, timeout_s=timeout_s, read_attempts=read_attempts,
             backoff_s=retry_backoff_s, max_retry_wait_s=max_retry_wait_s, sleep=sleep,
         )  # fmt: skip
@@ -93,18 +91,6 @@ class AutotaskTickets:
 
     def __repr__(self) -> str:
         return f"AutotaskTickets(base_url={str(self._base)!r}, username={self._username!r})"
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> AutotaskTickets:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:  # fmt: skip
-        self.close()
 
     # --- TicketSystem -------------------------------------------------------------------
 
@@ -256,8 +242,8 @@ class AutotaskTickets:
         url = self._base.join("V1.0/zoneInformation")
         response = self._http.retrying(
             lambda: self._http.send(
-                "GET", url, allowed=origin(self._base), headers={"Accept": "application/json"},
-                params={"user": self._username},
+                "GET", url, allowed=psa_http.origin(self._base),
+                headers={"Accept": "application/json"}, params={"user": self._username},
             ),
             "zoneInformation",
         )  # fmt: skip
@@ -270,7 +256,7 @@ class AutotaskTickets:
         raw = body.get("url") if isinstance(body, Mapping) else None
         if not isinstance(raw, str):
             raise MisconfiguredError("Autotask zoneInformation returned no url (check base_url)")
-        zone = absolute_url(raw, "Autotask zone url")
+        zone = psa_http.absolute_url(raw, "Autotask zone url")
         if not _trusted_zone(self._base, zone):
             raise MisconfiguredError(f"Autotask zone {zone.host} is outside {self._base.host}")
         with self._lock:
@@ -297,7 +283,7 @@ class AutotaskTickets:
             zone = self._zone_url()
             url = target if isinstance(target, httpx.URL) else zone.join(f"V1.0/{target}")
             response = self._http.send(
-                method, url, allowed=origin(zone), headers=self._headers, json=json
+                method, url, allowed=psa_http.origin(zone), headers=self._headers, json=json
             )
             if response.status_code == 401 and attempt == 1:
                 self._zone_url(refresh=True)  # the database may have moved zones (spec §3.1)
@@ -321,23 +307,14 @@ def _trusted_zone(base: httpx.URL, zone: httpx.URL) -> bool:
 
 
 def _raise_for(what: str, response: httpx.Response, not_found: type[AdapterError]) -> NoReturn:
-    status = response.status_code
     messages, listed = _vendor_errors(response)
-    detail = f"{what} returned {status}" + (f": {messages}" if messages else "")
-    if status in (401, 403):
-        raise MisconfiguredError(f"{detail} ({_AUTH_HINT})")
-    if status == 404:
-        raise not_found(detail)
-    if status == 429 or "threshold" in messages.lower():
-        raise TransientError(detail, None, retry_after(response) or 60.0)
-    if status >= 500 and listed:
+    psa_http.raise_mapped(
+        what, response, not_found, messages, auth_hint=_AUTH_HINT,
+        # The hourly threshold may come as a non-429 error; wait out part of the hour.
+        throttled="threshold" in messages.lower(), throttle_wait_s=60.0,
         # Autotask reports validation failures as 500 {"errors": [...]} (spec §3.7).
-        raise RejectedError(detail)
-    if status >= 500:
-        raise TransientError(detail, None, retry_after(response))
-    if 300 <= status < 400:
-        raise MisconfiguredError(f"{detail} (redirect: check base_url)")
-    raise RejectedError(detail)
+        rejected=listed,
+    )  # fmt: skip
 
 
 def _vendor_errors(response: httpx.Response) -> tuple[str, bool]:
@@ -353,12 +330,7 @@ def _vendor_errors(response: httpx.Response) -> tuple[str, bool]:
 
 
 def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        raise MisconfiguredError(
-            f"Autotask {response.request.url.path} did not answer JSON (check base_url)"
-        ) from None
+    return psa_http.json_body(response, "Autotask")
 
 
 def _picklist(fields: Any, name: str, *, active_only: bool = True) -> dict[int, str]:
@@ -388,8 +360,4 @@ def _setting_int(raw: Any) -> int:
 
 
 def _numeric_id(raw: str, kind: str, error: type[AdapterError] = AdapterNotFoundError) -> int:
-    """Autotask ids are integers; anything else cannot exist (and must not reach a URL)."""
-    text = str(raw).strip()
-    if not text.isascii() or not text.isdigit():
-        raise error(f"no Autotask {kind} {raw!r}: ids are numeric")
-    return int(text)
+    return psa_http.numeric_id(raw, "Autotask", kind, error)

@@ -7,28 +7,22 @@ a note POST is never retried blindly: the caller's outbox looks for the marker f
 
 from __future__ import annotations
 
-import email.utils
-import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any, NoReturn
 
 import httpx
 
+from jitadmin.adapters import psa_http
 from jitadmin.core.errors import (
     AdapterError,
     AdapterNotFoundError,
     MisconfiguredError,
-    RejectedError,
     TransientError,
 )
 from jitadmin.ports import Ticket
 
 __all__ = ["ConnectWiseTickets"]
-
-log = logging.getLogger(__name__)
 
 _ACCEPT = "application/vnd.connectwise.com+json; version=2022.1"
 _TICKET_FIELDS = "id,summary,status/name,company/id,closedFlag"
@@ -36,7 +30,7 @@ _PAGE_SIZE = 100
 _MAX_PAGES = 200  # a guard against a server whose Link header never ends
 
 
-class ConnectWiseTickets:
+class ConnectWiseTickets(psa_http.PsaAdapter):
     """The MSP's ConnectWise PSA as a ``TicketSystem``. Holds the private key; never shows it."""
 
     kind = "connectwise"
@@ -56,39 +50,19 @@ class ConnectWiseTickets:
         max_retry_wait_s: float = 2.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._base = httpx.URL(base_url.rstrip("/") + "/")
-        if self._base.scheme not in {"http", "https"} or not self._base.host:
-            raise MisconfiguredError("ConnectWise base_url must be an absolute http(s) URL")
+        self._base = psa_http.absolute_url(base_url, "ConnectWise base_url")
         self._company_id = company_id
         # Credentials live only in this auth object and are attached per request, after the
         # target URL has been checked against base_url (see _send).
         self._auth = httpx.BasicAuth(f"{company_id}+{public_key}", private_key)
         self._headers = {"clientId": client_id, "Accept": _ACCEPT, "Cache-Control": "no-cache"}
-        self._timeout = httpx.Timeout(timeout_s)
-        self._owns_http = http is None
-        self._http = http if http is not None else httpx.Client()
-        self._get_attempts = max(1, get_attempts)
-        self._backoff_s = retry_backoff_s
-        self._max_retry_wait_s = max_retry_wait_s
-        self._sleep = sleep
+        self._http = psa_http.PsaHttp(
+            "ConnectWise", http=http, timeout_s=timeout_s, read_attempts=get_attempts,
+            backoff_s=retry_backoff_s, max_retry_wait_s=max_retry_wait_s, sleep=sleep,
+        )  # fmt: skip
 
     def __repr__(self) -> str:
         return f"ConnectWiseTickets(base_url={str(self._base)!r}, company_id={self._company_id!r})"
-
-    def close(self) -> None:
-        if self._owns_http:
-            self._http.close()
-
-    def __enter__(self) -> ConnectWiseTickets:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # --- TicketSystem -------------------------------------------------------------------
 
@@ -196,18 +170,9 @@ class ConnectWiseTickets:
         not_found: type[AdapterError] = AdapterNotFoundError,
     ) -> httpx.Response:
         """A GET with a few short retries on transient failures (GETs are idempotent)."""
-        attempt = 1
-        while True:
-            try:
-                return self._send("GET", url, params=params, not_found=not_found)
-            except TransientError as exc:
-                wait = max(self._backoff_s * 2 ** (attempt - 1), exc.retry_after_s or 0.0)
-                # A long Retry-After is the caller's to schedule, not ours to block on.
-                if attempt >= self._get_attempts or wait > self._max_retry_wait_s:
-                    raise
-                log.info("ConnectWise GET %s failed (%s); retrying", url.path, exc)
-                self._sleep(wait)
-                attempt += 1
+        return self._http.retrying(
+            lambda: self._send("GET", url, params=params, not_found=not_found), f"GET {url.path}"
+        )
 
     def _send(
         self,
@@ -218,55 +183,21 @@ class ConnectWiseTickets:
         json: Any = None,
         not_found: type[AdapterError] = AdapterNotFoundError,
     ) -> httpx.Response:
-        if _origin(url) != _origin(self._base):
-            # Never hand the credentials to a host a Link header (or anything else) names.
-            raise MisconfiguredError(f"ConnectWise pointed to another host: {url.host}")
-        what = f"ConnectWise {method} {url.path}"
-        failure = ""
-        try:
-            response = self._http.request(
-                method,
-                url,
-                params=params,
-                json=json,
-                headers=self._headers,
-                auth=self._auth,
-                timeout=self._timeout,
-                follow_redirects=False,
-            )
-        except httpx.TimeoutException:
-            failure = "timed out"
-        except httpx.TransportError as exc:
-            failure = f"failed: {type(exc).__name__}: {exc}"
-        if failure:
-            # Raised outside the except block so no __context__ keeps the request (and its
-            # Authorization header) reachable from the error.
-            raise TransientError(f"{what} {failure}")
+        # Never hand the credentials to a host a Link header (or anything else) names: send
+        # checks the origin before the auth is attached.
+        response = self._http.send(
+            method, url, allowed=psa_http.origin(self._base), headers=self._headers, params=params,
+            json=json, auth=self._auth,
+        )  # fmt: skip
         if not response.is_success:
-            _raise_for(what, response, not_found)
+            _raise_for(f"ConnectWise {method} {url.path}", response, not_found)
         return response
 
 
-def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
-    default = {"http": 80, "https": 443}.get(url.scheme)
-    return url.scheme, url.host.lower(), url.port or default
-
-
 def _raise_for(what: str, response: httpx.Response, not_found: type[AdapterError]) -> NoReturn:
-    status = response.status_code
     code, message = _vendor_error(response)
-    detail = f"{what} returned {status}" + (f": {message}" if message else "")
-    if status in (401, 403):
-        raise MisconfiguredError(f"{detail} (check the API keys, clientId and role)", code)
-    if status == 404:
-        raise not_found(detail, code)
-    if status == 429:
-        raise TransientError(detail, code, _retry_after(response))
-    if status >= 500:
-        raise TransientError(detail, code, _retry_after(response))
-    if 300 <= status < 400:
-        raise MisconfiguredError(f"{detail} (redirect: check base_url)", code)
-    raise RejectedError(detail, code)
+    hint = "check the API keys, clientId and role"
+    psa_http.raise_mapped(what, response, not_found, message, auth_hint=hint, code=code)
 
 
 def _vendor_error(response: httpx.Response) -> tuple[str | None, str]:
@@ -286,29 +217,8 @@ def _vendor_error(response: httpx.Response) -> tuple[str | None, str]:
     return (str(code) if code else None), " ".join(p for p in parts if p)[:500]
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    """``Retry-After`` in seconds: a number, or an HTTP date."""
-    raw = response.headers.get("Retry-After")
-    if not raw:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
 def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        raise MisconfiguredError(
-            f"ConnectWise {response.request.url.path} did not answer JSON (check base_url)"
-        ) from None
+    return psa_http.json_body(response, "ConnectWise")
 
 
 def _to_ticket(item: Any) -> Ticket:
@@ -326,11 +236,7 @@ def _to_ticket(item: Any) -> Ticket:
 
 
 def _numeric_id(raw: str, kind: str, error: type[AdapterError] = AdapterNotFoundError) -> int:
-    """ConnectWise ids are integers; anything else cannot exist (and must not reach a URL)."""
-    text = str(raw).strip()
-    if not text.isascii() or not text.isdigit():
-        raise error(f"no ConnectWise {kind} {raw!r}: ids are numeric")
-    return int(text)
+    return psa_http.numeric_id(raw, "ConnectWise", kind, error)
 
 
 def _search_term(marker: str) -> str:

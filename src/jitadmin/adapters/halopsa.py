@@ -12,17 +12,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from types import TracebackType
 from typing import Any, NoReturn
 
 import httpx
 
-from jitadmin.adapters.psa_http import PsaHttp, absolute_url, origin, retry_after
+from jitadmin.adapters import psa_http
 from jitadmin.core.errors import (
     AdapterError,
     AdapterNotFoundError,
     MisconfiguredError,
-    RejectedError,
     TransientError,
 )
 from jitadmin.ports import Ticket
@@ -35,7 +33,7 @@ _TOKEN_MARGIN_S = 60.0
 _MAX_PAGES = 200
 
 
-class HaloTickets:
+class HaloTickets(psa_http.PsaAdapter):
     """The MSP's HaloPSA as a ``TicketSystem``. Holds the client secret; never shows it."""
 
     kind = "halopsa"
@@ -58,8 +56,8 @@ class HaloTickets:
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._base = absolute_url(base_url, "HaloPSA base_url")
-        self._auth = absolute_url(auth_url, "HaloPSA auth_url")
+        self._base = psa_http.absolute_url(base_url, "HaloPSA base_url")
+        self._auth = psa_http.absolute_url(auth_url, "HaloPSA auth_url")
         self._client_id = client_id
         self._secret = client_secret
         self._tenant = (tenant or "").strip() or None
@@ -68,7 +66,7 @@ class HaloTickets:
         except (TypeError, ValueError):
             raise MisconfiguredError("HaloPSA outcome_id must be an integer") from None
         self._page_size = max(1, page_size)
-        self._http = PsaHttp(
+        self._http = psa_http.PsaHttp(
             "HaloPSA", http=http, timeout_s=timeout_s, read_attempts=read_attempts,
             backoff_s=retry_backoff_s, max_retry_wait_s=max_retry_wait_s, sleep=sleep,
         )  # fmt: skip
@@ -79,18 +77,6 @@ class HaloTickets:
 
     def __repr__(self) -> str:
         return f"HaloTickets(base_url={str(self._base)!r}, client_id={self._client_id!r})"
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> HaloTickets:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:  # fmt: skip
-        self.close()
 
     # --- TicketSystem -------------------------------------------------------------------
 
@@ -226,7 +212,7 @@ class HaloTickets:
     def _authinfo(self) -> Mapping[str, Any]:
         url = self._base.join("api/authinfo")
         response = self._http.retrying(
-            lambda: self._http.send("GET", url, allowed=origin(self._base), headers={}),
+            lambda: self._http.send("GET", url, allowed=psa_http.origin(self._base), headers={}),
             "authinfo",
         )
         if not response.is_success:
@@ -245,7 +231,8 @@ class HaloTickets:
                 "client_secret": self._secret, "scope": "all"}  # fmt: skip
         response = self._http.retrying(
             lambda: self._http.send(
-                "POST", url, allowed=origin(self._auth), headers={"Accept": "application/json"},
+                "POST", url, allowed=psa_http.origin(self._auth),
+                headers={"Accept": "application/json"},
                 params={"tenant": self._tenant} if self._tenant else None, data=form,
             ),
             "token",
@@ -285,8 +272,9 @@ class HaloTickets:
         for attempt in (1, 2):
             headers = {"Authorization": f"Bearer {self._bearer()}", "Accept": "application/json"}
             response = self._http.send(
-                method, url, allowed=origin(self._base), headers=headers, params=params, json=json
-            )
+                method, url, allowed=psa_http.origin(self._base), headers=headers, params=params,
+                json=json,
+            )  # fmt: skip
             if response.status_code == 401 and attempt == 1:
                 with self._lock:
                     self._token = None  # expired or revoked: one fresh token, one more try
@@ -298,20 +286,10 @@ class HaloTickets:
 
 
 def _raise_for(what: str, response: httpx.Response, not_found: type[AdapterError]) -> NoReturn:
-    status = response.status_code
-    message = _vendor_message(response)
-    detail = f"{what} returned {status}" + (f": {message}" if message else "")
-    if status in (401, 403):
-        raise MisconfiguredError(f"{detail} (check the API application's permissions)")
-    if status == 404:
-        raise not_found(detail)
-    if status == 429:
-        raise TransientError(detail, None, retry_after(response) or _RATE_LIMIT_WAIT_S)
-    if status >= 500:
-        raise TransientError(detail, None, retry_after(response))
-    if 300 <= status < 400:
-        raise MisconfiguredError(f"{detail} (redirect: check base_url)")
-    raise RejectedError(detail)
+    psa_http.raise_mapped(
+        what, response, not_found, _vendor_message(response),
+        auth_hint="check the API application's permissions", throttle_wait_s=_RATE_LIMIT_WAIT_S,
+    )  # fmt: skip
 
 
 def _vendor_message(response: httpx.Response) -> str:
@@ -336,17 +314,8 @@ def _record_count(page: Any) -> int | None:
 
 
 def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        raise MisconfiguredError(
-            f"HaloPSA {response.request.url.path} did not answer JSON (check base_url)"
-        ) from None
+    return psa_http.json_body(response, "HaloPSA")
 
 
 def _numeric_id(raw: str, kind: str, error: type[AdapterError] = AdapterNotFoundError) -> int:
-    """Halo ids are integers; anything else cannot exist (and must not reach a URL)."""
-    text = str(raw).strip()
-    if not text.isascii() or not text.isdigit():
-        raise error(f"no HaloPSA {kind} {raw!r}: ids are numeric")
-    return int(text)
+    return psa_http.numeric_id(raw, "HaloPSA", kind, error)

@@ -41,8 +41,21 @@ def segment(value: str) -> str:
     return quote(value, safe="")
 
 
+_NAME_HEAD, _NAME_TAIL = "jitadmin temporary admin (grant ", ")"
+
+
 def display_name(grant_id: str) -> str:
-    return f"jitadmin temporary admin (grant {grant_id})"
+    return f"{_NAME_HEAD}{grant_id}{_NAME_TAIL}"
+
+
+def grant_id_in(user: dict[str, Any]) -> str | None:
+    """The grant id a tagged account was named after (``display_name``), if it has one."""
+    name = user.get("displayName")
+    if user.get("employeeType") != MANAGED_TAG or not isinstance(name, str):
+        return None
+    if not (name.startswith(_NAME_HEAD) and name.endswith(_NAME_TAIL)):
+        return None
+    return name[len(_NAME_HEAD) : -len(_NAME_TAIL)] or None
 
 
 def is_ours(user: dict[str, Any], grant_id: str) -> bool:
@@ -111,6 +124,14 @@ class Directory:
             if str(user.get("userPrincipalName", "")).lower() == upn.lower():
                 return user
         return None
+
+    def managed_users(self) -> list[dict[str, Any]]:
+        """Every account carrying jitadmin's tag (the emulator and Graph filter employeeType)."""
+        users = self.graph.list_all(
+            "/users",
+            {"$filter": f"employeeType eq {odata_quote(MANAGED_TAG)}", "$select": USER_FIELDS},
+        )
+        return [user for user in users if user.get("employeeType") == MANAGED_TAG]
 
     def deleted_user(self, user_id: str) -> dict[str, Any] | None:
         return self.graph.get_optional(

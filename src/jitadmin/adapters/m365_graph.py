@@ -23,12 +23,19 @@ from jitadmin.adapters.m365_directory import (
     MANAGED_TAG,
     Directory,
     display_name,
+    grant_id_in,
     is_ours,
     is_ours_deleted,
 )
 from jitadmin.core import naming
 from jitadmin.core.errors import AlreadyExistsError, MisconfiguredError, TransientError
-from jitadmin.ports import AccessResult, AccessSpec, ProgressRecorder, RevokeSpec
+from jitadmin.ports import (
+    AccessResult,
+    AccessSpec,
+    ManagedAccount,
+    ProgressRecorder,
+    RevokeSpec,
+)
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +186,25 @@ class M365IdentityProvider:
         if not self._graph.poll(lambda: self._confirm_gone(user_id, remaining)):
             raise TransientError(f"revoke of {label} not verified; still present: {remaining}")
         record("verified_revoked", {})
+
+    def list_managed(self) -> list[ManagedAccount]:
+        """Tagged accounts and whether any directory role is assigned to them."""
+        self._graph.ensure_token()
+        found = []
+        for user in self._dir.managed_users():
+            user_id, upn = str(user["id"]), str(user.get("userPrincipalName") or user["id"])
+            found.append(
+                ManagedAccount(
+                    username=upn,
+                    object_id=user_id,
+                    grant_id=grant_id_in(user),
+                    requester=None,
+                    enabled=user.get("accountEnabled") is not False,
+                    holds_admin=bool(self._dir.assignments_of(user_id)),
+                    account={"user_id": user_id, "upn": upn},
+                )
+            )
+        return found
 
     # -- grant helpers -----------------------------------------------------------------
 

@@ -1,10 +1,12 @@
-"""HTTP plumbing the Autotask and HaloPSA adapters share.
+"""HTTP plumbing the ConnectWise, Autotask and HaloPSA adapters share.
 
 - Origin pinning: a request goes out only to an origin the adapter was configured with (or
   learnt from it, like Autotask's zone), so credentials never follow a URL elsewhere.
 - Transport failures become ``TransientError`` raised outside the ``except`` block, so no
   ``__context__`` keeps the request (and its credential headers) reachable from the error.
 - Short retries for idempotent reads; a long ``Retry-After`` is left to the caller.
+- One mapping of HTTP statuses onto the adapter error taxonomy (``raise_mapped``); each vendor
+  only reads its own error body.
 """
 
 from __future__ import annotations
@@ -14,13 +16,30 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from types import TracebackType
+from typing import Any, NoReturn, Self, TypeVar
 
 import httpx
 
-from jitadmin.core.errors import MisconfiguredError, TransientError
+from jitadmin.core.errors import (
+    AdapterError,
+    AdapterNotFoundError,
+    MisconfiguredError,
+    RejectedError,
+    TransientError,
+)
 
-__all__ = ["Origin", "PsaHttp", "absolute_url", "origin", "retry_after"]
+__all__ = [
+    "Origin",
+    "PsaAdapter",
+    "PsaHttp",
+    "absolute_url",
+    "json_body",
+    "numeric_id",
+    "origin",
+    "raise_mapped",
+    "retry_after",
+]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -96,6 +115,7 @@ class PsaHttp:
         params: Mapping[str, str] | None = None,
         json: Any = None,
         data: Mapping[str, str] | None = None,
+        auth: httpx.Auth | None = None,
     ) -> httpx.Response:
         """One request to ``url``, which must be on the ``allowed`` origin. Any status returns."""
         if origin(url) != allowed:
@@ -109,6 +129,7 @@ class PsaHttp:
                 json=json,
                 data=data,
                 headers=dict(headers),
+                auth=auth,
                 timeout=self._timeout,
                 follow_redirects=False,
             )
@@ -134,3 +155,79 @@ class PsaHttp:
                 log.info("%s %s failed (%s); retrying", self.vendor, what, exc)
                 self.sleep(wait)
                 attempt += 1
+
+
+class PsaAdapter:
+    """Closing and the ``with`` protocol for an adapter that keeps its client in ``_http``."""
+
+    _http: PsaHttp
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def raise_mapped(
+    what: str,
+    response: httpx.Response,
+    not_found: type[AdapterError],
+    message: str,
+    *,
+    auth_hint: str,
+    code: str | None = None,
+    throttled: bool = False,
+    throttle_wait_s: float | None = None,
+    rejected: bool = False,
+) -> NoReturn:
+    """A non-success ``response`` as the adapter error it means.
+
+    ``message`` is the vendor's error text; ``throttled`` marks a throttle the vendor reports
+    without 429; ``throttle_wait_s`` stands in for a missing (or zero) ``Retry-After`` on a
+    throttle; ``rejected`` makes a 5xx a rejection (a vendor that reports validation as 500).
+    """
+    status = response.status_code
+    detail = f"{what} returned {status}" + (f": {message}" if message else "")
+    if status in (401, 403):
+        raise MisconfiguredError(f"{detail} ({auth_hint})", code)
+    if status == 404:
+        raise not_found(detail, code)
+    if status == 429 or throttled:
+        wait = retry_after(response)
+        if throttle_wait_s is not None:
+            wait = wait or throttle_wait_s
+        raise TransientError(detail, code, wait)
+    if status >= 500 and not rejected:
+        raise TransientError(detail, code, retry_after(response))
+    if 300 <= status < 400:
+        raise MisconfiguredError(f"{detail} (redirect: check base_url)", code)
+    raise RejectedError(detail, code)
+
+
+def json_body(response: httpx.Response, vendor: str) -> Any:
+    """The decoded body; a non-JSON answer means the URL points at something else."""
+    try:
+        return response.json()
+    except ValueError:
+        raise MisconfiguredError(
+            f"{vendor} {response.request.url.path} did not answer JSON (check base_url)"
+        ) from None
+
+
+def numeric_id(
+    raw: str, vendor: str, kind: str, error: type[AdapterError] = AdapterNotFoundError
+) -> int:
+    """The vendors' ids are integers; anything else cannot exist (and must not reach a URL)."""
+    text = str(raw).strip()
+    if not text.isascii() or not text.isdigit():
+        raise error(f"no {vendor} {kind} {raw!r}: ids are numeric")
+    return int(text)

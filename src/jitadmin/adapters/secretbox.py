@@ -20,7 +20,7 @@ MIN_SECRET_KEY_LENGTH = 32
 _NONCE_BYTES = 12
 
 
-class SecretBoxError(Exception):
+class SecretBoxError(ValueError):
     """A sealed value could not be opened (wrong key, tampered, or another row's)."""
 
 

@@ -23,6 +23,7 @@ from jitadmin.db.tables import (
     UtcDateTime,
 )
 from jitadmin.ports import (
+    AuditQuery,
     ConnectionRecord,
     Customer,
     OutboxMessage,
@@ -31,6 +32,8 @@ from jitadmin.ports import (
 )
 
 _WORKER_STATE_VALUES = [s.value for s in WORKER_STATES]
+# States a grant can be claimed in: driven by the worker, or active and due to expire.
+_LEASED_STATE_VALUES = [*_WORKER_STATE_VALUES, GrantState.ACTIVE.value]
 _UNFINISHED_VALUES = [s.value for s in UNFINISHED_STATES]
 
 
@@ -295,9 +298,11 @@ class SqlGrantRepo:
                     GrantRow.state == GrantState.ACTIVE.value, unclaimed
                 )
             ),
+            # Only grants that may still need work: the state index keeps this from scanning
+            # the whole history (a lapsed lease on a finished grant needs no wake-up anyway).
             self.s.scalar(
                 select(func.min(GrantRow.claim_expires_at, type_=UtcDateTime)).where(
-                    GrantRow.claim_expires_at >= now
+                    GrantRow.state.in_(_LEASED_STATE_VALUES), GrantRow.claim_expires_at >= now
                 )
             ),
         ]
@@ -347,13 +352,39 @@ class SqlAuditLog:
             row.customer,
             dict(row.data),
             row.hash,
+            row.prev_hash,
         )
 
     def entries(self, *, grant_id: str | None = None, limit: int = 500) -> list[StoredAuditEvent]:
-        query = select(AuditRow).order_by(AuditRow.seq.desc()).limit(limit)
-        if grant_id:
-            query = query.where(AuditRow.grant_id == grant_id)
-        return [self._to(r) for r in self.s.scalars(query)][::-1]
+        return self.search(AuditQuery(grant_id=grant_id), limit)
+
+    @staticmethod
+    def _filtered(query: Select[AuditRow], q: AuditQuery) -> Select[AuditRow]:
+        if q.grant_id:
+            query = query.where(AuditRow.grant_id == q.grant_id)
+        if q.customer:
+            query = query.where(AuditRow.customer == q.customer)
+        if q.actor:
+            query = query.where(AuditRow.actor == q.actor)
+        if q.kind:
+            query = query.where(AuditRow.kind == q.kind)
+        if q.since is not None:
+            query = query.where(AuditRow.at >= q.since)
+        if q.until is not None:
+            query = query.where(AuditRow.at < q.until)
+        if q.after_seq:
+            query = query.where(AuditRow.seq > q.after_seq)
+        if q.customers is not None:
+            query = query.where(AuditRow.customer.in_(q.customers))
+        return query
+
+    def search(self, query: AuditQuery, limit: int = 500) -> list[StoredAuditEvent]:
+        rows = self._filtered(select(AuditRow).order_by(AuditRow.seq.desc()).limit(limit), query)
+        return [self._to(r) for r in self.s.scalars(rows)][::-1]
+
+    def export(self, query: AuditQuery, limit: int) -> list[StoredAuditEvent]:
+        rows = self._filtered(select(AuditRow).order_by(AuditRow.seq).limit(limit), query)
+        return [self._to(r) for r in self.s.scalars(rows)]
 
     def verify(self) -> tuple[int, int | None]:
         previous, expected_seq, checked = GENESIS_HASH, 1, 0
@@ -363,11 +394,10 @@ class SqlAuditLog:
             event = AuditEvent(
                 row.kind, row.actor, row.at, row.grant_id, row.customer, dict(row.data)
             )
-            if (
-                row.seq != expected_seq
-                or row.prev_hash != previous
-                or chain_hash(previous, event, row.seq) != row.hash
-            ):
+            if row.seq != expected_seq:
+                # Entries are missing (deleted) or out of place: the first absent seq is bad.
+                return checked, min(row.seq, expected_seq)
+            if row.prev_hash != previous or chain_hash(previous, event, row.seq) != row.hash:
                 return checked, row.seq
             previous, expected_seq, checked = row.hash, expected_seq + 1, checked + 1
         head = self.s.get(AuditHeadRow, 1)
@@ -489,7 +519,10 @@ class SqlUserRepo:
     def _to(row: UserRow) -> User:
         return User(row.username, row.role, None if row.customers is None else tuple(row.customers))
 
-    def add(self, user: User, password_hash: str, token_hash: str, at: datetime) -> None:
+    def add(
+        self, user: User, password_hash: str, token_hash: str, at: datetime,
+        token_expires_at: datetime | None = None,
+    ) -> None:  # fmt: skip
         row = UserRow(
             username=user.username,
             role=user.role,
@@ -499,19 +532,24 @@ class SqlUserRepo:
         )
         self.s.add(row)
         self.s.flush()
-        self.s.add(ApiTokenRow(user_id=row.id, token_hash=token_hash, created_at=at))
+        token = ApiTokenRow(user_id=row.id, token_hash=token_hash, created_at=at)
+        token.expires_at = token_expires_at
+        self.s.add(token)
         self.s.flush()
 
     def get(self, username: str) -> User | None:
         row = self.s.scalar(select(UserRow).where(UserRow.username == username))
         return None if row is None else self._to(row)
 
-    def by_token_hash(self, token_hash: str) -> User | None:
-        row = self.s.scalar(
+    def by_token_hash(self, token_hash: str, now: datetime | None = None) -> User | None:
+        query = (
             select(UserRow)
             .join(ApiTokenRow, ApiTokenRow.user_id == UserRow.id)
             .where(ApiTokenRow.token_hash == token_hash)
         )
+        if now is not None:
+            query = query.where(or_(ApiTokenRow.expires_at.is_(None), ApiTokenRow.expires_at > now))
+        row = self.s.scalar(query)
         return None if row is None else self._to(row)
 
     def all(self) -> list[User]:

@@ -15,6 +15,8 @@ from jitadmin.db.repos import (
     SqlOutbox,
     SqlUserRepo,
 )
+from jitadmin.db.runtime import SqlRuntimeRepo
+from jitadmin.db.sealed import SqlSealedStore
 from jitadmin.db.web_sessions import SqlApiTokenRepo, SqlWebSessionRepo
 
 
@@ -62,6 +64,8 @@ class SqlUnitOfWork:
         self.users = SqlUserRepo(self.session)
         self.web_sessions = SqlWebSessionRepo(self.session)
         self.api_tokens = SqlApiTokenRepo(self.session)
+        self.sealed = SqlSealedStore(self.session)
+        self.runtime = SqlRuntimeRepo(self.session)
         return self
 
     def __exit__(self, *exc: object) -> None:

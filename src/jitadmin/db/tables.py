@@ -179,6 +179,8 @@ class ApiTokenRow(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime]
+    # None: never expires (tokens made before migration 0004).
+    expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class WebSessionRow(Base):
@@ -192,3 +194,22 @@ class WebSessionRow(Base):
     created_at: Mapped[datetime]
     last_seen_at: Mapped[datetime]
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class ReconcileRunRow(Base):
+    """One drift reconciliation per customer and identity provider: a lease and when it ran."""
+
+    __tablename__ = "reconcile_runs"
+    customer: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    claim_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_run_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class WorkerHeartbeatRow(Base):
+    """The last sign of life of each worker process (``jitadmin_worker_heartbeat_...``)."""
+
+    __tablename__ = "worker_heartbeats"
+    worker: Mapped[str] = mapped_column(String(100), primary_key=True)
+    beat_at: Mapped[datetime] = mapped_column(index=True)

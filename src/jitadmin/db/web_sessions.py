@@ -71,7 +71,7 @@ class SqlApiTokenRepo:
 
     @staticmethod
     def _to(row: ApiTokenRow, username: str) -> ApiToken:
-        return ApiToken(row.id, username, row.created_at, row.token_hash[:8])
+        return ApiToken(row.id, username, row.created_at, row.token_hash[:8], row.expires_at)
 
     def all(self) -> list[ApiToken]:
         rows = self.s.execute(
@@ -81,12 +81,17 @@ class SqlApiTokenRepo:
         )
         return [self._to(row, username) for row, username in rows]
 
-    def add(self, username: str, token_hash: str, at: datetime) -> None:
+    def add(
+        self, username: str, token_hash: str, at: datetime, expires_at: datetime | None = None
+    ) -> int:
         user_id = self.s.scalar(select(UserRow.id).where(UserRow.username == username))
         if user_id is None:
             raise LookupError(f"no user {username!r}")
-        self.s.add(ApiTokenRow(user_id=user_id, token_hash=token_hash, created_at=at))
+        row = ApiTokenRow(user_id=user_id, token_hash=token_hash, created_at=at)
+        row.expires_at = expires_at
+        self.s.add(row)
         self.s.flush()
+        return row.id
 
     def delete(self, token_id: int) -> ApiToken | None:
         found = self.s.execute(

@@ -6,13 +6,11 @@ Thread-safe: handlers run in the server thread, tests read and poke from theirs.
 from __future__ import annotations
 
 import copy
-import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from jitadmin.emulators.faults import FaultState
-from jitadmin.emulators.psa_common import DropMode, DropSwitch, RollingWindow
+from jitadmin.emulators.psa_common import DropMode, PsaWorld, RollingWindow
 from jitadmin.emulators.seed import SeedCredentials, SeedCustomer
 
 __all__ = ["COMPLETE", "ATError", "AutotaskState"]
@@ -111,16 +109,11 @@ def entity_fields(entity: str) -> list[dict[str, Any]]:
     return out
 
 
-class AutotaskState:
+class AutotaskState(PsaWorld):
     def __init__(self, customers: Sequence[SeedCustomer], creds: SeedCredentials) -> None:
-        self.creds = creds
-        self.faults = FaultState()
-        self.drops = DropSwitch()
+        super().__init__(creds)
         self.threshold = RollingWindow(HOURLY_THRESHOLD, 3600.0)
         self.threshold_status = 429
-        self._lock = threading.Lock()
-        self._companies: dict[int, dict[str, Any]] = {}
-        self._tickets: dict[int, dict[str, Any]] = {}
         self._notes: dict[int, dict[str, Any]] = {}
         self._next_note_id = _FIRST_NOTE_ID
         self._numbers = 0
@@ -141,19 +134,7 @@ class AutotaskState:
         self._numbers += 1
         return f"T20261120.{self._numbers:04d}"
 
-    # --- reads (copies) -----------------------------------------------------------------
-
-    def companies(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return copy.deepcopy(list(self._companies.values()))
-
-    def tickets(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return copy.deepcopy(list(self._tickets.values()))
-
-    def ticket(self, ticket_id: int) -> dict[str, Any] | None:
-        with self._lock:
-            return copy.deepcopy(self._tickets.get(ticket_id))
+    # --- reads (copies; companies and tickets come from PsaWorld) --------------------------
 
     def all_notes(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -171,7 +152,7 @@ class AutotaskState:
         with self._lock:
             if company_id not in self._companies:
                 raise KeyError(company_id)
-            ticket_id = max(self._tickets, default=0) + 1
+            ticket_id = self._new_ticket_id()
             status = COMPLETE if closed else 1
             number = self._next_number()
             self._tickets[ticket_id] = _ticket(ticket_id, number, title, status, company_id)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -40,12 +40,11 @@ from jitadmin.emulators.at_state import (
     AutotaskState,
     entity_fields,
 )
-from jitadmin.emulators.faults import FaultSettings
 from jitadmin.emulators.psa_common import (
     CutConnection,
-    DropAfterCommit,
-    journal_body,
-    route_path,
+    add_admin_routes,
+    add_vendor_gate,
+    mount_prefix,
 )
 from jitadmin.emulators.seed import SeedCredentials, SeedCustomer
 
@@ -55,7 +54,6 @@ GLOBAL_ROOT = "/ATServicesRest"
 ZONE_ROOT = "/zone5/ATServicesRest"
 _V1 = f"{ZONE_ROOT}/V1.0"
 _ENTITY_FIELDS = {"Tickets": TICKET_FIELDS, "Companies": COMPANY_FIELDS, "TicketNotes": NOTE_FIELDS}
-CallNext = Callable[[Request], Awaitable[Response]]
 
 
 class ThresholdSettings(BaseModel):
@@ -68,14 +66,8 @@ def _errors(status: int, *messages: str, headers: Mapping[str, str] | None = Non
     return JSONResponse({"errors": list(messages)}, status_code=status, headers=dict(headers or {}))
 
 
-def _mount_prefix(request: Request) -> str:
-    """The path the app is mounted under (``/autotask`` in EmulatorWorld, ``""`` alone)."""
-    full, below = request.url.path, route_path(request.scope)
-    return full[: len(full) - len(below)] if full.endswith(below) else ""
-
-
 def zone_url(request: Request) -> str:
-    return f"{request.url.scheme}://{request.url.netloc}{_mount_prefix(request)}{ZONE_ROOT}/"
+    return f"{request.url.scheme}://{request.url.netloc}{mount_prefix(request)}{ZONE_ROOT}/"
 
 
 def _auth_failure(request: Request, creds: SeedCredentials) -> str | None:
@@ -96,7 +88,6 @@ def create_autotask_app(
     customers: Sequence[SeedCustomer], creds: SeedCredentials
 ) -> tuple[FastAPI, AutotaskState]:
     state = AutotaskState(customers, creds)
-    faults = state.faults
     app = FastAPI(title="Autotask PSA emulator", openapi_url=None)
 
     @app.exception_handler(ATError)
@@ -111,32 +102,15 @@ def create_autotask_app(
     async def _http_error(_: Request, exc: StarletteHTTPException) -> Response:
         return _errors(exc.status_code, str(exc.detail))
 
-    @app.middleware("http")
-    async def _vendor_gate(request: Request, call_next: CallNext) -> Response:
-        method, path = request.method, route_path(request.scope)
-        if path.startswith("/_admin"):
-            return await call_next(request)
-        entry = faults.begin(method, path, request.url.query, journal_body(await request.body()))
-        try:
-            response = await _gate(request, call_next, method, path)
-        except Exception:
-            entry.status = 500
-            raise
-        entry.status = response.status_code
-        return response
+    def answer_fault(status: int, headers: dict[str, str]) -> Response:
+        if status >= 500:
+            body = {"Message": f"An error has occurred. (injected fault {status})"}
+            return JSONResponse(body, status_code=status, headers=headers)
+        return _errors(status, f"injected fault {status}", headers=headers)
 
-    async def _gate(request: Request, call_next: CallNext, method: str, path: str) -> Response:
-        await faults.delay(method, path)
-        injected = faults.pick_error(method, path)
-        if injected is not None:
-            status, retry_after = injected
-            headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
-            if status >= 500:
-                body = {"Message": f"An error has occurred. (injected fault {status})"}
-                return JSONResponse(body, status_code=status, headers=headers)
-            return _errors(status, f"injected fault {status}", headers=headers)
+    def admit(request: Request, path: str) -> Response | None:
         if path.endswith("/zoneInformation"):
-            return await call_next(request)
+            return None
         reason = _auth_failure(request, creds)
         if reason is not None:
             return _errors(401, reason)
@@ -144,42 +118,20 @@ def create_autotask_app(
             limit = state.threshold.limit
             message = f"The request threshold of {limit} requests per 60 minutes was exceeded."
             return _errors(state.threshold_status, message)
-        return await call_next(request)
+        return None
 
-    _add_admin_routes(app, state)
+    def reset_threshold() -> None:
+        state.threshold.reset(HOURLY_THRESHOLD, 3600.0)
+        state.threshold_status = 429
+
+    add_vendor_gate(app, state.faults, answer_fault, admit)
+    add_admin_routes(app, state.faults, state.drops, reset_threshold)
+    _add_threshold_route(app, state)
     _add_vendor_routes(app, state)
     return app, state
 
 
-def _add_admin_routes(app: FastAPI, state: AutotaskState) -> None:
-    faults = state.faults
-
-    @app.put("/_admin/faults")
-    def put_faults(patch: FaultSettings) -> dict[str, Any]:
-        return faults.update(patch, patch.model_fields_set).model_dump()
-
-    @app.delete("/_admin/faults")
-    def delete_faults() -> dict[str, Any]:
-        faults.reset()
-        state.drops.arm(0)
-        state.threshold.reset(HOURLY_THRESHOLD, 3600.0)
-        state.threshold_status = 429
-        return faults.settings.model_dump()
-
-    @app.get("/_admin/requests")
-    def get_requests() -> list[dict[str, Any]]:
-        return faults.journal_dicts()
-
-    @app.delete("/_admin/requests")
-    def delete_requests() -> Response:
-        faults.clear_journal()
-        return Response(status_code=204)
-
-    @app.post("/_admin/drop_after_commit")
-    def drop_after_commit(body: DropAfterCommit) -> dict[str, Any]:
-        state.drops.arm(body.count, body.mode)
-        return body.model_dump()
-
+def _add_threshold_route(app: FastAPI, state: AutotaskState) -> None:
     @app.put("/_admin/threshold")
     def put_threshold(body: ThresholdSettings) -> dict[str, Any]:
         state.threshold.configure(body.limit, used=body.used)

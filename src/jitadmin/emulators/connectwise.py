@@ -4,9 +4,10 @@ Vendor routes: ``GET /login/companyinfo/{company}`` and, under ``/v4_6_release/a
 companies, tickets (list, search, count, by id) and ticket notes (list, create). Every vendor
 request is journaled, then delayed and failed per the fault switches, then authenticated.
 
-Admin routes under ``/_admin`` (no auth, no faults): ``PUT``/``DELETE /faults``,
-``GET``/``DELETE /requests`` and ``POST /drop_after_commit {"count": n}``: the next n note
-POSTs store the note and then answer 500, as if the connection dropped after the commit.
+Admin routes under ``/_admin`` (no auth, no faults; ``psa_common.add_admin_routes``):
+``PUT``/``DELETE /faults``, ``GET``/``DELETE /requests`` and ``POST /drop_after_commit
+{"count": n}``: the next n note POSTs store the note and then answer 500, as if the connection
+dropped after the commit.
 """
 
 from __future__ import annotations
@@ -16,19 +17,16 @@ import binascii
 import copy
 import json
 import secrets
-import threading
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import Scope
 
 from jitadmin.emulators.cw_conditions import QueryError, flatten_paths, paginate, project, select
-from jitadmin.emulators.faults import FaultSettings, FaultState
+from jitadmin.emulators.psa_common import DropMode, PsaWorld, add_admin_routes, add_vendor_gate
 from jitadmin.emulators.seed import SeedCredentials, SeedCustomer
 
 __all__ = ["API_ROOT", "CODEBASE", "ConnectWiseState", "create_connectwise_app"]
@@ -40,7 +38,6 @@ _STATUS_IDS = {"New": 1, "In Progress": 16, "Waiting on Client": 20, "Closed": 3
 _BOARD = {"id": 1, "name": "Help Desk"}
 _MEMBER = {"id": 178, "identifier": "jitapi", "name": "JIT API"}
 _FIRST_NOTE_ID = 993300
-CallNext = Callable[[Request], Awaitable[Response]]
 _FAULT_CODES = {401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 429: "TooManyRequests"}
 
 
@@ -114,18 +111,13 @@ TICKET_PATHS = flatten_paths(_ticket_record(0, "", "New", False, _company_record
 NOTE_PATHS = flatten_paths(_note_record(0, 0, {}))
 
 
-class ConnectWiseState:
-    """The emulator's world. Thread-safe: handlers run in the server thread, tests elsewhere."""
+class ConnectWiseState(PsaWorld):
+    """The emulator's world: companies, tickets and their notes."""
 
     def __init__(self, customers: Sequence[SeedCustomer], creds: SeedCredentials) -> None:
-        self.creds = creds
-        self.faults = FaultState()
-        self._lock = threading.Lock()
-        self._companies: dict[int, dict[str, Any]] = {}
-        self._tickets: dict[int, dict[str, Any]] = {}
+        super().__init__(creds)
         self._notes: dict[int, list[dict[str, Any]]] = {}
         self._next_note_id = _FIRST_NOTE_ID
-        self._drop_after_commit = 0
         for customer in customers:
             company = _company_record(
                 customer.psa_company_id, customer.psa_identifier, customer.name
@@ -140,53 +132,23 @@ class ConnectWiseState:
         """Add a ticket (e.g. to force paging); returns its id."""
         with self._lock:
             company = self._companies[company_id]
-            ticket_id = max(self._tickets, default=0) + 1
+            ticket_id = self._new_ticket_id()
             self._tickets[ticket_id] = _ticket_record(ticket_id, summary, status, closed, company)
             return ticket_id
-
-    def companies(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return copy.deepcopy(list(self._companies.values()))
-
-    def tickets(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return copy.deepcopy(list(self._tickets.values()))
-
-    def ticket(self, ticket_id: int) -> dict[str, Any] | None:
-        with self._lock:
-            return copy.deepcopy(self._tickets.get(ticket_id))
 
     def notes(self, ticket_id: int | str) -> list[dict[str, Any]]:
         with self._lock:
             return copy.deepcopy(self._notes.get(int(ticket_id), []))
 
-    def add_note(self, ticket_id: int, body: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
-        """Store a note; returns it and whether this response must be dropped (answer 500)."""
+    def add_note(
+        self, ticket_id: int, body: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], DropMode | None]:
+        """Store a note; returns it and whether this response must be dropped (if armed)."""
         with self._lock:
             note = _note_record(self._next_note_id, ticket_id, body)
             self._next_note_id += 1
             self._notes.setdefault(ticket_id, []).append(note)
-            dropped = self._drop_after_commit > 0
-            if dropped:
-                self._drop_after_commit -= 1
-            return copy.deepcopy(note), dropped
-
-    def drop_after_commit(self, count: int) -> None:
-        with self._lock:
-            self._drop_after_commit = count
-
-
-class DropAfterCommit(BaseModel):
-    count: int = Field(ge=0, le=1000)
-
-
-def _route_path(scope: Scope) -> str:
-    """The path below the mount point (Starlette keeps the full path in ``scope["path"]``)."""
-    path: str = scope["path"]
-    root: str = scope.get("root_path", "")
-    if root and path.startswith(root):
-        return path[len(root) :] or "/"
-    return path
+            return copy.deepcopy(note), self.drops.take()
 
 
 def _auth_failure(request: Request, creds: SeedCredentials) -> str | None:
@@ -211,15 +173,6 @@ def _auth_failure(request: Request, creds: SeedCredentials) -> str | None:
     return None if ok else "UserNotAuthenticated"
 
 
-def _journal_body(raw: bytes) -> Any:
-    if not raw:
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw.decode(errors="replace")
-
-
 def _paged(request: Request, records: Sequence[Mapping[str, Any]], fields: str | None) -> Response:
     """A bare JSON array of one page plus the ``Link`` header (spec §2.5)."""
 
@@ -237,7 +190,6 @@ def create_connectwise_app(
     customers: Sequence[SeedCustomer], creds: SeedCredentials
 ) -> tuple[FastAPI, ConnectWiseState]:
     state = ConnectWiseState(customers, creds)
-    faults = state.faults
     app = FastAPI(title="ConnectWise PSA emulator", openapi_url=None)
 
     @app.exception_handler(CWError)
@@ -253,66 +205,21 @@ def create_connectwise_app(
         code = "NotFound" if exc.status_code == 404 else "InvalidRequest"
         return CWError(exc.status_code, code, str(exc.detail)).response()
 
-    @app.middleware("http")
-    async def _vendor_gate(request: Request, call_next: CallNext) -> Response:
-        method, path = request.method, _route_path(request.scope)
-        if path.startswith("/_admin"):
-            return await call_next(request)
-        entry = faults.begin(method, path, request.url.query, _journal_body(await request.body()))
-        try:
-            response = await _gate(request, call_next, method, path)
-        except Exception:
-            entry.status = 500
-            raise
-        entry.status = response.status_code
-        return response
+    def answer_fault(status: int, headers: dict[str, str]) -> Response:
+        code = "ServiceUnavailable" if status == 503 else _FAULT_CODES.get(status)
+        message = f"injected fault {status}"
+        return CWError(status, code or "ConnectWiseApi", message).response(headers)
 
-    async def _gate(request: Request, call_next: CallNext, method: str, path: str) -> Response:
-        await faults.delay(method, path)
-        injected = faults.pick_error(method, path)
-        if injected is not None:
-            status, retry_after = injected
-            headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
-            code = "ServiceUnavailable" if status == 503 else _FAULT_CODES.get(status)
-            message = f"injected fault {status}"
-            return CWError(status, code or "ConnectWiseApi", message).response(headers)
-        if not path.startswith("/login/"):
-            reason = _auth_failure(request, creds)
-            if reason is not None:
-                return CWError(401, "Unauthorized", reason).response()
-        return await call_next(request)
+    def admit(request: Request, path: str) -> Response | None:
+        if path.startswith("/login/"):
+            return None  # companyinfo is asked before any credentials are known
+        reason = _auth_failure(request, creds)
+        return None if reason is None else CWError(401, "Unauthorized", reason).response()
 
-    _add_admin_routes(app, state)
+    add_vendor_gate(app, state.faults, answer_fault, admit)
+    add_admin_routes(app, state.faults, state.drops, drop_modes=False)
     _add_vendor_routes(app, state)
     return app, state
-
-
-def _add_admin_routes(app: FastAPI, state: ConnectWiseState) -> None:
-    faults = state.faults
-
-    @app.put("/_admin/faults")
-    def put_faults(patch: FaultSettings) -> dict[str, Any]:
-        return faults.update(patch, patch.model_fields_set).model_dump()
-
-    @app.delete("/_admin/faults")
-    def delete_faults() -> dict[str, Any]:
-        faults.reset()
-        state.drop_after_commit(0)
-        return faults.settings.model_dump()
-
-    @app.get("/_admin/requests")
-    def get_requests() -> list[dict[str, Any]]:
-        return faults.journal_dicts()
-
-    @app.delete("/_admin/requests")
-    def delete_requests() -> Response:
-        faults.clear_journal()
-        return Response(status_code=204)
-
-    @app.post("/_admin/drop_after_commit")
-    def drop_after_commit(body: DropAfterCommit) -> dict[str, int]:
-        state.drop_after_commit(body.count)
-        return {"count": body.count}
 
 
 def _validate_note(body: Any) -> dict[str, Any]:
@@ -397,8 +304,8 @@ def _add_vendor_routes(app: FastAPI, state: ConnectWiseState) -> None:
     async def add_note(ticket_id: str, request: Request) -> Response:
         ticket = _existing_ticket(state, ticket_id)
         body = await _json_body(request)
-        note, dropped = state.add_note(ticket["id"], _validate_note(body))
-        if dropped:
+        note, drop = state.add_note(ticket["id"], _validate_note(body))
+        if drop is not None:
             # The note is committed; the client never learns it (outcome-unknown path).
             return CWError(500, "ConnectWiseApi", "the request was aborted").response()
         return JSONResponse(note, status_code=201)

@@ -8,14 +8,12 @@ from __future__ import annotations
 import copy
 import re
 import secrets
-import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from jitadmin.emulators.faults import FaultState
-from jitadmin.emulators.psa_common import DropMode, DropSwitch, RollingWindow
+from jitadmin.emulators.psa_common import DropMode, PsaWorld, RollingWindow
 from jitadmin.emulators.seed import SeedCredentials, SeedCustomer
 
 __all__ = ["CLOSED", "HaloError", "HaloState"]
@@ -76,17 +74,13 @@ def _client(customer: SeedCustomer) -> dict[str, Any]:
     }
 
 
-class HaloState:
+class HaloState(PsaWorld):
     def __init__(self, customers: Sequence[SeedCustomer], creds: SeedCredentials) -> None:
-        self.creds = creds
-        self.faults = FaultState()
-        self.drops = DropSwitch()
+        super().__init__(creds)
         self.rate = RollingWindow(RATE_LIMIT, RATE_WINDOW_S)
         self.token_ttl_s = TOKEN_TTL_S
-        self._lock = threading.Lock()
         self._customers = {c.psa_company_id: c for c in customers}
-        self._clients = {c.psa_company_id: _client(c) for c in customers}
-        self._tickets: dict[int, dict[str, Any]] = {}
+        self._companies = {c.psa_company_id: _client(c) for c in customers}
         self._actions: dict[int, dict[str, Any]] = {}
         self._tokens: dict[str, float] = {}
         self._next_action_id = _FIRST_ACTION_ID
@@ -115,19 +109,11 @@ class HaloState:
             self._tokens.clear()
             return count
 
-    # --- reads (copies) -----------------------------------------------------------------
+    # --- reads (copies; tickets come from PsaWorld) ----------------------------------------
 
     def clients(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return copy.deepcopy(list(self._clients.values()))
-
-    def tickets(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return copy.deepcopy(list(self._tickets.values()))
-
-    def ticket(self, ticket_id: int) -> dict[str, Any] | None:
-        with self._lock:
-            return copy.deepcopy(self._tickets.get(ticket_id))
+        """Halo calls its companies clients."""
+        return self.companies()
 
     def actions(self, ticket_id: int | str | None = None) -> list[dict[str, Any]]:
         with self._lock:
@@ -143,7 +129,7 @@ class HaloState:
     def add_ticket(self, client_id: int, summary: str, *, closed: bool = False) -> int:
         """Add a ticket (e.g. to force paging); returns its id."""
         with self._lock:
-            ticket_id = max(self._tickets, default=0) + 1
+            ticket_id = self._new_ticket_id()
             status = CLOSED if closed else 1
             self._tickets[ticket_id] = _ticket(
                 ticket_id, summary, status, self._customers[client_id]

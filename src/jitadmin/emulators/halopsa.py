@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -28,14 +28,19 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from jitadmin.emulators.faults import FaultSettings
 from jitadmin.emulators.halo_state import CLOSED, OUTCOMES, STATUSES, HaloError, HaloState
-from jitadmin.emulators.psa_common import CutConnection, DropAfterCommit, journal_body, route_path
+from jitadmin.emulators.psa_common import (
+    CutConnection,
+    add_admin_routes,
+    add_vendor_gate,
+    journal_body,
+    mount_prefix,
+    route_path,
+)
 from jitadmin.emulators.seed import SeedCredentials, SeedCustomer
 
 __all__ = ["HaloState", "create_halopsa_app"]
 
-CallNext = Callable[[Request], Awaitable[Response]]
 _ORIGINAL_PATH = "jitadmin.original_path"
 
 
@@ -73,11 +78,6 @@ def _rate_text(state: HaloState) -> str:
     return f"Rate Limit Reached - {state.rate.limit} Requests per rolling {minutes} minute window"
 
 
-def _mount_prefix(request: Request) -> str:
-    full, below = request.url.path, route_path(request.scope)
-    return full[: len(full) - len(below)] if full.endswith(below) else ""
-
-
 def _bearer_ok(request: Request, state: HaloState) -> bool:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     return scheme.lower() == "bearer" and bool(token) and state.token_valid(token.strip())
@@ -87,7 +87,6 @@ def create_halopsa_app(
     customers: Sequence[SeedCustomer], creds: SeedCredentials
 ) -> tuple[ASGIApp, HaloState]:
     state = HaloState(customers, creds)
-    faults = state.faults
     app = FastAPI(title="HaloPSA emulator", openapi_url=None)
 
     @app.exception_handler(HaloError)
@@ -98,78 +97,38 @@ def create_halopsa_app(
     async def _http_error(_: Request, exc: StarletteHTTPException) -> Response:
         return _error(exc.status_code, str(exc.detail), "System.Web.Http.HttpException")
 
-    @app.middleware("http")
-    async def _vendor_gate(request: Request, call_next: CallNext) -> Response:
-        method, path = request.method, route_path(request.scope)
-        if path.startswith("/_admin"):
-            return await call_next(request)
-        original = str(request.scope.get(_ORIGINAL_PATH, path))
-        body = journal_body(await request.body())
-        if path == "/auth/token":
-            body = None  # never journal the client secret
-        entry = faults.begin(method, original, request.url.query, body)
-        try:
-            response = await _gate(request, call_next, method, path)
-        except Exception:
-            entry.status = 500
-            raise
-        entry.status = response.status_code
-        return response
+    def answer_fault(status: int, headers: dict[str, str]) -> Response:
+        if status == 429:
+            return PlainTextResponse(_rate_text(state), status_code=429, headers=headers)
+        return _error(status, f"injected fault {status}", "System.Exception", headers)
 
-    async def _gate(request: Request, call_next: CallNext, method: str, path: str) -> Response:
-        await faults.delay(method, path)
-        injected = faults.pick_error(method, path)
-        if injected is not None:
-            status, retry_after = injected
-            headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
-            if status == 429:
-                return PlainTextResponse(_rate_text(state), status_code=429, headers=headers)
-            return _error(status, f"injected fault {status}", "System.Exception", headers)
-        if path.startswith("/api/"):
-            if not state.rate.admit():
-                return PlainTextResponse(_rate_text(state), status_code=429)
-            if path != "/api/authinfo" and not _bearer_ok(request, state):
-                return _error(
-                    401, "Authorization has been denied for this request.",
-                    "System.UnauthorizedAccessException",
-                    {"WWW-Authenticate": 'Bearer error="invalid_token"'},
-                )  # fmt: skip
-        return await call_next(request)
+    def admit(request: Request, path: str) -> Response | None:
+        if not path.startswith("/api/"):
+            return None
+        if not state.rate.admit():
+            return PlainTextResponse(_rate_text(state), status_code=429)
+        if path != "/api/authinfo" and not _bearer_ok(request, state):
+            return _error(
+                401, "Authorization has been denied for this request.",
+                "System.UnauthorizedAccessException",
+                {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )  # fmt: skip
+        return None
 
-    _add_admin_routes(app, state)
+    def journal(request: Request, path: str, raw: bytes) -> tuple[str, Any]:
+        # The journal shows the path as sent; routing sees it lower-cased.
+        shown = str(request.scope.get(_ORIGINAL_PATH, path))
+        return shown, None if path == "/auth/token" else journal_body(raw)  # never the secret
+
+    add_vendor_gate(app, state.faults, answer_fault, admit, journal)
+    add_admin_routes(app, state.faults, state.drops, lambda: state.rate.reset(300, 300.0))
+    _add_halo_admin_routes(app, state)
     _add_auth_routes(app, state, creds)
     _add_api_routes(app, state)
     return _CaseInsensitivePaths(app), state
 
 
-def _add_admin_routes(app: FastAPI, state: HaloState) -> None:
-    faults = state.faults
-
-    @app.put("/_admin/faults")
-    def put_faults(patch: FaultSettings) -> dict[str, Any]:
-        return faults.update(patch, patch.model_fields_set).model_dump()
-
-    @app.delete("/_admin/faults")
-    def delete_faults() -> dict[str, Any]:
-        faults.reset()
-        state.drops.arm(0)
-        state.rate.reset(300, 300.0)
-        return faults.settings.model_dump()
-
-    @app.get("/_admin/requests")
-    def get_requests() -> list[dict[str, Any]]:
-        return faults.journal_dicts()
-
-    @app.delete("/_admin/requests")
-    def delete_requests() -> Response:
-        faults.clear_journal()
-        return Response(status_code=204)
-
-    @app.post("/_admin/drop_after_commit")
-    def drop_after_commit(body: DropAfterCommit) -> dict[str, Any]:
-        state.drops.arm(body.count, body.mode)
-        return body.model_dump()
-
+def _add_halo_admin_routes(app: FastAPI, state: HaloState) -> None:
     @app.put("/_admin/rate_limit")
     def put_rate_limit(body: RateLimitSettings) -> dict[str, Any]:
         state.rate.configure(body.limit, body.window_s, body.used)
@@ -251,7 +210,7 @@ def _int_param(params: Mapping[str, str], name: str) -> int | None:
 def _add_api_routes(app: FastAPI, state: HaloState) -> None:
     @app.get("/api/authinfo")
     def authinfo(request: Request) -> dict[str, Any]:
-        root = f"{request.url.scheme}://{request.url.netloc}{_mount_prefix(request)}"
+        root = f"{request.url.scheme}://{request.url.netloc}{mount_prefix(request)}"
         return {"auth_url": f"{root}/auth", "tenant_id": state.creds.halo_tenant}
 
     @app.get("/api/client")

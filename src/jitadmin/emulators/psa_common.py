@@ -1,5 +1,10 @@
-"""Pieces the Autotask and HaloPSA emulators share (spec §7).
+"""Pieces the ConnectWise, Autotask and HaloPSA emulators share (spec §7).
 
+- ``add_vendor_gate``: every vendor request is journaled, then delayed and failed per the fault
+  switches, then put to the vendor's own checks (auth, rate limits); ``/_admin`` passes untouched.
+- ``add_admin_routes``: ``PUT``/``DELETE /faults``, ``GET``/``DELETE /requests`` and
+  ``POST /drop_after_commit`` under ``/_admin`` (no auth, no faults).
+- ``PsaWorld``: the lock, switches, companies and tickets every emulator's state holds.
 - ``DropSwitch``: ``POST {admin_url}/drop_after_commit {"count": n, "mode": "500"|"drop"}`` makes
   the next n note POSTs store the note and then either answer 500 or cut the connection halfway
   through the response, so the client cannot know whether the note exists.
@@ -10,21 +15,36 @@
 from __future__ import annotations
 
 import collections
+import copy
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
+from fastapi import FastAPI, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from jitadmin.emulators.faults import FaultSettings, FaultState
+from jitadmin.emulators.seed import SeedCredentials
+
 DropMode = Literal["500", "drop"]
+CallNext = Callable[[Request], Awaitable[Response]]
+# The vendor's rendering of an injected fault: (status, headers) -> response.
+FaultAnswer = Callable[[int, dict[str, str]], Response]
+# The vendor's own checks once the faults have passed: a refusal, or None to go on.
+Admission = Callable[[Request, str], Response | None]
+# What the journal records of a request: (path, body), given the routed path and the raw body.
+JournalView = Callable[[Request, str, bytes], tuple[str, Any]]
 
 
-class DropAfterCommit(BaseModel):
+class DropCount(BaseModel):
     count: int = Field(ge=0, le=1000)
+
+
+class DropAfterCommit(DropCount):
     mode: DropMode = "500"
 
 
@@ -128,3 +148,124 @@ def journal_body(raw: bytes) -> Any:
         return json.loads(raw)
     except ValueError:
         return raw.decode(errors="replace")
+
+
+def mount_prefix(request: Request) -> str:
+    """The path the app is mounted under (``/autotask`` in EmulatorWorld, ``""`` alone)."""
+    full, below = request.url.path, route_path(request.scope)
+    return full[: len(full) - len(below)] if full.endswith(below) else ""
+
+
+def _journal_as_is(_: Request, path: str, raw: bytes) -> tuple[str, Any]:
+    return path, journal_body(raw)
+
+
+def add_vendor_gate(
+    app: FastAPI,
+    faults: FaultState,
+    answer_fault: FaultAnswer,
+    admit: Admission,
+    journal: JournalView = _journal_as_is,
+) -> None:
+    """Journal, delay, fail (per the switches), then ``admit`` every request outside /_admin."""
+
+    @app.middleware("http")
+    async def _vendor_gate(request: Request, call_next: CallNext) -> Response:
+        path = route_path(request.scope)
+        if path.startswith("/_admin"):
+            return await call_next(request)
+        shown, body = journal(request, path, await request.body())
+        entry = faults.begin(request.method, shown, request.url.query, body)
+        try:
+            response = await _gate(request, call_next, path)
+        except Exception:
+            entry.status = 500
+            raise
+        entry.status = response.status_code
+        return response
+
+    async def _gate(request: Request, call_next: CallNext, path: str) -> Response:
+        await faults.delay(request.method, path)
+        injected = faults.pick_error(request.method, path)
+        if injected is not None:
+            status, retry_after = injected
+            headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+            return answer_fault(status, headers)
+        refusal = admit(request, path)
+        return refusal if refusal is not None else await call_next(request)
+
+
+def add_admin_routes(
+    app: FastAPI,
+    faults: FaultState,
+    drops: DropSwitch,
+    on_reset: Callable[[], None] = lambda: None,
+    *,
+    drop_modes: bool = True,
+) -> None:
+    """The admin API every PSA emulator offers; ``on_reset`` restores vendor-specific switches."""
+
+    @app.put("/_admin/faults")
+    def put_faults(patch: FaultSettings) -> dict[str, Any]:
+        return faults.update(patch, patch.model_fields_set).model_dump()
+
+    @app.delete("/_admin/faults")
+    def delete_faults() -> dict[str, Any]:
+        faults.reset()
+        drops.arm(0)
+        on_reset()
+        return faults.settings.model_dump()
+
+    @app.get("/_admin/requests")
+    def get_requests() -> list[dict[str, Any]]:
+        return faults.journal_dicts()
+
+    @app.delete("/_admin/requests")
+    def delete_requests() -> Response:
+        faults.clear_journal()
+        return Response(status_code=204)
+
+    if drop_modes:
+
+        @app.post("/_admin/drop_after_commit")
+        def drop_after_commit(body: DropAfterCommit) -> dict[str, Any]:
+            drops.arm(body.count, body.mode)
+            return body.model_dump()
+
+    else:
+        # ConnectWise's switch predates the modes: it only ever answers 500, echoes only the count.
+        @app.post("/_admin/drop_after_commit")
+        def drop_count(body: DropCount) -> dict[str, Any]:
+            drops.arm(body.count)
+            return {"count": body.count}
+
+
+class PsaWorld:
+    """What every PSA emulator's world holds. Thread-safe: handlers run in the server thread,
+    tests read and poke from theirs (``_lock`` guards every record)."""
+
+    def __init__(self, creds: SeedCredentials) -> None:
+        self.creds = creds
+        self.faults = FaultState()
+        self.drops = DropSwitch()
+        self._lock = threading.Lock()
+        self._companies: dict[int, dict[str, Any]] = {}
+        self._tickets: dict[int, dict[str, Any]] = {}
+
+    # Reads hand out copies, so no caller can change a record behind the lock.
+
+    def companies(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return copy.deepcopy(list(self._companies.values()))
+
+    def tickets(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return copy.deepcopy(list(self._tickets.values()))
+
+    def ticket(self, ticket_id: int) -> dict[str, Any] | None:
+        with self._lock:
+            return copy.deepcopy(self._tickets.get(ticket_id))
+
+    def _new_ticket_id(self) -> int:
+        """The next free ticket id; the caller holds the lock."""
+        return max(self._tickets, default=0) + 1

@@ -19,6 +19,7 @@ from jitadmin.core.errors import JitError
 from jitadmin.db import migrate
 from jitadmin.db.session import Database
 from jitadmin.emulators.server import PSA_KINDS, EmulatorWorld
+from jitadmin.entrypoints import cli_security, logging_redaction
 from jitadmin.entrypoints.api.app import create_app
 from jitadmin.entrypoints.api.schemas import grant_out
 from jitadmin.entrypoints.demo import demo_document, load_or_create_key, seed, write_json
@@ -78,9 +79,8 @@ def _actor(app: App, username: str) -> Any:
 
 
 def _logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    # Every handler masks secrets (entrypoints/logging_redaction.py); uvicorn logs through them.
+    logging_redaction.install(logging.INFO)
 
 
 @cli.command()
@@ -148,7 +148,7 @@ def _serve(app: App, host: str, port: int, *, with_worker: bool) -> None:
     if worker is not None:
         worker.start()
     try:
-        uvicorn.run(create_app(app), host=host, port=port, log_level="info")
+        uvicorn.run(create_app(app), host=host, port=port, log_level="info", log_config=None)
     finally:
         if worker is not None:
             worker.stop()
@@ -218,6 +218,8 @@ def audit_verify() -> None:
         fail(f"audit chain broken at entry {bad} ({checked} entries before it are intact)")
     typer.echo(f"audit chain intact: {checked} entries")
 
+
+cli_security.register(keys_cli, audit_cli, cli, _app)
 
 As = Annotated[str, typer.Option("--as", help="Act as this jitadmin user.")]
 

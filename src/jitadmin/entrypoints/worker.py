@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -19,13 +20,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from prometheus_client import start_http_server
+
 from jitadmin.services.context import ServiceContext
 from jitadmin.services.execution import process_grant
 from jitadmin.services.notes import deliver_note
+from jitadmin.services.reconcile import ReconcileReport, reconcile_due
 from jitadmin.wiring import App
 
 log = logging.getLogger("jitadmin.worker")
 PSA_KEY = "psa"
+HEARTBEAT_EVERY_S = 1.0  # at most this often; the loop itself runs at least every max_idle_s
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,7 @@ class WorkerOptions:
     per_tenant: int = 2
     lease_s: float = 30.0
     max_idle_s: float = 5.0
+    reconcile_interval_s: float = 300.0
 
 
 class Worker:
@@ -47,6 +53,8 @@ class Worker:
         self._in_flight: dict[str, str] = {}  # work key -> tenant key
         self._pool: ThreadPoolExecutor | None = None
         self._thread: threading.Thread | None = None
+        self._reconciler: threading.Thread | None = None
+        self._last_beat = float("-inf")
 
     # -- control ---------------------------------------------------------------------
 
@@ -57,6 +65,10 @@ class Worker:
         self._pool = ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="jit-work")
         self._thread = threading.Thread(target=self._loop, name="jit-worker", daemon=True)
         self._thread.start()
+        self._reconciler = threading.Thread(
+            target=self._reconcile_loop, name="jit-reconcile", daemon=True
+        )
+        self._reconciler.start()
         log.info("worker %s started", self.id)
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -64,6 +76,8 @@ class Worker:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        if self._reconciler is not None:
+            self._reconciler.join(timeout)
         if self._pool is not None:
             # Steps in flight finish; queued ones are cancelled and their claims handed back.
             self._pool.shutdown(wait=True, cancel_futures=True)
@@ -104,6 +118,10 @@ class Worker:
                 done += 1
         return done
 
+    def reconcile_now(self) -> list[ReconcileReport]:
+        """One reconciler pass over every customer not reconciled within the interval."""
+        return reconcile_due(self.ctx, self.id, self.options.reconcile_interval_s)
+
     @property
     def in_flight(self) -> int:
         with self._lock:
@@ -116,6 +134,7 @@ class Worker:
         while not self._stop.is_set():
             self._wake.clear()
             try:
+                self._heartbeat()
                 claim_time = self.ctx.clock.now()
                 for key, _tenant, job in self._claim(limit=self._free_slots(), now=claim_time):
                     assert self._pool is not None
@@ -128,6 +147,24 @@ class Worker:
                 log.exception("worker loop error; retrying shortly")
                 timeout = 1.0
             self._wake.wait(timeout)
+
+    def _heartbeat(self) -> None:
+        if time.monotonic() - self._last_beat < HEARTBEAT_EVERY_S:
+            return
+        with self.ctx.uow() as uow:
+            uow.runtime.heartbeat(self.id, self.ctx.clock.now())
+            uow.commit()
+        self._last_beat = time.monotonic()
+
+    def _reconcile_loop(self) -> None:
+        """Every interval, reconcile what nobody else has; the first pass waits one interval,
+        so a worker in a restart loop never hammers the tenants."""
+        interval = self.options.reconcile_interval_s
+        while not self._stop.wait(interval):
+            try:
+                self.reconcile_now()
+            except Exception:  # a database hiccup: the next pass tries again
+                log.exception("reconciler pass failed; next one in %.0f s", interval)
 
     def _free_slots(self) -> int:
         return max(self.options.concurrency - self.in_flight, 0)
@@ -234,7 +271,11 @@ def attach_worker(app: App) -> Worker:
             per_tenant=s.worker_per_tenant,
             lease_s=s.worker_lease_seconds,
             max_idle_s=s.worker_max_idle_seconds,
+            reconcile_interval_s=s.reconcile_interval_seconds,
         ),
     )
     app.ctx.wake = worker.wake
+    if s.worker_metrics_port is not None:
+        # A worker without the API: its event metrics (lag, errors, drift) on their own port.
+        start_http_server(s.worker_metrics_port, registry=app.metrics.registry)
     return worker

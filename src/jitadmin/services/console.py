@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from jitadmin.core.errors import AdapterError, AdapterNotFoundError, NotFoundError
@@ -103,7 +104,10 @@ def issue_token(ctx: ServiceContext, actor: User, username: str) -> str:
     with ctx.uow() as uow:
         if uow.users.get(username) is None:
             raise NotFoundError("user", username)
-        uow.api_tokens.add(username, hash_token(token), ctx.clock.now())
+        now = ctx.clock.now()
+        uow.api_tokens.add(
+            username, hash_token(token), now, now + timedelta(days=ctx.security.api_token_days)
+        )
         uow.audit.append(
             AuditEvent("token.issued", actor.username, ctx.clock.now(), data={"user": username})
         )

@@ -8,7 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from jitadmin.core.errors import ForbiddenError, NotFoundError, ValidationFailedError
+from jitadmin.core.errors import (
+    AdapterError,
+    ForbiddenError,
+    NotFoundError,
+    ValidationFailedError,
+)
 from jitadmin.core.retry import RetryPolicy
 from jitadmin.ports import (
     Clock,
@@ -16,6 +21,8 @@ from jitadmin.ports import (
     Customer,
     IdentityProvider,
     IdentityProviderFactory,
+    Metrics,
+    NoMetrics,
     SecretBox,
     TicketSystem,
     TicketSystemFactory,
@@ -40,6 +47,15 @@ class WorkerTuning:
     revoke_failed_interval_s: float = 300.0
 
 
+@dataclass(frozen=True)
+class SecurityTuning:
+    reveal_limit_per_hour: int = 10
+    signin_failures_per_user: int = 5
+    signin_failures_per_client: int = 20
+    signin_lockout_minutes: float = 15.0
+    api_token_days: float = 90.0
+
+
 @dataclass
 class ServiceContext:
     uow: UnitOfWorkFactory
@@ -49,8 +65,10 @@ class ServiceContext:
     ticket_systems: TicketSystemFactory
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     tuning: WorkerTuning = field(default_factory=WorkerTuning)
+    security: SecurityTuning = field(default_factory=SecurityTuning)
     # Called after a commit that created due work, so an in-process worker wakes at once.
     wake: Callable[[], None] = lambda: None
+    metrics: Metrics = field(default_factory=NoMetrics)
 
     # -- connections, decrypted only here and only for the call at hand -------------------
 
@@ -72,6 +90,14 @@ class ServiceContext:
         if record is None:
             raise ValidationFailedError.single("ticket_id", "no PSA is configured (PUT /psa)")
         return self.ticket_systems(record.kind, record.settings, self.open_secrets(record))
+
+
+def error_kind(error: Exception) -> str:
+    """A metric label for a failure: ``TransientError`` → ``transient``; others ``unexpected``."""
+    if isinstance(error, AdapterError):
+        name = type(error).__name__.removesuffix("Error")
+        return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+    return "unexpected"
 
 
 def connection_context(customer: str | None, kind: str) -> str:

@@ -7,7 +7,7 @@ after the identity provider's ``revoke`` returned, i.e. after it read the target
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from jitadmin.core import texts
@@ -15,7 +15,7 @@ from jitadmin.core.errors import AdapterError, TransientError
 from jitadmin.core.events import AuditEvent
 from jitadmin.core.grant import Grant, GrantState
 from jitadmin.ports import AccessSpec, IdentityProvider, RevokeSpec, UnitOfWork
-from jitadmin.services.context import ServiceContext, log
+from jitadmin.services.context import ServiceContext, error_kind, log
 from jitadmin.services.grants import password_context
 
 S = GrantState
@@ -134,6 +134,7 @@ def _revoke(ctx: ServiceContext, identity: IdentityProvider, grant: Grant) -> Gr
             # Another worker finished it first (its lease had lapsed); nothing left to record.
             return current.state
         now = ctx.clock.now()
+        due = _revocation_due(uow, current)
         uow.audit.append(current.transition(S.REVOKED, actor=SYSTEM, at=now, verified=True))
         uow.grants.save(current)
         # The one-time password is worthless now; drop even its ciphertext.
@@ -143,7 +144,14 @@ def _revoke(ctx: ServiceContext, identity: IdentityProvider, grant: Grant) -> Gr
         )
         uow.commit()
     log.info("grant %s revoked and verified", grant.id)
+    ctx.metrics.revocation_completed(grant.identity_provider, (now - due).total_seconds())
     return S.REVOKED
+
+
+def _revocation_due(uow: UnitOfWork, grant: Grant) -> datetime:
+    """When access should have ended: the expiry, or the revoke request if that came first."""
+    requested = [e.at for e in uow.audit.entries(grant_id=grant.id) if e.kind == "grant.revoking"]
+    return min([grant.expires_at, *requested[-1:]])
 
 
 def _record_failure(ctx: ServiceContext, grant_id: str, error: Exception) -> GrantState:
@@ -156,6 +164,7 @@ def _record_failure(ctx: ServiceContext, grant_id: str, error: Exception) -> Gra
         assert grant is not None
         if grant.state not in (S.PROVISIONING, S.REVOKING, S.REVOKE_FAILED):
             return grant.state  # finished elsewhere meanwhile
+        ctx.metrics.connector_error(grant.identity_provider, error_kind(error))
         now = ctx.clock.now()
         grant.attempts += 1
         grant.last_error = message

@@ -38,6 +38,7 @@ from jitadmin.services.context import (
     require_customer,
     require_role,
 )
+from jitadmin.services.limits import RateLimitedError, count_recent, retry_after
 
 S = GrantState
 
@@ -192,6 +193,10 @@ def visible_grant(uow: UnitOfWork, actor: User, grant_id: str, *, lock: bool = F
 
 
 def _may_see(actor: User, grant: Grant) -> bool:
+    """The one rule for every grant route and page: admins and auditors see all grants,
+    others their own; and nobody sees a grant of a customer they are restricted from."""
+    if not actor.may_use(grant.customer):
+        return False
     return actor.role in (ADMIN, AUDITOR) or grant.requester == actor.username
 
 
@@ -204,7 +209,8 @@ def list_grants(
         )
     requester = None if actor.role in (ADMIN, AUDITOR) else actor.username
     with ctx.uow() as uow:
-        return uow.grants.find(state=state, customer=customer, requester=requester)
+        found = uow.grants.find(state=state, customer=customer, requester=requester)
+    return [g for g in found if _may_see(actor, g)]
 
 
 def show_grant(ctx: ServiceContext, actor: User, grant_id: str) -> tuple[Grant, list[AuditEvent]]:
@@ -298,10 +304,15 @@ def extend_grant(ctx: ServiceContext, actor: User, grant_id: str, minutes: objec
 
 
 def reveal_password(ctx: ServiceContext, actor: User, grant_id: str, reason: str | None) -> str:
-    """Admins only; the reveal is audited before the password leaves this function."""
+    """Admins only, with a reason, at most ``reveal_limit_per_hour`` per admin; the reveal (or
+    its refusal for the rate limit) is audited before anything leaves this function."""
     require_role(actor, ADMIN)
+    why = (reason or "").strip()
+    if not why:
+        raise ValidationFailedError.single("reason", "say why you need the password (audited)")
     with ctx.uow() as uow:
         grant = visible_grant(uow, actor, grant_id)
+        _limit_reveals(ctx, uow, actor, grant)
         sealed = uow.grants.password_sealed(grant_id)
         if sealed is None or grant.state in (S.REVOKED, S.DENIED):
             raise ConflictError("this grant's password no longer exists (the grant has ended)")
@@ -313,11 +324,28 @@ def reveal_password(ctx: ServiceContext, actor: User, grant_id: str, reason: str
                 at=ctx.clock.now(),
                 grant_id=grant.id,
                 customer=grant.customer,
-                data={"reason": (reason or "").strip()[:500]},
+                data={"reason": why[:500]},
             )
         )
         uow.commit()
     return password
+
+
+def _limit_reveals(ctx: ServiceContext, uow: UnitOfWork, actor: User, grant: Grant) -> None:
+    now, window = ctx.clock.now(), timedelta(hours=1)
+    done, oldest = count_recent(uow, "grant.password_revealed", now - window, actor=actor.username)
+    if done < ctx.security.reveal_limit_per_hour:
+        return
+    refused = AuditEvent(
+        kind="grant.password_reveal_refused", actor=actor.username, at=now,
+        grant_id=grant.id, customer=grant.customer, data={"why": "rate limit", "count": done},
+    )  # fmt: skip
+    uow.audit.append(refused)
+    uow.commit()
+    raise RateLimitedError(
+        f"at most {ctx.security.reveal_limit_per_hour} password reveals per hour",
+        retry_after(oldest, window, now),
+    )
 
 
 __all__ = [

@@ -20,6 +20,7 @@ from jitadmin.core.errors import JitError
 from jitadmin.core.events import AuditEvent
 from jitadmin.ports import User, WebSession
 from jitadmin.services.context import ServiceContext
+from jitadmin.services.limits import count_recent, retry_after
 
 _hasher = PasswordHasher()
 MAX_USERNAME = 200
@@ -31,6 +32,14 @@ class SignInFailedError(JitError):
 
     def __init__(self) -> None:
         super().__init__("unknown username or wrong password")
+
+
+class SignInThrottledError(SignInFailedError):
+    """Too many failed sign-ins for this username or from this address: locked for a while."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        JitError.__init__(self, "too many failed sign-ins; try again later")
+        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True)
@@ -73,12 +82,14 @@ def _password_ok(stored: str | None, password: str) -> bool:
 
 
 def sign_in(
-    ctx: ServiceContext, username: str, password: str, policy: SessionPolicy, *, client: str = ""
-) -> SignedIn:
+    ctx: ServiceContext, username: str, password: str, policy: SessionPolicy, *,
+    client: str = "", replaces: str = "",
+) -> SignedIn:  # fmt: skip
     name = username.strip()[:MAX_USERNAME]
     if not name or not password or len(password) > MAX_PASSWORD:
         _audit_failure(ctx, name, client, "empty or oversized input")
         raise SignInFailedError
+    _throttle(ctx, name, client)
     with ctx.uow() as uow:
         stored = uow.web_sessions.password_hash(name)
         user = uow.users.get(name)
@@ -91,12 +102,40 @@ def sign_in(
     expires = now + policy.absolute
     with ctx.uow() as uow:
         uow.web_sessions.delete_expired(now, now - policy.idle)
+        if replaces:
+            # Rotation: whatever session the browser came with ends here (no fixation).
+            uow.web_sessions.delete(session_hash(replaces))
         uow.web_sessions.add(WebSession(session_hash(session_id), name, csrf, now, now, expires))
         uow.audit.append(
             AuditEvent("auth.signed_in", name, now, data={"client": client, "via": "web"})
         )
         uow.commit()
     return SignedIn(session_id, csrf, user, min(expires, now + policy.idle))
+
+
+def _throttle(ctx: ServiceContext, name: str, client: str) -> None:
+    """Lock a username, or a client address, out for a while after too many failures."""
+    limits, now = ctx.security, ctx.clock.now()
+    window = timedelta(minutes=limits.signin_lockout_minutes)
+    failed = "auth.sign_in_failed"
+    with ctx.uow() as uow:
+        by_user, first_user = count_recent(
+            uow, failed, now - window, data_key="username", data_value=name
+        )
+        by_client, first_client = (
+            count_recent(uow, failed, now - window, data_key="client", data_value=client)
+            if client
+            else (0, None)
+        )
+        user_locked = by_user >= limits.signin_failures_per_user
+        if not user_locked and by_client < limits.signin_failures_per_client:
+            return
+        data = {"username": name, "client": client, "user_failures": by_user,
+                "client_failures": by_client}  # fmt: skip
+        uow.audit.append(AuditEvent("auth.sign_in_throttled", "anonymous", now, data=data))
+        uow.commit()
+    oldest = first_user if user_locked else first_client
+    raise SignInThrottledError(retry_after(oldest, window, now))
 
 
 def _audit_failure(ctx: ServiceContext, username: str, client: str, why: str) -> None:

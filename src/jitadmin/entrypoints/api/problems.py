@@ -18,15 +18,20 @@ from jitadmin.core.errors import (
     ValidationFailedError,
 )
 from jitadmin.services.grants import UpstreamUnavailableError
+from jitadmin.services.limits import RateLimitedError
 
 log = logging.getLogger("jitadmin.api")
 PROBLEM = "application/problem+json"
 
 
-def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
+def problem(
+    status: int, title: str, detail: str, *, retry_after: int | None = None, **extra: Any
+) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers or None)
 
 
 def _field_of(location: tuple[Any, ...]) -> str:
@@ -59,7 +64,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ConflictError)
     async def _conflict(_: Request, error: ConflictError) -> JSONResponse:
-        extra = {"existing_grant": error.existing_id} if error.existing_id else {}
+        extra: dict[str, Any] = {"existing_grant": error.existing_id} if error.existing_id else {}
         return problem(409, "Conflict", str(error), **extra)
 
     @app.exception_handler(InvalidTransitionError)
@@ -69,6 +74,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ForbiddenError)
     async def _forbidden(_: Request, error: ForbiddenError) -> JSONResponse:
         return problem(403, "Forbidden", str(error))
+
+    @app.exception_handler(RateLimitedError)
+    async def _limited(_: Request, error: RateLimitedError) -> JSONResponse:
+        return problem(429, "Too many requests", str(error), retry_after=error.retry_after_s)
 
     @app.exception_handler(UpstreamUnavailableError)
     async def _upstream(_: Request, error: UpstreamUnavailableError) -> JSONResponse:

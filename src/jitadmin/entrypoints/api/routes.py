@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from jitadmin.core.clock import iso
 from jitadmin.core.errors import ValidationFailedError
 from jitadmin.entrypoints.api.schemas import (
     AdConnectionIn,
@@ -16,12 +18,13 @@ from jitadmin.entrypoints.api.schemas import (
     M365ConnectionIn,
     PsaIn,
     RevealIn,
+    TokenIn,
     UserIn,
     event_out,
     grant_out,
 )
-from jitadmin.ports import User
-from jitadmin.services import admin, grants
+from jitadmin.ports import AuditQuery, User
+from jitadmin.services import admin, console, grants
 from jitadmin.services.context import ServiceContext
 
 router = APIRouter(prefix="/api/v1")
@@ -190,10 +193,49 @@ def reveal(grant_id: str, ctx: Ctx, actor: Actor, body: RevealIn | None = None) 
     return {"id": grant_id, "password": password}
 
 
+def _aware(name: str, value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise ValidationFailedError.single(name, "must be ISO 8601 with a UTC offset")
+    return value
+
+
 @router.get("/audit")
-def audit(ctx: Ctx, actor: Actor, grant_id: str | None = None, limit: int = 500) -> dict[str, Any]:
+def audit(
+    ctx: Ctx,
+    actor: Actor,
+    grant_id: Annotated[str | None, Query(max_length=64)] = None,
+    customer: Annotated[str | None, Query(max_length=64)] = None,
+    by: Annotated[str | None, Query(alias="actor", max_length=200)] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> dict[str, Any]:
+    """The audit trail, newest ``limit`` entries, oldest first; filters combine with AND."""
+    start, end = _aware("since", since), _aware("until", until)
+    if start is not None and end is not None and end <= start:
+        raise ValidationFailedError.single("until", "must be later than since")
+    query = AuditQuery(grant_id=grant_id, customer=customer, actor=by, since=start, until=end)
+    return {"items": [event_out(e) for e in admin.list_audit(ctx, actor, limit=limit, query=query)]}
+
+
+@router.get("/tokens")
+def list_tokens(ctx: Ctx, actor: Actor) -> dict[str, Any]:
     return {
         "items": [
-            event_out(e) for e in admin.list_audit(ctx, actor, grant_id, min(max(limit, 1), 5000))
+            {"id": t.id, "username": t.username, "created_at": iso(t.created_at),
+             "expires_at": iso(t.expires_at), "hint": t.hint}
+            for t in console.list_tokens(ctx, actor)
         ]
-    }
+    }  # fmt: skip
+
+
+@router.post("/tokens", status_code=201)
+def issue_token(body: TokenIn, ctx: Ctx, actor: Actor) -> dict[str, Any]:
+    # Shown this once; only its SHA-256 is stored.
+    return {"username": body.username, "token": console.issue_token(ctx, actor, body.username)}
+
+
+@router.delete("/tokens/{token_id}")
+def revoke_token(token_id: int, ctx: Ctx, actor: Actor) -> dict[str, Any]:
+    removed = console.revoke_token(ctx, actor, token_id)
+    return {"id": removed.id, "username": removed.username, "revoked": True}

@@ -34,6 +34,10 @@ class RevealIn(Strict):
     reason: str | None = Field(default=None, max_length=500)
 
 
+class TokenIn(Strict):
+    username: str = Field(min_length=1, max_length=200)
+
+
 class CustomerIn(Strict):
     slug: str
     name: str
@@ -104,7 +108,7 @@ def event_out(event: AuditEvent | StoredAuditEvent) -> dict[str, Any]:
         "data": event.data,
     }
     if isinstance(event, StoredAuditEvent):
-        out = {"seq": event.seq, **out, "hash": event.hash}
+        out = {"seq": event.seq, **out, "prev_hash": event.prev_hash, "hash": event.hash}
     return out
 
 

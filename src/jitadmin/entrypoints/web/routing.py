@@ -28,6 +28,7 @@ from jitadmin.core.errors import (
 from jitadmin.entrypoints.web.auth import SignInRequiredError, optional_visitor
 from jitadmin.entrypoints.web.render import harden, page
 from jitadmin.services.grants import UpstreamUnavailableError
+from jitadmin.services.limits import RateLimitedError
 
 log = logging.getLogger("jitadmin.web")
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
@@ -37,6 +38,7 @@ _TITLES = {
     403: "Not allowed",
     404: "Not found",
     409: "Not possible now",
+    429: "Too many attempts",
     500: "Something went wrong",
     503: "A connected system did not answer",
 }
@@ -68,6 +70,8 @@ def _status_of(error: JitError) -> int:
         return 409
     if isinstance(error, UpstreamUnavailableError):
         return 503
+    if isinstance(error, RateLimitedError):
+        return 429
     return 400
 
 

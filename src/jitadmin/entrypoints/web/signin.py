@@ -82,8 +82,16 @@ def signin(request: Request, ctx: Ctx, form: Form) -> Response:
         )  # fmt: skip
     try:
         signed = sessions.sign_in(
-            ctx, username, text(form, "password"), policy_of(request), client=client_of(request)
-        )
+            ctx, username, text(form, "password"), policy_of(request), client=client_of(request),
+            replaces=request.cookies.get(SESSION_COOKIE, ""),
+        )  # fmt: skip
+    except sessions.SignInThrottledError as throttled:
+        response = _signin_page(
+            request, next_url=next_url, status=429, username=username,
+            error="Too many failed sign-ins. Please wait a few minutes and try again.",
+        )  # fmt: skip
+        response.headers["Retry-After"] = str(throttled.retry_after_s)
+        return response
     except sessions.SignInFailedError:
         return _signin_page(
             request, next_url=next_url, status=401, username=username,

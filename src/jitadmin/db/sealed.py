@@ -1,0 +1,71 @@
+"""Every sealed column at rest, read in keyset batches and rewritten conditionally (rotation)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from jitadmin.db.tables import ConnectionRow, CustomerRow, GrantRow, PsaConfigRow
+from jitadmin.ports import SealedValue
+
+
+class SqlSealedStore:
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def batch(self, column: str, after: str | None, limit: int) -> list[SealedValue]:
+        if column == "connection":
+            rows = self.s.execute(
+                select(ConnectionRow.id, CustomerRow.slug, ConnectionRow.kind,
+                       ConnectionRow.secret_sealed)
+                .join(CustomerRow, CustomerRow.id == ConnectionRow.customer_id)
+                .where(ConnectionRow.id > int(after or 0))
+                .order_by(ConnectionRow.id)
+                .limit(limit)
+            )  # fmt: skip
+            return [
+                SealedValue(column, str(i), slug, kind, sealed) for i, slug, kind, sealed in rows
+            ]
+        if column == "psa":
+            psa = self.s.execute(
+                select(PsaConfigRow.id, PsaConfigRow.kind, PsaConfigRow.secret_sealed)
+                .where(PsaConfigRow.id > int(after or 0))
+                .order_by(PsaConfigRow.id)
+                .limit(limit)
+            )
+            return [SealedValue(column, str(i), None, kind, sealed) for i, kind, sealed in psa]
+        if column == "grant_password":
+            grants = self.s.execute(
+                select(GrantRow.id, GrantRow.customer, GrantRow.password_sealed)
+                .where(GrantRow.id > (after or ""), GrantRow.password_sealed.is_not(None))
+                .order_by(GrantRow.id)
+                .limit(limit)
+            )
+            return [
+                SealedValue(column, gid, customer, "password", sealed or "")
+                for gid, customer, sealed in grants
+            ]
+        raise ValueError(f"unknown sealed column {column!r}")
+
+    def replace(self, value: SealedValue, new_sealed: str) -> bool:
+        if value.column == "connection":
+            statement = (
+                update(ConnectionRow)
+                .where(ConnectionRow.id == int(value.key))
+                .where(ConnectionRow.secret_sealed == value.sealed)
+                .values(secret_sealed=new_sealed)
+            )
+        elif value.column == "psa":
+            statement = (
+                update(PsaConfigRow)
+                .where(PsaConfigRow.id == int(value.key))
+                .where(PsaConfigRow.secret_sealed == value.sealed)
+                .values(secret_sealed=new_sealed)
+            )
+        else:
+            statement = (
+                update(GrantRow)
+                .where(GrantRow.id == value.key, GrantRow.password_sealed == value.sealed)
+                .values(password_sealed=new_sealed)
+            )
+        return bool(self.s.execute(statement).rowcount)  # type: ignore[attr-defined]

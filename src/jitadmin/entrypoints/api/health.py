@@ -1,0 +1,100 @@
+"""Liveness, readiness and Prometheus metrics.
+
+Two sources make up ``/metrics``:
+
+* gauges read from the database at scrape time (grants by state, overdue revocations, outbox
+  backlog, worker heartbeats), so any API process reports the truth for every worker;
+* events counted in this process (``App.metrics``: revocation lag, connector errors, drift),
+  which only the process that saw them can count. ``jitadmin serve`` runs the worker in the
+  same process; a worker started alone serves its own on ``JITADMIN_WORKER_METRICS_PORT``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+import jitadmin
+from jitadmin.core.grant import GrantState
+from jitadmin.entrypoints.api import problems
+from jitadmin.wiring import App
+
+log = logging.getLogger("jitadmin.api")
+# Heartbeats older than this are no longer reported: that worker is gone, not just late.
+HEARTBEAT_HORIZON = timedelta(hours=1)
+
+
+class DatabaseCollector:
+    """Reads gauges from the database at scrape time, so every process reports the truth."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    def collect(self) -> Iterator[Metric]:
+        now = self.app.ctx.clock.now()
+        grace = timedelta(seconds=self.app.settings.overdue_grace_seconds)
+        with self.app.ctx.uow() as uow:
+            counts = uow.grants.count_by_state()
+            pending = uow.outbox.pending_count()
+            overdue = uow.runtime.overdue_revocations(now - grace)
+            beats = uow.runtime.heartbeats(now - HEARTBEAT_HORIZON)
+        grants = GaugeMetricFamily("jitadmin_grants", "Grants by state", labels=["state"])
+        for state in GrantState:
+            grants.add_metric([state.value], counts.get(state.value, 0))
+        yield grants
+        yield GaugeMetricFamily(
+            "jitadmin_revoke_failed_grants",
+            "Grants whose revocation could not be verified yet (alert on > 0)",
+            value=counts.get(GrantState.REVOKE_FAILED.value, 0),
+        )
+        yield GaugeMetricFamily(
+            "jitadmin_overdue_revocations",
+            "Grants still not revoked longer than the grace after their expiry (alert on > 0)",
+            value=overdue,
+        )
+        yield GaugeMetricFamily(
+            "jitadmin_outbox_pending", "Ticket notes not yet delivered", value=pending
+        )
+        heartbeat = GaugeMetricFamily(
+            "jitadmin_worker_heartbeat_timestamp_seconds",
+            "When each worker's loop last ran (Unix time; alert when it falls behind)",
+            labels=["worker"],
+        )
+        for worker, at in sorted(beats.items()):
+            heartbeat.add_metric([worker], at.timestamp())
+        yield heartbeat
+
+
+def install(api: FastAPI, app: App) -> None:
+    registry = CollectorRegistry()
+    registry.register(DatabaseCollector(app))
+
+    @api.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        """Liveness: the process answers. The database is readiness, not liveness."""
+        return {"status": "ok", "version": jitadmin.__version__}
+
+    @api.get("/readyz", response_model=None)
+    def readyz() -> dict[str, Any] | JSONResponse:
+        """Readiness: fails (503) while the database cannot be reached."""
+        try:
+            with app.database.engine.connect() as connection:
+                connection.execute(text("select 1"))
+        except SQLAlchemyError as error:
+            log.warning("not ready: database unreachable (%s)", type(error).__name__)
+            return problems.problem(503, "Service Unavailable", "the database is unreachable")
+        return {"status": "ready", "version": jitadmin.__version__}
+
+    @api.get("/metrics")
+    def metrics() -> Response:
+        body = generate_latest(registry) + generate_latest(app.metrics.registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,394 @@
+"""Authorization matrix: every route x every role x own/other grant x allowed/other customer.
+
+The route list comes from the application itself (``app.routes``, API and web), so a new route
+fails ``test_every_route_is_classified`` until it gets a row in ``RULES`` below. Each rule says,
+for a role and a target, which answer is expected:
+
+- ``OK``: the request was let through (any status below 500 except 401, 403, 404 and a
+  redirect to the sign-in page; e.g. 200, 201, 202, 303 elsewhere, 409, 422, 503);
+- a number: exactly that status (401, 403, 404, or 422 where a hidden customer is refused as
+  input);
+- ``SIGNIN``: a web page sending an anonymous visitor to ``/signin``.
+
+Subjects: anonymous, an admin, a technician restricted to customer A, an approver, an
+auditor. Grant targets: the technician's own grant in A, another technician's grant in A, the
+technician's own grant in B (made before the restriction applied) and another's grant in B.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from jitadmin.entrypoints.api.app import create_app
+from jitadmin.ports import User, WebSession
+from jitadmin.services import admin, console, grants
+from jitadmin.services.sessions import session_hash
+
+from conftest import System, start_system, stop_system
+
+OK, SIGNIN = "ok", "signin"
+ROLES = ("anonymous", "admin", "technician", "approver", "auditor")
+A, B = "pedroaviary", "northwind"
+TECH = "tech.a@msp.example"
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a request is aimed at: a grant (owner own/other) or a customer, A (allowed) or B."""
+
+    name: str
+    own: bool = False
+    allowed: bool = True
+
+
+GRANT_TARGETS = (
+    Target("own_A", own=True, allowed=True),
+    Target("other_A", own=False, allowed=True),
+    Target("own_B", own=True, allowed=False),
+    Target("other_B", own=False, allowed=False),
+)
+CUSTOMER_TARGETS = (Target("A", allowed=True), Target("B", allowed=False))
+NO_TARGET = (Target("-"),)
+
+Rule = Callable[[str, Target], str | int]
+
+
+def public(role: str, t: Target) -> str | int:
+    return OK
+
+
+def signin_form(role: str, t: Target) -> str | int:
+    return 403
+
+
+def signed_in(role: str, t: Target) -> str | int:
+    return OK
+
+
+def admin_only(role: str, t: Target) -> str | int:
+    return OK if role == "admin" else 403
+
+
+def admin_or_auditor(role: str, t: Target) -> str | int:
+    return OK if role in ("admin", "auditor") else 403
+
+
+def requesters(role: str, t: Target) -> str | int:
+    """Request a grant: admins and technicians; a hidden customer is refused as input (422)."""
+    if role not in ("admin", "technician"):
+        return 403
+    return OK if t.allowed or role == "admin" else 422
+
+
+def customer_scoped(role: str, t: Target) -> str | int:
+    return 404 if role == "technician" and not t.allowed else OK
+
+
+def _sees(role: str, t: Target) -> bool:
+    if role in ("admin", "auditor"):
+        return True
+    return role == "technician" and t.own and t.allowed
+
+
+def grant_read(role: str, t: Target) -> str | int:
+    return OK if _sees(role, t) else 404
+
+
+def grant_change(role: str, t: Target) -> str | int:
+    """Revoke / extend: who may see it may act, except auditors (read-only: 403)."""
+    if not _sees(role, t):
+        return 404
+    return 403 if role == "auditor" else OK
+
+
+# (method, path) -> (targets, rule). THE table: one row per route of the application.
+RULES: dict[tuple[str, str], tuple[tuple[Target, ...], Rule]] = {
+    # Public: health, metrics, the OpenAPI document and its viewers, the sign-in page.
+    ("GET", "/healthz"): (NO_TARGET, public),
+    ("GET", "/readyz"): (NO_TARGET, public),
+    ("GET", "/metrics"): (NO_TARGET, public),
+    ("GET", "/openapi.json"): (NO_TARGET, public),
+    ("GET", "/docs"): (NO_TARGET, public),
+    ("GET", "/docs/oauth2-redirect"): (NO_TARGET, public),
+    ("GET", "/redoc"): (NO_TARGET, public),
+    ("GET", "/signin"): (NO_TARGET, public),
+    # Without the sign-in form's double-submit cookie and token: refused before anything else.
+    ("POST", "/signin"): (NO_TARGET, signin_form),
+    # REST API.
+    ("GET", "/api/v1/customers"): (NO_TARGET, signed_in),
+    ("POST", "/api/v1/customers"): (NO_TARGET, admin_only),
+    ("PUT", "/api/v1/customers/{slug}/connections/m365"): (CUSTOMER_TARGETS, admin_only),
+    ("PUT", "/api/v1/customers/{slug}/connections/ad"): (CUSTOMER_TARGETS, admin_only),
+    ("POST", "/api/v1/customers/{slug}/connections/{kind}/test"): (CUSTOMER_TARGETS, admin_only),
+    ("PUT", "/api/v1/psa"): (NO_TARGET, admin_only),
+    ("POST", "/api/v1/psa/test"): (NO_TARGET, admin_only),
+    ("GET", "/api/v1/customers/{slug}/tickets"): (CUSTOMER_TARGETS, customer_scoped),
+    ("POST", "/api/v1/users"): (NO_TARGET, admin_only),
+    ("GET", "/api/v1/users"): (NO_TARGET, admin_only),
+    ("POST", "/api/v1/grants"): (CUSTOMER_TARGETS, requesters),
+    ("GET", "/api/v1/grants"): (NO_TARGET, signed_in),
+    ("GET", "/api/v1/grants/{grant_id}"): (GRANT_TARGETS, grant_read),
+    ("POST", "/api/v1/grants/{grant_id}/revoke"): (GRANT_TARGETS, grant_change),
+    ("POST", "/api/v1/grants/{grant_id}/extend"): (GRANT_TARGETS, grant_change),
+    ("POST", "/api/v1/grants/{grant_id}/password"): (GRANT_TARGETS, admin_only),
+    ("GET", "/api/v1/audit"): (NO_TARGET, admin_or_auditor),
+    ("GET", "/api/v1/tokens"): (NO_TARGET, admin_only),
+    ("POST", "/api/v1/tokens"): (NO_TARGET, admin_only),
+    ("DELETE", "/api/v1/tokens/{token_id}"): (NO_TARGET, admin_only),
+    # Web console pages and forms.
+    ("POST", "/signout"): (NO_TARGET, signed_in),
+    ("GET", "/"): (NO_TARGET, signed_in),
+    ("GET", "/request"): (NO_TARGET, public),  # a redirect to "/" for everyone
+    ("POST", "/request"): (CUSTOMER_TARGETS, requesters),
+    ("GET", "/grants"): (NO_TARGET, signed_in),
+    ("GET", "/grants/{grant_id}"): (GRANT_TARGETS, grant_read),
+    ("POST", "/grants/{grant_id}/revoke"): (GRANT_TARGETS, grant_change),
+    ("POST", "/grants/{grant_id}/extend"): (GRANT_TARGETS, grant_change),
+    ("POST", "/grants/{grant_id}/reveal"): (GRANT_TARGETS, admin_only),
+    ("GET", "/admin"): (NO_TARGET, admin_only),
+    ("GET", "/admin/customers"): (NO_TARGET, admin_only),
+    ("POST", "/admin/customers"): (NO_TARGET, admin_only),
+    ("POST", "/admin/customers/{slug}/connections/{kind}"): (CUSTOMER_TARGETS, admin_only),
+    ("POST", "/admin/customers/{slug}/connections/{kind}/test"): (CUSTOMER_TARGETS, admin_only),
+    ("GET", "/admin/psa"): (NO_TARGET, admin_only),
+    ("POST", "/admin/psa"): (NO_TARGET, admin_only),
+    ("POST", "/admin/psa/test"): (NO_TARGET, admin_only),
+    ("GET", "/admin/users"): (NO_TARGET, admin_only),
+    ("POST", "/admin/users"): (NO_TARGET, admin_only),
+    ("GET", "/admin/tokens"): (NO_TARGET, admin_only),
+    ("POST", "/admin/tokens"): (NO_TARGET, admin_only),
+    ("POST", "/admin/tokens/{token_id}/revoke"): (NO_TARGET, admin_only),
+    # The console's own JSON.
+    ("GET", "/web/api/customers/{slug}/tickets"): (CUSTOMER_TARGETS, customer_scoped),
+    ("POST", "/web/api/password"): (NO_TARGET, signed_in),
+    ("GET", "/web/api/grants/{grant_id}/status"): (GRANT_TARGETS, grant_read),
+    ("GET", "/web/api/grants/{grant_id}/ticket"): (GRANT_TARGETS, grant_read),
+    ("POST", "/web/api/grants/{grant_id}/revoke"): (GRANT_TARGETS, grant_change),
+    ("POST", "/web/api/grants/{grant_id}/extend"): (GRANT_TARGETS, grant_change),
+}
+PUBLIC = {route for route, (_, rule) in RULES.items() if rule in (public, signin_form)}
+
+
+def route_table(api: FastAPI) -> set[tuple[str, str]]:
+    """Every (method, path) the application answers, walking included routers too."""
+    found: set[tuple[str, str]] = set()
+
+    def walk(routes: Any) -> None:
+        for route in routes:
+            inner = getattr(route, "original_router", None)
+            if inner is not None:
+                walk(inner.routes)
+                continue
+            for method in getattr(route, "methods", None) or ():
+                if method != "HEAD":
+                    found.add((method, route.path))
+
+    walk(api.routes)
+    return found
+
+
+def test_every_route_is_classified(matrix_system: Matrix) -> None:
+    routes = route_table(matrix_system.api)
+    assert routes - set(RULES) == set(), "new route(s): add them to RULES with their rule"
+    assert set(RULES) - routes == set(), "RULES names routes the application no longer has"
+
+
+# --- the system under test ---------------------------------------------------------------
+
+
+@dataclass
+class Matrix:
+    system: System
+    api: FastAPI
+    users: dict[str, User]
+    tokens: dict[str, str]
+    grants: dict[str, str]  # target name -> grant id
+    spare_user: str
+
+    def session(self, role: str) -> dict[str, str]:
+        """A fresh web session for ``role`` (cookie + CSRF token), made directly in the store."""
+        session_id, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        now = self.system.app.ctx.clock.now()
+        with self.system.app.ctx.uow() as uow:
+            uow.web_sessions.add(
+                WebSession(
+                    session_hash(session_id), self.users[role].username, csrf, now, now,
+                    now + timedelta(hours=1),
+                )
+            )  # fmt: skip
+            uow.commit()
+        return {"cookie": session_id, "csrf": csrf}
+
+    def fresh_token_id(self) -> int:
+        ctx = self.system.app.ctx
+        console.issue_token(ctx, self.users["admin"], self.spare_user)
+        return max(t.id for t in console.list_tokens(ctx, self.users["admin"]))
+
+
+def _grant(system: System, requester: User, customer: str) -> str:
+    world = next(c for c in system.world.customers if c.slug == customer)
+    made = grants.request_grant(
+        system.app.ctx, requester, customer=customer, identity_provider="m365",
+        ticket_id=str(world.open_ticket_ids[0]), duration_minutes=30, reason="matrix test",
+    )  # fmt: skip
+    return made.grant.id
+
+
+@pytest.fixture(scope="module")
+def matrix_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Matrix]:
+    tmp: Path = tmp_path_factory.mktemp("matrix")
+    system = start_system(tmp, with_worker=False, reveal_limit_per_hour=100_000)
+    ctx = system.app.ctx
+    root = User("admin", "admin")
+    tokens = {"admin": system.users["admin"]["token"]}
+    users = {"admin": root}
+    for role, name, scope in (
+        ("technician", TECH, [A]),
+        ("approver", "approver@msp.example", None),
+        ("auditor", "auditor@msp.example", None),
+    ):
+        new = admin.add_user(ctx, root, username=name, role=role, customers=scope)
+        users[role], tokens[role] = new.user, new.token
+    other = admin.add_user(ctx, root, username="tech.b@msp.example", role="technician").user
+    spare = admin.add_user(ctx, root, username="spare@msp.example", role="technician").user
+    unrestricted_self = User(TECH, "technician")  # as TECH was before the restriction
+    grant_ids = {
+        "own_A": _grant(system, users["technician"], A),
+        "other_A": _grant(system, other, A),
+        "own_B": _grant(system, unrestricted_self, B),
+        "other_B": _grant(system, other, B),
+    }
+    yield Matrix(system, create_app(system.app), users, tokens, grant_ids, spare.username)
+    stop_system(system)
+
+
+# --- requests ------------------------------------------------------------------------------
+
+
+def _fill(path: str, target: Target, m: Matrix) -> str:
+    slug = A if target.allowed else B
+    filled = path.replace("{slug}", slug).replace("{kind}", "m365")
+    if "{grant_id}" in filled:
+        filled = filled.replace("{grant_id}", m.grants[target.name])
+    if "{token_id}" in filled:
+        filled = filled.replace("{token_id}", str(m.fresh_token_id()))
+    return filled
+
+
+def _json_body(method: str, path: str, target: Target, m: Matrix) -> dict[str, Any] | None:
+    slug = A if target.allowed else B
+    ticket = next(c for c in m.system.world.customers if c.slug == slug).open_ticket_ids[0]
+    bodies: dict[str, dict[str, Any]] = {
+        "/api/v1/customers": {"slug": "x" + secrets.token_hex(3), "name": "X", "psa_company_id": 1},
+        "/api/v1/users": {"username": "u" + secrets.token_hex(4), "role": "auditor"},
+        "/api/v1/tokens": {"username": m.spare_user},
+        "/api/v1/grants": {
+            "customer": slug, "identity_provider": "m365", "ticket_id": str(ticket),
+            "duration_minutes": 30, "reason": "matrix test",
+        },
+        # Well-formed but with a blank secret: refused by the service (after the role check),
+        # so the matrix changes no configuration.
+        "/api/v1/psa": {"kind": "connectwise", "base_url": "https://x.example", "private_key": " "},
+        "/api/v1/customers/{slug}/connections/m365": {
+            "tenant_id": "t", "client_id": "c", "client_secret": " ",
+        },
+        "/api/v1/customers/{slug}/connections/ad": {
+            "url": "ldaps://x.example", "bind_user": "u", "bind_password": " ",
+        },
+    }  # fmt: skip
+    if path.endswith("/extend"):
+        return {"minutes": 5}
+    if path.endswith("/password"):
+        return {"reason": "matrix test"}
+    return bodies.get(path) if method in ("POST", "PUT") else None
+
+
+def _form_body(path: str, target: Target, m: Matrix, csrf: str) -> dict[str, str]:
+    slug = A if target.allowed else B
+    ticket = next(c for c in m.system.world.customers if c.slug == slug).open_ticket_ids[0]
+    forms = {
+        "/request": {
+            "customer": slug, "identity_provider": "m365", "ticket_id": str(ticket),
+            "duration_minutes": "30", "reason": "matrix test", "password": "",
+        },
+        "/grants/{grant_id}/reveal": {"reveal_reason": "matrix test", "confirm": "yes"},
+        "/grants/{grant_id}/extend": {"minutes": "5"},
+        "/admin/tokens": {"username": m.spare_user},
+    }  # fmt: skip
+    return {"csrf_token": csrf, **forms.get(path, {})}
+
+
+def call(m: Matrix, role: str, method: str, path: str, target: Target) -> httpx.Response:
+    url = _fill(path, target, m)
+    with httpx.Client(base_url=m.system.url, timeout=30, follow_redirects=False) as client:
+        if path.startswith("/api/"):
+            headers = {} if role == "anonymous" else {"Authorization": f"Bearer {m.tokens[role]}"}
+            body = _json_body(method, path, target, m)
+            return client.request(method, url, headers=headers, json=body)
+        cookies, headers, csrf = {}, {}, ""
+        if role != "anonymous" and (method, path) not in PUBLIC:
+            web = m.session(role)
+            cookies, csrf = {"jitadmin_session": web["cookie"]}, web["csrf"]
+            headers = {"X-CSRF-Token": csrf}
+        client.cookies.update(cookies)
+        if method == "GET":
+            return client.get(url, headers=headers)
+        if path.startswith("/web/api/"):
+            body = {"minutes": 5} if path.endswith("/extend") else None
+            return client.request(method, url, headers=headers, json=body)
+        return client.post(url, headers=headers, data=_form_body(path, target, m, csrf))
+
+
+def expected(role: str, method: str, path: str, target: Target) -> str | int:
+    _, rule = RULES[(method, path)]
+    if role == "anonymous" and (method, path) not in PUBLIC:
+        if path.startswith(("/api/", "/web/api/")):
+            return 401
+        return SIGNIN
+    return rule(role, target)
+
+
+def outcome(response: httpx.Response) -> str | int:
+    status = response.status_code
+    if status == 303 and response.headers.get("location", "").startswith("/signin?next="):
+        return SIGNIN
+    if status in (401, 403, 404, 422) or status >= 500:
+        return status
+    return OK
+
+
+def _cases() -> Iterator[tuple[str, str, str, Target]]:
+    for (method, path), (targets, _) in sorted(RULES.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        for role in ROLES:
+            for target in targets:
+                yield role, method, path, target
+
+
+def test_authorization_matrix(matrix_system: Matrix) -> None:
+    """All cases in one test (one system), reporting every mismatch at once."""
+    mismatches, checked = [], 0
+    for role, method, path, target in _cases():
+        want = expected(role, method, path, target)
+        response = call(matrix_system, role, method, path, target)
+        got = outcome(response)
+        # 422 counts as "let through" where a rule says OK (input refused after the checks).
+        if got == want or (want == OK and got == 422):
+            checked += 1
+            continue
+        mismatches.append(
+            f"{method} {path} as {role} on {target.name}: expected {want}, got "
+            f"{response.status_code} {response.text[:160]!r}"
+        )
+    assert not mismatches, f"{len(mismatches)} of {checked + len(mismatches)}:\n" + "\n".join(
+        mismatches
+    )
+    assert checked > 300
