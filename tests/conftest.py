@@ -7,6 +7,7 @@ that ``scripts/postgres.sh start`` runs; ``JITADMIN_TEST_POSTGRES_URL`` points e
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
@@ -263,3 +264,15 @@ from ad_support import SambaDc, load_samba_dc  # noqa: E402
 def samba_dc() -> SambaDc:
     """The test DC; fails (never skips) when scripts/samba-dc.sh has not started one."""
     return load_samba_dc()
+
+
+def demo_ready(url: str, demo_json: Path) -> dict[str, Any] | None:
+    """demo.json, once `jitadmin demo` has written it and answers on ``url``; else None."""
+    if not demo_json.exists():
+        return None
+    try:
+        httpx.get(f"{url}/healthz", timeout=2).raise_for_status()
+    except httpx.HTTPError:
+        return None
+    document: dict[str, Any] = json.loads(demo_json.read_text())
+    return document

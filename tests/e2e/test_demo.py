@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 from jitadmin.emulators.runner import free_port
 
-from conftest import wait_for
-
-
-def _ready(url: str, demo_json: Path) -> dict[str, Any] | None:
-    if not demo_json.exists():
-        return None
-    try:
-        httpx.get(f"{url}/healthz", timeout=2).raise_for_status()
-    except httpx.HTTPError:
-        return None
-    document: dict[str, Any] = json.loads(demo_json.read_text())
-    return document
+from conftest import demo_ready, wait_for
 
 
 def test_demo_runs_seeds_and_grants(tmp_path: Path) -> None:
@@ -50,7 +37,7 @@ def test_demo_runs_seeds_and_grants(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{port}"
     try:
         demo = wait_for(
-            lambda: _ready(url, tmp_path / "demo.json"), timeout=60, what="the demo to start"
+            lambda: demo_ready(url, tmp_path / "demo.json"), timeout=60, what="the demo to start"
         )
         assert demo["url"] == url
         assert demo["database_url"] == f"sqlite:///{(tmp_path / 'jitadmin.db').resolve()}"

@@ -3,7 +3,6 @@ through the API and the worker, with the notes read back through each PSA's own 
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -22,7 +21,7 @@ from jitadmin.emulators.seed import CUSTOMERS
 from psa_clients import vendor_notes
 from psa_harness import KINDS, SECRET, Harness
 
-from conftest import System, start_system, stop_system, wait_for
+from conftest import System, demo_ready, start_system, stop_system, wait_for
 
 PEDRO, NORTHWIND = CUSTOMERS
 GRANTED = "is now enabled and has been added to the Global Admin role."
@@ -171,7 +170,7 @@ def test_demo_seeds_the_chosen_psa(tmp_path: Path, kind: str) -> None:
                                stderr=subprocess.STDOUT, text=True)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        demo = wait_for(lambda: _demo_ready(url, tmp_path / "demo.json"), timeout=60, what="demo")
+        demo = wait_for(lambda: demo_ready(url, tmp_path / "demo.json"), timeout=60, what="demo")
         psa = demo["emulators"]["psa"]
         assert set(psa) == {"kind", "base_url", "admin_url"} | DEMO_PSA_KEYS[kind]
         assert psa["kind"] == kind
@@ -187,14 +186,3 @@ def test_demo_seeds_the_chosen_psa(tmp_path: Path, kind: str) -> None:
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=30)
     assert f"PSA: {kind}" in output
-
-
-def _demo_ready(url: str, demo_json: Path) -> dict[str, Any] | None:
-    if not demo_json.exists():
-        return None
-    try:
-        httpx.get(f"{url}/healthz", timeout=2).raise_for_status()
-    except httpx.HTTPError:
-        return None
-    document: dict[str, Any] = json.loads(demo_json.read_text())
-    return document
