@@ -477,6 +477,23 @@ def test_permanent_throttling_hands_retry_after_to_the_worker(
     assert caught.value.vendor_code == "TooManyRequests"
 
 
+def test_a_429_holds_back_every_call_to_that_tenant(
+    emulator: Emulator, make_provider: ProviderFactory
+) -> None:
+    """Retry-After is the tenant's, not the call's: a parallel revocation that was not itself
+    throttled must not send anything until it has elapsed."""
+    provider = make_provider(budget_s=5.0)
+    emulator.faults(error_status=429, retry_after_s=30, error_count=1, match="/v1.0/")
+    with pytest.raises(TransientError):
+        provider.grant(access(), Recorder())  # throttled once; 30 s is beyond its budget
+    sent = len(emulator.statuses("GET", "/v1.0/")) + len(emulator.statuses("POST", "/v1.0/"))
+    with pytest.raises(TransientError) as caught:
+        provider.grant(access(), Recorder())  # the emulator would answer now; we must not ask
+    after = len(emulator.statuses("GET", "/v1.0/")) + len(emulator.statuses("POST", "/v1.0/"))
+    assert after == sent, "no request while the tenant's Retry-After runs"
+    assert caught.value.retry_after_s is not None and 25 < caught.value.retry_after_s <= 30
+
+
 def test_server_errors_are_retried_for_reads(
     emulator: Emulator, make_provider: ProviderFactory
 ) -> None:

@@ -13,6 +13,7 @@ import ipaddress
 import json
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -47,6 +48,8 @@ _AADSTS_ADVICE: dict[int, str] = {
 # OAuth error values that mean "the identity platform is having a moment".
 _TRANSIENT_OAUTH_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
 _LOOPBACK_NAMES = frozenset({"localhost"})
+# Tokens that live longer than this are reused in-process between MSAL lookups.
+_REUSE_MIN_LIFETIME_S = 600
 
 
 def is_loopback(host: str | None) -> bool:
@@ -189,6 +192,9 @@ class MsalTokenProvider:
         self._cache = msal.TokenCache()
         self._app: Any = None
         self._lock = threading.Lock()
+        # The current token and when to stop handing it out without asking MSAL: every Graph
+        # call needs one, and MSAL's cache lookup (under our lock) is not free.
+        self._current: tuple[str, float] | None = None
 
     def __repr__(self) -> str:
         return f"MsalTokenProvider(tenant={self._tenant!r}, client_id={self._client_id!r})"
@@ -201,9 +207,13 @@ class MsalTokenProvider:
             # worker already waits as long as the server asked, so start afresh next time.
             with self._lock:
                 self._app = None
+                self._current = None
             raise
 
     def _token(self) -> str:
+        current = self._current
+        if current is not None and time.monotonic() < current[1]:
+            return current[0]
         with self._lock:
             self._transport.last_failure = None
             try:
@@ -223,12 +233,18 @@ class MsalTokenProvider:
                 # 5xx or a non-JSON answer; MSAL's own text may quote the response body.
                 raise self._failure_from_status("token request failed") from None
         if isinstance(result, dict) and isinstance(result.get("access_token"), str):
-            return str(result["access_token"])
+            token = str(result["access_token"])
+            lifetime = result.get("expires_in")
+            if isinstance(lifetime, int | float) and lifetime > _REUSE_MIN_LIFETIME_S:
+                # Half its remaining life, like MSAL's own refresh_in: never near expiry.
+                self._current = (token, time.monotonic() + lifetime / 2)
+            return token
         raise self._failure_from_result(result if isinstance(result, dict) else {})
 
     def invalidate(self) -> None:
         """Forget cached access tokens so the next ``token()`` asks the authority afresh."""
         with self._lock:
+            self._current = None
             for entry in list(self._cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)):
                 self._cache.remove_at(entry)
 

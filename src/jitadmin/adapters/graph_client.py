@@ -16,6 +16,7 @@ any) so the durable worker reschedules. Errors are classified on ``error.code`` 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Mapping
@@ -82,6 +83,10 @@ class GraphClient:
         self._max_attempts = max(max_attempts, 1)
         self._sleep = sleep
         self._monotonic = monotonic
+        # Until when the tenant asked us (429 + Retry-After) to send nothing at all: every
+        # thread using this client waits, not only the call that was throttled.
+        self._hold_until = float("-inf")
+        self._hold_lock = threading.Lock()
 
     @classmethod
     def connect(
@@ -231,6 +236,7 @@ class GraphClient:
         attempt = 0
         while True:
             attempt += 1
+            self._wait_for_tenant(started, label)
             try:
                 headers = self._headers(correlation)
             except TransientError as exc:
@@ -263,6 +269,8 @@ class GraphClient:
                 continue
             typed = typed_error(label, err, secrets)
             replication = (err.status, err.code or "") in retry_on
+            if err.status == 429:
+                self._hold_tenant(err.retry_after_s)
             if err.status == 429 or (err.status >= 500 and safe) or replication:
                 transient = TransientError(
                     typed.message, vendor_code=err.code, retry_after_s=err.retry_after_s
@@ -270,6 +278,21 @@ class GraphClient:
                 self._backoff(started, attempt, err.retry_after_s, transient)
                 continue
             raise typed
+
+    def _hold_tenant(self, retry_after_s: float | None) -> None:
+        if retry_after_s:
+            with self._hold_lock:
+                self._hold_until = max(self._hold_until, self._monotonic() + retry_after_s)
+
+    def _wait_for_tenant(self, started: float, label: str) -> None:
+        """Sleep out a tenant-wide Retry-After, or hand the call back to the worker (which
+        reschedules it after that wait) when the wait would overrun this call's budget."""
+        wait = self._hold_until - self._monotonic()
+        if wait <= 0:
+            return
+        if self._monotonic() - started + wait > self._budget_s:
+            raise TransientError(f"{label}: tenant throttled (429)", retry_after_s=wait)
+        self._sleep(wait)
 
     def _headers(self, correlation: str) -> dict[str, str]:
         return {

@@ -169,8 +169,8 @@ class M365IdentityProvider:
             self._locate_for_revoke(user_id, spec.grant_id, account)
         label = upn or user_id
 
-        self._remove_roles(user_id, _text(account.get("assignment_id")))
-        if not self._graph.poll(lambda: self._strip_roles(user_id)):
+        self._remove_stored_role(user_id, _text(account.get("assignment_id")))
+        if not self._graph.poll(lambda: self._roles_cleared(user_id)):
             raise TransientError(f"role assignments of {label} are still listed after removal")
         record("role_removed", {})
         if self._dir.disable_user(user_id):
@@ -292,13 +292,17 @@ class M365IdentityProvider:
                 "not an account jitadmin manages for this grant"
             )
 
-    def _remove_roles(self, user_id: str, stored_id: str | None) -> None:
+    def _remove_stored_role(self, user_id: str, stored_id: str | None) -> None:
+        """Delete the assignment we made; any others go in the poll that follows."""
         if stored_id:
             stored = self._dir.assignment(stored_id)
             # Only ever delete an assignment that belongs to our principal.
             if stored is not None and stored.get("principalId") == user_id:
                 self._dir.delete_assignment(stored_id)
-        self._strip_roles(user_id)
+
+    def _roles_cleared(self, user_id: str) -> bool:
+        """Strip what is listed; if anything was, read the list back at once."""
+        return self._strip_roles(user_id) or not self._dir.assignments_of(user_id)
 
     def _strip_roles(self, user_id: str) -> bool:
         """Delete whatever the list shows; True when the list was already empty."""

@@ -75,4 +75,8 @@ def install(level: int = logging.INFO, log_file: Path | None = None) -> list[log
     for handler in handlers:
         root.addHandler(handler)
     root.setLevel(level)
+    # httpx/httpcore log every request at INFO: one line per Graph or PSA call is noise (and
+    # CPU) in a storm; our clients log their own calls at DEBUG. DEBUG keeps them all.
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(logging.WARNING if level > logging.DEBUG else level)
     return handlers

@@ -55,6 +55,7 @@ class Worker:
         self._thread: threading.Thread | None = None
         self._reconciler: threading.Thread | None = None
         self._last_beat = float("-inf")
+        self._renew_at = float("-inf")
 
     # -- control ---------------------------------------------------------------------
 
@@ -139,10 +140,14 @@ class Worker:
                 for key, _tenant, job in self._claim(limit=self._free_slots(), now=claim_time):
                     assert self._pool is not None
                     self._pool.submit(self._run, key, job)
-                self._renew_leases()
-                timeout = self._seconds_until_next_deadline(claim_time)
-                if self.in_flight:
-                    timeout = min(timeout, renew_every)
+                renew_in = self._renew_leases_when_due(renew_every)
+                if self._free_slots() == 0:
+                    # Nothing could be claimed before a completion wakes us: skip the query.
+                    timeout = renew_in
+                else:
+                    timeout = self._seconds_until_next_deadline(claim_time)
+                    if self.in_flight:
+                        timeout = min(timeout, renew_in)
             except Exception:  # the loop must outlive any single database hiccup
                 log.exception("worker loop error; retrying shortly")
                 timeout = 1.0
@@ -181,14 +186,21 @@ class Worker:
             busy = Counter(self._in_flight.values())
             running = set(self._in_flight)
         with self.ctx.uow() as uow:
+            wanted: list[tuple[str, str]] = []
             for grant_id, tenant in uow.grants.due(now, limit * 4):
-                if len(claimed) >= limit or busy[tenant] >= self.options.per_tenant:
+                if len(wanted) >= limit or busy[tenant] >= self.options.per_tenant:
                     continue
                 if f"g:{grant_id}" in running:
                     continue  # our own lease lapsed mid-run; never run one grant twice at once
-                if uow.grants.claim(grant_id, self.id, now, lease_until):
-                    busy[tenant] += 1
+                busy[tenant] += 1
+                wanted.append((grant_id, tenant))
+            # One statement claims the whole batch; what another worker took meanwhile is left.
+            won = uow.grants.claim_many([g for g, _ in wanted], self.id, now, lease_until)
+            for grant_id, tenant in wanted:
+                if grant_id in won:
                     claimed.append((f"g:{grant_id}", tenant, self._grant_job(grant_id)))
+                else:
+                    busy[tenant] -= 1
             for message_id, _customer in uow.outbox.due(now, limit * 4):
                 if len(claimed) >= limit or busy[PSA_KEY] >= self.options.per_tenant:
                     continue
@@ -235,15 +247,21 @@ class Worker:
                 self._in_flight.pop(key, None)
             self._wake.set()
 
-    def _renew_leases(self) -> None:
+    def _renew_leases_when_due(self, every_s: float) -> float:
+        """Extend the leases of what we run, every ``every_s`` rather than on every wake-up (a
+        storm wakes the loop once per completion); returns seconds until the next renewal."""
+        now = time.monotonic()
+        if now < self._renew_at:
+            return self._renew_at - now
+        self._renew_at = now + every_s
         with self._lock:
             grant_ids = [k[2:] for k in self._in_flight if k.startswith("g:")]
-        if not grant_ids:
-            return
-        lease_until = self.ctx.clock.now() + timedelta(seconds=self.options.lease_s)
-        with self.ctx.uow() as uow:
-            uow.grants.renew(grant_ids, self.id, lease_until)
-            uow.commit()
+        if grant_ids:
+            lease_until = self.ctx.clock.now() + timedelta(seconds=self.options.lease_s)
+            with self.ctx.uow() as uow:
+                uow.grants.renew(grant_ids, self.id, lease_until)
+                uow.commit()
+        return every_s
 
     def _seconds_until_next_deadline(self, claim_time: datetime) -> float:
         now = self.ctx.clock.now()

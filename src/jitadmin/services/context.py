@@ -83,7 +83,13 @@ class ServiceContext:
             raise ValidationFailedError.single(
                 "identity_provider", f"{kind} is not configured for customer {customer.slug}"
             )
-        return self.identity_providers(customer, kind, record.settings, self.open_secrets(record))
+        return self.identity_from(customer, record)
+
+    def identity_from(self, customer: Customer, record: ConnectionRecord) -> IdentityProvider:
+        """The identity provider of a connection record already read in this transaction."""
+        return self.identity_providers(
+            customer, record.kind, record.settings, self.open_secrets(record)
+        )
 
     def tickets(self, uow: UnitOfWork) -> TicketSystem:
         record = uow.connections.get_psa()

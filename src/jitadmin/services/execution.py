@@ -14,7 +14,7 @@ from jitadmin.core import texts
 from jitadmin.core.errors import AdapterError, TransientError
 from jitadmin.core.events import AuditEvent
 from jitadmin.core.grant import Grant, GrantState
-from jitadmin.ports import AccessSpec, IdentityProvider, RevokeSpec, UnitOfWork
+from jitadmin.ports import AccessSpec, AuditQuery, IdentityProvider, RevokeSpec, UnitOfWork
 from jitadmin.services.context import ServiceContext, error_kind, log
 from jitadmin.services.grants import password_context
 
@@ -56,19 +56,16 @@ def process_grant(ctx: ServiceContext, grant_id: str) -> GrantState | None:
 def _recorder(ctx: ServiceContext, grant_id: str) -> Any:
     def record(step: str, data: dict[str, Any]) -> None:
         with ctx.uow() as uow:
-            grant = uow.grants.get(grant_id, lock=True)
-            if grant is None:
+            customer = uow.grants.record_progress(grant_id, step, data)
+            if customer is None:
                 return
-            grant.account.update(data)
-            grant.steps.append(step)
-            uow.grants.save(grant)
             uow.audit.append(
                 AuditEvent(
                     kind=f"account.{step}",
                     actor=SYSTEM,
                     at=ctx.clock.now(),
                     grant_id=grant_id,
-                    customer=grant.customer,
+                    customer=customer,
                     data={k: v for k, v in data.items() if isinstance(v, str | int | bool | None)},
                 )
             )
@@ -150,8 +147,8 @@ def _revoke(ctx: ServiceContext, identity: IdentityProvider, grant: Grant) -> Gr
 
 def _revocation_due(uow: UnitOfWork, grant: Grant) -> datetime:
     """When access should have ended: the expiry, or the revoke request if that came first."""
-    requested = [e.at for e in uow.audit.entries(grant_id=grant.id) if e.kind == "grant.revoking"]
-    return min([grant.expires_at, *requested[-1:]])
+    requested = uow.audit.search(AuditQuery(grant_id=grant.id, kind="grant.revoking"), limit=1)
+    return min([grant.expires_at, *(e.at for e in requested)])
 
 
 def _record_failure(ctx: ServiceContext, grant_id: str, error: Exception) -> GrantState:

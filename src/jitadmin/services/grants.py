@@ -96,16 +96,25 @@ def request_grant(
     require_role(actor, ADMIN, TECHNICIAN)
     with ctx.uow() as uow:
         found = require_customer(uow, actor, customer)
-        policy = CustomerPolicy(frozenset(uow.connections.kinds(found.slug)), _max_minutes(found))
+        # The one connection this request needs, read once: whether it exists is all the
+        # policy asks about the customer's identity providers.
+        connection = (
+            uow.connections.get(found.slug, identity_provider)
+            if identity_provider in IDENTITY_PROVIDERS
+            else None
+        )
+        configured = frozenset() if connection is None else frozenset({identity_provider})
+        policy = CustomerPolicy(configured, _max_minutes(found))
         request = GrantRequest(
             found.slug, identity_provider, str(ticket_id), duration_minutes, reason
         )
         validate_request(request, policy)
+        assert connection is not None  # validate_request refuses an unconfigured provider
         if password is not None:
             check_password(password)
         _refuse_second_grant(uow, actor.username, found.slug, identity_provider)
         ticket_system = ctx.tickets(uow)
-        identity = ctx.identity_for(uow, found, identity_provider)
+        identity = ctx.identity_from(found, connection)
     # Outside calls happen with no transaction open, so they never hold the database.
     _check_ticket(ticket_system, found, request.ticket_id)
     grant_id = str(uuid.uuid4())

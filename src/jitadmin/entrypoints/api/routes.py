@@ -40,6 +40,12 @@ def ctx_of(request: Request) -> ServiceContext:
     return ctx
 
 
+async def _ctx(request: Request) -> ServiceContext:
+    # async: FastAPI runs a plain ``def`` dependency on the thread pool, a round trip that
+    # costs more than this attribute lookup.
+    return ctx_of(request)
+
+
 def current_user(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -52,7 +58,7 @@ def current_user(
     return user
 
 
-Ctx = Annotated[ServiceContext, Depends(ctx_of)]
+Ctx = Annotated[ServiceContext, Depends(_ctx)]
 Actor = Annotated[User, Depends(current_user)]
 
 

@@ -55,6 +55,11 @@ def ctx_of(request: Request) -> ServiceContext:
     return ctx
 
 
+async def _ctx(request: Request) -> ServiceContext:
+    # async: a plain ``def`` dependency would cost a thread-pool round trip.
+    return ctx_of(request)
+
+
 def settings_of(request: Request) -> Settings:
     settings: Settings = request.app.state.app.settings
     return settings
@@ -157,7 +162,7 @@ def json_visitor(request: Request) -> Visitor:
     return found
 
 
-Ctx = Annotated[ServiceContext, Depends(ctx_of)]
+Ctx = Annotated[ServiceContext, Depends(_ctx)]
 Form = Annotated[FormData, Depends(posted_form)]
 PageVisitor = Annotated[Visitor, Depends(page_visitor)]
 PollVisitor = Annotated[Visitor, Depends(poll_visitor)]

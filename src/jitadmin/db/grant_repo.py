@@ -1,0 +1,242 @@
+"""Grants: rows to ``Grant`` and back, and the claim/lease queries the worker runs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from jitadmin.core.grant import Grant, GrantState
+from jitadmin.db.claims import (
+    LEASED_STATE_VALUES,
+    WORKER_STATE_VALUES,
+    skip_locked,
+    unclaimed,
+)
+from jitadmin.db.tables import (
+    GrantRow,
+    UtcDateTime,
+)
+
+_GRANT_FIELDS = (
+    "customer", "identity_provider", "ticket_id", "requester", "reason", "duration_minutes",
+    "created_at", "expires_at", "username", "activated_at", "revoked_at", "attempts",
+    "next_attempt_at", "last_error", "revoke_requested_by",
+)  # fmt: skip
+
+
+def _due(now: Any) -> Any:
+    """Grants a worker may claim at ``now`` (a datetime or a bound parameter)."""
+    driven = GrantRow.state.in_(WORKER_STATE_VALUES) & (GrantRow.next_attempt_at <= now)
+    expired = (GrantRow.state == GrantState.ACTIVE.value) & (GrantRow.expires_at <= now)
+    return (driven | expired) & unclaimed(GrantRow.claim_expires_at, now)
+
+
+# Prebuilt statements for the hot path (one compile, reused by every claim and step).
+_GRANTS = cast(Table, GrantRow.__table__)
+_CLAIM = (
+    update(_GRANTS)
+    .where(
+        _GRANTS.c.id.in_(bindparam("ids", expanding=True)),
+        _due(bindparam("now", type_=UtcDateTime)),
+    )
+    .values(claimed_by=bindparam("worker"), claim_expires_at=bindparam("lease_until"))
+    .returning(_GRANTS.c.id)
+)
+_PROGRESS_READ = (
+    select(_GRANTS.c.customer, _GRANTS.c.account, _GRANTS.c.steps)
+    .where(_GRANTS.c.id == bindparam("gid"))
+    .with_for_update()  # rendered on PostgreSQL; SQLite holds its write lock from BEGIN
+)
+_PROGRESS_WRITE = (
+    update(_GRANTS)
+    .where(_GRANTS.c.id == bindparam("gid"))
+    .values(account=bindparam("new_account"), steps=bindparam("new_steps"))
+)
+_RELEASE = (
+    update(_GRANTS)
+    .where(_GRANTS.c.id == bindparam("gid"), _GRANTS.c.claimed_by == bindparam("worker"))
+    .values(claimed_by=None, claim_expires_at=None)
+)
+
+
+_UNFINISHED = (
+    select(GrantRow)
+    .where(
+        GrantRow.requester == bindparam("requester"),
+        GrantRow.customer == bindparam("customer"),
+        GrantRow.identity_provider == bindparam("kind"),
+        or_(
+            *(
+                GrantRow.state == s.value
+                for s in (GrantState.REQUESTED, GrantState.PROVISIONING, GrantState.ACTIVE)
+            )
+        ),
+    )
+    .limit(1)
+)
+_INSERT = insert(_GRANTS)
+
+
+class SqlGrantRepo:
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    @staticmethod
+    def _to(row: GrantRow) -> Grant:
+        return Grant(
+            id=row.id,
+            state=GrantState(row.state),
+            account=dict(row.account or {}),
+            steps=list(row.steps or []),
+            **{name: getattr(row, name) for name in _GRANT_FIELDS},
+        )
+
+    @staticmethod
+    def _fill(row: GrantRow, grant: Grant) -> None:
+        row.state = grant.state.value
+        row.account = dict(grant.account)
+        row.steps = list(grant.steps)
+        for name in _GRANT_FIELDS:
+            setattr(row, name, getattr(grant, name))
+
+    def add(self, grant: Grant, password_sealed: str | None) -> None:
+        values = {name: getattr(grant, name) for name in _GRANT_FIELDS}
+        values.update(
+            id=grant.id,
+            password_sealed=password_sealed,
+            state=grant.state.value,
+            account=dict(grant.account),
+            steps=list(grant.steps),
+        )
+        self.s.execute(_INSERT, values)
+
+    def get(self, grant_id: str, *, lock: bool = False) -> Grant | None:
+        row = self.s.get(GrantRow, grant_id, with_for_update=lock or None)
+        return None if row is None else self._to(row)
+
+    def lock_owner(self, requester: str, customer: str, identity_provider: str) -> None:
+        if self.s.get_bind().dialect.name == "postgresql":
+            key = f"{requester}|{customer}|{identity_provider}"  # "|" appears in none of them
+            self.s.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))))
+        # SQLite: every transaction already holds the write lock from BEGIN IMMEDIATE.
+
+    def save(self, grant: Grant) -> None:
+        row = self.s.get(GrantRow, grant.id)
+        assert row is not None, "save() of a grant that was never added"
+        self._fill(row, grant)
+        self.s.flush()
+
+    def find(
+        self,
+        *,
+        state: str | None = None,
+        customer: str | None = None,
+        requester: str | None = None,
+        limit: int = 500,
+    ) -> list[Grant]:
+        query = select(GrantRow).order_by(GrantRow.created_at.desc()).limit(limit)
+        if state:
+            query = query.where(GrantRow.state == state)
+        if customer:
+            query = query.where(GrantRow.customer == customer)
+        if requester:
+            query = query.where(GrantRow.requester == requester)
+        return [self._to(r) for r in self.s.scalars(query)]
+
+    def find_unfinished(
+        self, requester: str, customer: str, identity_provider: str
+    ) -> Grant | None:
+        row = self.s.scalar(
+            _UNFINISHED, {"requester": requester, "customer": customer, "kind": identity_provider}
+        )
+        return None if row is None else self._to(row)
+
+    def password_sealed(self, grant_id: str) -> str | None:
+        return self.s.scalar(select(GrantRow.password_sealed).where(GrantRow.id == grant_id))
+
+    def set_password_sealed(self, grant_id: str, sealed: str | None) -> None:
+        self.s.execute(
+            update(GrantRow).where(GrantRow.id == grant_id).values(password_sealed=sealed)
+        )
+
+    def _due_clause(self, now: datetime) -> Any:
+        return _due(now)
+
+    def due(self, now: datetime, limit: int) -> list[tuple[str, str]]:
+        query = (
+            select(GrantRow.id, GrantRow.customer)
+            .where(self._due_clause(now))
+            .order_by(func.coalesce(GrantRow.next_attempt_at, GrantRow.expires_at))
+            .limit(limit)
+        )
+        rows = self.s.execute(skip_locked(self.s, query, GrantRow))
+        return [(r.id, r.customer) for r in rows]
+
+    def claim_many(
+        self, grant_ids: list[str], worker: str, now: datetime, lease_until: datetime
+    ) -> set[str]:
+        """Claim those of ``grant_ids`` that are still due and unclaimed, in one statement.
+
+        The conditional UPDATE is the claim: of two workers racing for a grant exactly one
+        gets it back from RETURNING."""
+        if not grant_ids:
+            return set()
+        claimed = self.s.connection().execute(
+            _CLAIM, {"ids": grant_ids, "now": now, "worker": worker, "lease_until": lease_until}
+        )
+        return set(claimed.scalars())
+
+    def record_progress(self, grant_id: str, step: str, data: dict[str, Any]) -> str | None:
+        """Merge ``data`` into the grant's account facts and append ``step``; returns the
+        grant's customer, or None if the grant is gone. Prebuilt Core statements: this runs
+        once per step of every provision and revocation."""
+        conn = self.s.connection()
+        row = conn.execute(_PROGRESS_READ, {"gid": grant_id}).first()
+        if row is None:
+            return None
+        account = {**(row.account or {}), **data}
+        steps = [*(row.steps or []), step]
+        conn.execute(_PROGRESS_WRITE, {"gid": grant_id, "new_account": account, "new_steps": steps})
+        return str(row.customer)
+
+    def renew(self, grant_ids: list[str], worker: str, lease_until: datetime) -> None:
+        if grant_ids:
+            self.s.execute(
+                update(GrantRow)
+                .where(GrantRow.id.in_(grant_ids), GrantRow.claimed_by == worker)
+                .values(claim_expires_at=lease_until)
+            )
+
+    def release(self, grant_id: str, worker: str) -> None:
+        self.s.connection().execute(_RELEASE, {"gid": grant_id, "worker": worker})
+
+    def next_deadline(self, now: datetime) -> datetime | None:
+        """The earliest moment any grant may need a worker: a retry, an expiry or a lease end."""
+        free = unclaimed(GrantRow.claim_expires_at, now)
+        candidates = [
+            self.s.scalar(
+                select(func.min(GrantRow.next_attempt_at, type_=UtcDateTime)).where(
+                    GrantRow.state.in_(WORKER_STATE_VALUES), free
+                )
+            ),
+            self.s.scalar(
+                select(func.min(GrantRow.expires_at, type_=UtcDateTime)).where(
+                    GrantRow.state == GrantState.ACTIVE.value, free
+                )
+            ),
+            # Only grants that may still need work: the state index keeps this from scanning
+            # the whole history (a lapsed lease on a finished grant needs no wake-up anyway).
+            self.s.scalar(
+                select(func.min(GrantRow.claim_expires_at, type_=UtcDateTime)).where(
+                    GrantRow.state.in_(LEASED_STATE_VALUES), GrantRow.claim_expires_at >= now
+                )
+            ),
+        ]
+        return min((c for c in candidates if c is not None), default=None)
+
+    def count_by_state(self) -> dict[str, int]:
+        rows = self.s.execute(select(GrantRow.state, func.count()).group_by(GrantRow.state))
+        return {state: int(count) for state, count in rows}
