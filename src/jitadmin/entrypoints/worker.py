@@ -253,7 +253,6 @@ class Worker:
         now = time.monotonic()
         if now < self._renew_at:
             return self._renew_at - now
-        self._renew_at = now + every_s
         with self._lock:
             grant_ids = [k[2:] for k in self._in_flight if k.startswith("g:")]
         if grant_ids:
@@ -261,6 +260,8 @@ class Worker:
             with self.ctx.uow() as uow:
                 uow.grants.renew(grant_ids, self.id, lease_until)
                 uow.commit()
+        # Only after it worked: a failed renewal is tried again on the loop's next pass (1 s).
+        self._renew_at = now + every_s
         return every_s
 
     def _seconds_until_next_deadline(self, claim_time: datetime) -> float:
