@@ -13,14 +13,7 @@ from jitadmin.entrypoints.cli import main
 
 
 def _busy_handler_only(engine: Engine) -> None:
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.close()
+    event.listen(engine, "connect", session.prepare_sqlite_connection)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:

@@ -24,6 +24,7 @@ from pydantic import SecretStr
 
 from jitadmin.adapters.clock import ManualClock
 from jitadmin.emulators.runner import RunningServer, serve_in_thread
+from jitadmin.emulators.seed import CUSTOMERS
 from jitadmin.emulators.server import EmulatorWorld
 from jitadmin.entrypoints.api.app import create_app
 from jitadmin.entrypoints.demo import seed
@@ -276,3 +277,23 @@ def demo_ready(url: str, demo_json: Path) -> dict[str, Any] | None:
         return None
     document: dict[str, Any] = json.loads(demo_json.read_text())
     return document
+
+
+# --- emulator fault switches (outage suites) ---------------------------------------------------
+
+
+def set_faults(admin_url: str, **settings: Any) -> None:
+    """Switch an emulator's faults on (``settings``) or, with none, all off."""
+    if settings:
+        httpx.put(f"{admin_url}/faults", json=settings).raise_for_status()
+    else:
+        httpx.delete(f"{admin_url}/faults").raise_for_status()
+
+
+def graph_admin(system: System) -> str:
+    """The Graph emulator's admin URL (the first seeded customer's tenant)."""
+    return str(system.world.graph_settings(CUSTOMERS[0])["admin_url"])
+
+
+def psa_admin(system: System) -> str:
+    return str(system.world.psa_settings()["admin_url"])

@@ -27,28 +27,22 @@ from jitadmin.adapters.clock import ManualClock
 from jitadmin.emulators.seed import CUSTOMERS
 
 from ad_support import SambaDc, unique_requester
-from conftest import System, fresh_postgres_database, start_system, stop_system, wait_for
+from conftest import (
+    System,
+    fresh_postgres_database,
+    graph_admin,
+    psa_admin,
+    set_faults,
+    start_system,
+    stop_system,
+    wait_for,
+)
 
 PEDRO = CUSTOMERS[0]
 TICKET = PEDRO.open_ticket_ids[0]
 
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-def set_faults(admin_url: str, **settings: Any) -> None:
-    if settings:
-        httpx.put(f"{admin_url}/faults", json=settings).raise_for_status()
-    else:
-        httpx.delete(f"{admin_url}/faults").raise_for_status()
-
-
-def graph_admin(system: System) -> str:
-    return str(system.world.graph_settings(PEDRO)["admin_url"])
-
-
-def psa_admin(system: System) -> str:
-    return str(system.world.psa_settings()["admin_url"])
 
 
 def metric(system: System, name: str) -> float:

@@ -13,24 +13,9 @@ import pytest
 from jitadmin.adapters.clock import ManualClock
 from jitadmin.emulators.seed import CUSTOMERS
 
-from conftest import System, start_system, stop_system, wait_for
+from conftest import System, graph_admin, psa_admin, set_faults, start_system, stop_system, wait_for
 
 PEDRO, NORTHWIND = CUSTOMERS
-
-
-def set_faults(admin_url: str, **settings: Any) -> None:
-    if settings:
-        httpx.put(f"{admin_url}/faults", json=settings).raise_for_status()
-    else:
-        httpx.delete(f"{admin_url}/faults").raise_for_status()
-
-
-def graph_admin(system: System) -> str:
-    return str(system.world.graph_settings(PEDRO)["admin_url"])
-
-
-def psa_admin(system: System) -> str:
-    return str(system.world.psa_settings()["admin_url"])
 
 
 def request(system: System, role: str = "technician", **changes: Any) -> dict[str, Any]:

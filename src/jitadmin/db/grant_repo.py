@@ -162,13 +162,10 @@ class SqlGrantRepo:
             update(GrantRow).where(GrantRow.id == grant_id).values(password_sealed=sealed)
         )
 
-    def _due_clause(self, now: datetime) -> Any:
-        return _due(now)
-
     def due(self, now: datetime, limit: int) -> list[tuple[str, str]]:
         query = (
             select(GrantRow.id, GrantRow.customer)
-            .where(self._due_clause(now))
+            .where(_due(now))
             .order_by(func.coalesce(GrantRow.next_attempt_at, GrantRow.expires_at))
             .limit(limit)
         )

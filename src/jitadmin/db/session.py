@@ -29,6 +29,16 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
+def prepare_sqlite_connection(dbapi_connection: Any, _record: Any = None) -> None:
+    """WAL, foreign keys, a 30 s busy timeout, and no implicit BEGIN (we issue our own)."""
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
 # As long as SQLite's own busy_timeout: a writer that waits longer is stuck, not queued.
 SQLITE_GATE_TIMEOUT_S = 30.0
 
@@ -42,14 +52,7 @@ def _serialise_sqlite_writers(engine: Engine) -> None:
     waiters sleep. Other processes still meet at SQLite's lock, as before."""
     gate = threading.Lock()
 
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.close()
+    event.listen(engine, "connect", prepare_sqlite_connection)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
