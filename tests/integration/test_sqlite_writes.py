@@ -16,6 +16,7 @@ from jitadmin.db.migrate import upgrade
 from jitadmin.db.session import Database
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+LEASE = timedelta(seconds=30)
 
 
 @pytest.fixture
@@ -90,19 +91,26 @@ def test_a_transaction_that_died_with_its_connection_frees_the_slot(database: Da
 
 def test_batch_claims_never_overlap(database: Database) -> None:
     ids = _add_grants(database, 60)
-    won: dict[str, set[str]] = {}
+    # Six workers ask for overlapping windows of 30 grants, so every grant is wanted by three.
+    windows = [[ids[(start + k) % len(ids)] for k in range(30)] for start in range(0, 60, 10)]
+    won: list[set[str]] = []
     lock = threading.Lock()
+    turns = iter(range(len(windows)))
 
     def claim() -> None:
-        worker = f"worker-{threading.get_ident()}"
-        with database.uow() as uow:
-            got = uow.grants.claim_many(ids, worker, NOW, NOW + timedelta(seconds=30))
-            uow.commit()
         with lock:
-            won[worker] = got
+            turn = next(turns)
+        window = windows[turn]
+        with database.uow() as uow:
+            got = uow.grants.claim_many(window, f"worker-{turn}", NOW, NOW + LEASE)
+            uow.commit()
+        assert got <= set(window)
+        with lock:
+            won.append(got)
 
-    _run_threads(6, claim)
-    claimed = [gid for got in won.values() for gid in got]
+    _run_threads(len(windows), claim)
+    assert len(won) == len(windows)
+    claimed = [gid for got in won for gid in got]
     assert sorted(claimed) == sorted(ids), "every due grant claimed exactly once"
     with database.uow() as uow:
         assert uow.grants.claim_many(ids, "late", NOW, NOW + timedelta(seconds=30)) == set()
