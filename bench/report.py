@@ -23,7 +23,7 @@ def _pair(values: list[float], digits: int = 2) -> str:
 
 
 def _per_revocation_ms(run: dict[str, Any], key: str) -> float:
-    return 1000 * run.get(key, math.nan) / max(run["revoked"], 1)
+    return 1000 * float(run.get(key, math.nan)) / max(int(run["revoked"]), 1)
 
 
 def _storm_table(cells: dict[str, Any]) -> list[str]:

@@ -297,3 +297,10 @@ def graph_admin(system: System) -> str:
 
 def psa_admin(system: System) -> str:
     return str(system.world.psa_settings()["admin_url"])
+
+
+def outbox_drained(system: System, grant_id: str) -> bool:
+    """Every note of the grant is marked sent (not merely visible on the ticket)."""
+    with system.app.ctx.uow() as uow:
+        messages = uow.outbox.for_grant(grant_id)
+    return bool(messages) and all(m.state == "sent" for m in messages)

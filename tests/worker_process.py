@@ -97,6 +97,9 @@ class WorkerProcess:
         assert self.process.wait(timeout=10) == -signal.SIGKILL
         self.log.close()
 
+    def send_sigterm(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+
     def terminate(self, timeout: float = 60.0) -> int:
         """SIGTERM (a graceful stop); its exit code."""
         self.process.send_signal(signal.SIGTERM)

@@ -440,7 +440,8 @@ def test_outage_is_transient(world: World) -> None:
 
 
 def test_latency_shows_in_flight_then_times_out(world: World) -> None:
-    world.faults(latency_ms=3000, match="GET /v4_6_release/apis/3.0/service/tickets/48302")
+    # Held far longer than the client waits; cleared once the client has given up.
+    world.faults(latency_ms=120_000, match="GET /v4_6_release/apis/3.0/service/tickets/48302")
     outcome: list[BaseException] = []
 
     def call() -> None:
@@ -460,6 +461,7 @@ def test_latency_shows_in_flight_then_times_out(world: World) -> None:
     assert in_flight[0]["path"].endswith("/service/tickets/48302")
     worker.join(timeout=30)
     assert not worker.is_alive()
+    httpx.delete(f"{world.url}/_admin/faults").raise_for_status()
     assert len(outcome) == 1
     assert isinstance(outcome[0], TransientError)
     assert "timed out" in str(outcome[0])

@@ -733,8 +733,8 @@ def test_tenants_are_isolated(world: World) -> None:
 # --- fault switches and journal ---------------------------------------------------------
 
 
-def test_latency_shows_the_request_in_flight(world: World) -> None:
-    world.faults(latency_ms=1500, match="GET /v1.0/domains")
+def test_latency_holds_the_request_in_flight_until_the_faults_change(world: World) -> None:
+    world.faults(latency_ms=120_000, match="GET /v1.0/domains")
     with world.graph() as client, ThreadPoolExecutor(max_workers=1) as pool:
         future = pool.submit(client.get, "domains")
         in_flight = wait_for(
@@ -744,6 +744,8 @@ def test_latency_shows_the_request_in_flight(world: World) -> None:
             "the domains call to be in flight",
         )
         assert in_flight[0]["method"] == "GET"
+        assert not future.done()
+        httpx.delete(f"{world.url}/_admin/faults").raise_for_status()  # lets it go at once
         assert future.result(timeout=30).status_code == 200
     finished = [e for e in world.journal() if e["path"] == "/v1.0/domains"]
     assert [e["status"] for e in finished] == [200]

@@ -550,7 +550,7 @@ def test_outage_is_transient(
 
 def test_slow_graph_is_seen_in_flight(emulator: Emulator, make_provider: ProviderFactory) -> None:
     provider = make_provider(timeout_s=30)
-    emulator.faults(latency_ms=1500, match="GET /v1.0/domains")
+    emulator.faults(latency_ms=120_000, match="GET /v1.0/domains")  # held until cleared
     outcome: list[Any] = []
     worker = threading.Thread(target=lambda: outcome.append(provider.check()))
     worker.start()
@@ -560,6 +560,7 @@ def test_slow_graph_is_seen_in_flight(emulator: Emulator, make_provider: Provide
         ),
         timeout_s=20,
     )
+    emulator.admin.delete("/_admin/faults").raise_for_status()
     worker.join(timeout=30)
     assert in_flight, "the journal showed the slow call while it was running"
     assert outcome and outcome[0][0] == "token acquired"

@@ -31,6 +31,7 @@ from conftest import (
     System,
     fresh_postgres_database,
     graph_admin,
+    outbox_drained,
     psa_admin,
     set_faults,
     start_system,
@@ -108,12 +109,6 @@ def markers(system: System, grant_id: str) -> Counter[str]:
 def served(system: System, status: int) -> int:
     """How many Graph requests the emulator answered with ``status``."""
     return sum(1 for e in system.world.graph.faults.journal_dicts() if e["status"] == status)
-
-
-def outbox_drained(system: System, grant_id: str) -> bool:
-    with system.app.ctx.uow() as uow:
-        messages = uow.outbox.for_grant(grant_id)
-    return bool(messages) and all(m.state == "sent" for m in messages)
 
 
 def assert_complete(system: System, grant_id: str, expected: dict[str, int]) -> None:
@@ -240,12 +235,10 @@ def test_dc_unreachable_at_expiry(tmp_path: Path, database_url: str, samba_dc: S
 
 def test_psa_down_at_grant_and_expiry_loses_no_note(clocked: System, clock: ManualClock) -> None:
     system = clocked
-    # A request is checked against its ticket in the PSA, so the PSA goes down right after the
-    # request was accepted (Graph holds the provisioning back a moment until then).
-    set_faults(graph_admin(system), latency_ms=1000, match="POST /v1.0/roleManagement")
+    # A request is checked against its ticket in the PSA, so only the note calls fail: the
+    # ticket check still answers, every note delivery gets a 503.
+    set_faults(psa_admin(system), error_status=503, match="/notes")
     grant = request(system)
-    set_faults(psa_admin(system), outage=True)
-    set_faults(graph_admin(system))
     system.wait_state(grant["id"], "active")
     clock.advance(timedelta(minutes=31))
     system.wait_state(grant["id"], "revoked")  # revocation never waits on the PSA

@@ -19,6 +19,7 @@ from jitadmin.emulators.seed import CUSTOMERS
 from conftest import SECRET_KEY, System, start_system, stop_system, wait_for
 
 PEDRO = CUSTOMERS[0]
+HELD_MS = 120_000  # a call held this long is released by clearing the faults
 
 
 @pytest.fixture
@@ -99,7 +100,7 @@ def test_sigkill_mid_provision_and_mid_revoke_converges(api_only: System, tmp_pa
     ticket = PEDRO.open_ticket_ids[0]
 
     # 1. Kill the worker while it waits for Graph to assign the role.
-    faults(system, latency_ms=3000, match="POST /v1.0/roleManagement/directory/roleAssignments")
+    faults(system, latency_ms=HELD_MS, match="POST /v1.0/roleManagement/directory/roleAssignments")
     first = WorkerProcess(system, log)
     try:
         with system.client() as api:
@@ -125,7 +126,7 @@ def test_sigkill_mid_provision_and_mid_revoke_converges(api_only: System, tmp_pa
         )
 
         # 2. Kill it again while it deletes the user during revocation.
-        faults(system, latency_ms=3000, match="DELETE /v1.0/users/")
+        faults(system, latency_ms=HELD_MS, match="DELETE /v1.0/users/")
         with system.client() as api:
             assert api.post(f"/grants/{created['id']}/revoke").status_code == 202
         wait_for(

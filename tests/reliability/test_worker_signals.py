@@ -21,6 +21,7 @@ from conftest import System, start_system, stop_system, wait_for
 
 PEDRO = CUSTOMERS[0]
 LONG_LEASE = 600  # far longer than the test: any wait for a lease would time it out
+HELD_MS = 120_000  # a call held this long is released by clearing the faults
 
 
 @pytest.fixture
@@ -75,7 +76,8 @@ def test_sigterm_finishes_the_step_in_flight_and_hands_back_its_claims(
     api_only: System, tmp_path: Path
 ) -> None:
     system = api_only
-    faults(system, latency_ms=2000, match="POST /v1.0/roleManagement/directory/roleAssignments")
+    # The role assignment is held until the faults are cleared, i.e. until SIGTERM has landed.
+    faults(system, latency_ms=HELD_MS, match="POST /v1.0/roleManagement/directory/roleAssignments")
     first = WorkerProcess(system, tmp_path / "first.log", worker_lease_seconds=LONG_LEASE)
     try:
         grant = request(system)
@@ -85,10 +87,12 @@ def test_sigterm_finishes_the_step_in_flight_and_hands_back_its_claims(
             ],
             what="the role assignment in flight",
         )
-        assert first.terminate() == 0, first.tail()
+        first.send_sigterm()
+        wait_for(lambda: "stopping" in first.tail(), what="the worker to take the SIGTERM")
+        faults(system)
+        assert first.wait_exit() == 0, first.tail()
     finally:
         first.stop()
-    faults(system)
 
     # The call in flight was completed, not abandoned: the role was assigned exactly once and
     # the grant finished; nothing is left claimed by the worker that went away.
@@ -150,7 +154,9 @@ def test_two_worker_processes_share_the_due_grants_and_run_each_step_once(
             assert response.status_code == 202, response.text
             ids.append(response.json()["id"])
     workers = [
-        WorkerProcess(system, tmp_path / f"racer-{n}.log", worker_lease_seconds=5) for n in range(2)
+        # Leases that cannot lapse on a busy machine: a lapse would legitimately repeat a step.
+        WorkerProcess(system, tmp_path / f"racer-{n}.log", worker_lease_seconds=LONG_LEASE)
+        for n in range(2)
     ]
     try:
         for grant_id in ids:

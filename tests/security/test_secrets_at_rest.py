@@ -24,6 +24,9 @@ from conftest import start_system, stop_system, wait_for
 def debug_log(tmp_path: Path) -> Iterator[Path]:
     root = logging.getLogger()
     saved_handlers, saved_level = list(root.handlers), root.level
+    # install() also sets the HTTP client loggers; later tests must not inherit DEBUG.
+    noisy = [logging.getLogger(name) for name in ("httpx", "httpcore")]
+    saved_noisy = [logger.level for logger in noisy]
     log_file = tmp_path / "logs" / "jitadmin.log"
     log_file.parent.mkdir()
     handlers = logging_redaction.install(logging.DEBUG, log_file)
@@ -34,6 +37,8 @@ def debug_log(tmp_path: Path) -> Iterator[Path]:
     for handler in saved_handlers:
         root.addHandler(handler)
     root.setLevel(saved_level)
+    for logger, level in zip(noisy, saved_noisy, strict=True):
+        logger.setLevel(level)
 
 
 def _files(data_dir: Path, log_file: Path) -> list[Path]:

@@ -17,7 +17,7 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
 VIEWPORT = {"width": 1280, "height": 900}
-TIMEOUT_MS = 15_000
+TIMEOUT_MS = 30_000  # generous: Chromium shares 2 cores with the services; only failures wait
 # Provisioning and revocation go through the worker and the Graph emulator.
 LIFECYCLE_MS = 30_000
 

@@ -2,6 +2,7 @@
 
 ``PUT {admin_url}/faults`` with any of ``latency_ms``, ``error_status``, ``error_rate``,
 ``retry_after_s``, ``outage``, ``replication_delay_ms``; ``DELETE {admin_url}/faults`` resets.
+Any change releases the requests that the previous ``latency_ms`` is holding.
 ``GET {admin_url}/requests`` lists every vendor request seen, including those still in flight,
 so a test can wait for "the worker is inside call X" without sleeping.
 """
@@ -16,6 +17,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
+
+# How often a held request looks whether its faults were changed or cleared.
+_RELEASE_CHECK_S = 0.05
 
 
 class FaultSettings(BaseModel):
@@ -88,9 +92,15 @@ class FaultState:
         return pattern is None or pattern in f"{method} {path}"
 
     async def delay(self, method: str, path: str) -> None:
-        latency = self.settings.latency_ms
-        if latency and self._matches(method, path):
-            await asyncio.sleep(latency / 1000)
+        """Hold the request for ``latency_ms``; changing or clearing the faults releases it
+        early, so a test can hold a call for as long as it needs and then let it go."""
+        held_by = self.settings
+        if not held_by.latency_ms or not self._matches(method, path):
+            return
+        loop = asyncio.get_running_loop()
+        release_at = loop.time() + held_by.latency_ms / 1000
+        while self.settings is held_by and (left := release_at - loop.time()) > 0:
+            await asyncio.sleep(min(left, _RELEASE_CHECK_S))
 
     def pick_error(self, method: str, path: str) -> tuple[int, int | None] | None:
         """Decide whether this request fails: (status, retry_after) or None."""

@@ -75,6 +75,7 @@ class Worker:
     def stop(self, timeout: float = 30.0) -> None:
         self._stop.set()
         self._wake.set()
+        log.info("worker %s stopping; %d step(s) in flight finish first", self.id, self.in_flight)
         if self._thread is not None:
             self._thread.join(timeout)
         if self._reconciler is not None:
