@@ -282,6 +282,10 @@ def demo_ready(url: str, demo_json: Path) -> dict[str, Any] | None:
 # --- emulator fault switches (outage suites) ---------------------------------------------------
 
 
+# Latency that "hangs" a call: the emulator lets it go as soon as the faults are cleared.
+HELD_MS = 120_000
+
+
 def set_faults(admin_url: str, **settings: Any) -> None:
     """Switch an emulator's faults on (``settings``) or, with none, all off."""
     if settings:

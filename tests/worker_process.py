@@ -102,7 +102,7 @@ class WorkerProcess:
 
     def terminate(self, timeout: float = 60.0) -> int:
         """SIGTERM (a graceful stop); its exit code."""
-        self.process.send_signal(signal.SIGTERM)
+        self.send_sigterm()
         try:
             code = self.process.wait(timeout=timeout)
         finally:

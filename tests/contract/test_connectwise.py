@@ -25,7 +25,7 @@ from jitadmin.emulators.runner import RunningServer, free_port, serve_in_thread
 from jitadmin.emulators.seed import CUSTOMERS, SeedCredentials
 from psa_harness import BIGCO, AdminSwitches, Sleeps
 
-from conftest import wait_for
+from conftest import HELD_MS, wait_for
 
 PEDRO = CUSTOMERS[0]
 NO_FLAGS_MESSAGE = "Please choose where to display the notes in order to save this record."
@@ -441,7 +441,7 @@ def test_outage_is_transient(world: World) -> None:
 
 def test_latency_shows_in_flight_then_times_out(world: World) -> None:
     # Held far longer than the client waits; cleared once the client has given up.
-    world.faults(latency_ms=120_000, match="GET /v4_6_release/apis/3.0/service/tickets/48302")
+    world.faults(latency_ms=HELD_MS, match="GET /v4_6_release/apis/3.0/service/tickets/48302")
     outcome: list[BaseException] = []
 
     def call() -> None:

@@ -24,6 +24,8 @@ from jitadmin.emulators.graph_model import (
 from jitadmin.emulators.runner import RunningServer, serve_in_thread
 from jitadmin.emulators.seed import CUSTOMERS, SeedCredentials
 
+from conftest import HELD_MS
+
 T = TypeVar("T")
 
 PEDRO, NORTHWIND = CUSTOMERS[0], CUSTOMERS[1]
@@ -734,7 +736,7 @@ def test_tenants_are_isolated(world: World) -> None:
 
 
 def test_latency_holds_the_request_in_flight_until_the_faults_change(world: World) -> None:
-    world.faults(latency_ms=120_000, match="GET /v1.0/domains")
+    world.faults(latency_ms=HELD_MS, match="GET /v1.0/domains")
     with world.graph() as client, ThreadPoolExecutor(max_workers=1) as pool:
         future = pool.submit(client.get, "domains")
         in_flight = wait_for(

@@ -35,6 +35,8 @@ from jitadmin.emulators.graph import GraphState, create_graph_app
 from jitadmin.emulators.runner import serve_in_thread
 from jitadmin.ports import AccessResult, AccessSpec, RevokeSpec
 
+from conftest import HELD_MS
+
 GA = "62e90394-69f5-4237-9190-012177145e10"
 CUSTOMER = seed.CUSTOMERS[0]
 OTHER = seed.CUSTOMERS[1]
@@ -550,7 +552,7 @@ def test_outage_is_transient(
 
 def test_slow_graph_is_seen_in_flight(emulator: Emulator, make_provider: ProviderFactory) -> None:
     provider = make_provider(timeout_s=30)
-    emulator.faults(latency_ms=120_000, match="GET /v1.0/domains")  # held until cleared
+    emulator.faults(latency_ms=HELD_MS, match="GET /v1.0/domains")
     outcome: list[Any] = []
     worker = threading.Thread(target=lambda: outcome.append(provider.check()))
     worker.start()

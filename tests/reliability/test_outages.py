@@ -14,6 +14,7 @@ from jitadmin.adapters.clock import ManualClock
 from jitadmin.emulators.seed import CUSTOMERS
 
 from conftest import (
+    HELD_MS,
     System,
     graph_admin,
     outbox_drained,
@@ -25,7 +26,6 @@ from conftest import (
 )
 
 PEDRO, NORTHWIND = CUSTOMERS
-HELD_MS = 120_000  # "hangs": clearing the faults lets the held calls go
 
 
 def request(system: System, role: str = "technician", **changes: Any) -> dict[str, Any]:

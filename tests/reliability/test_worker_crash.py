@@ -16,10 +16,18 @@ import pytest
 
 from jitadmin.emulators.seed import CUSTOMERS
 
-from conftest import SECRET_KEY, System, start_system, stop_system, wait_for
+from conftest import (
+    HELD_MS,
+    SECRET_KEY,
+    System,
+    graph_admin,
+    set_faults,
+    start_system,
+    stop_system,
+    wait_for,
+)
 
 PEDRO = CUSTOMERS[0]
-HELD_MS = 120_000  # a call held this long is released by clearing the faults
 
 
 @pytest.fixture
@@ -63,17 +71,8 @@ class WorkerProcess:
         self.log.close()
 
 
-def faults(system: System, **settings: Any) -> None:
-    admin_url = system.world.graph_settings(PEDRO)["admin_url"]
-    if settings:
-        httpx.put(f"{admin_url}/faults", json=settings).raise_for_status()
-    else:
-        httpx.delete(f"{admin_url}/faults").raise_for_status()
-
-
 def in_flight(system: System, method: str, path_part: str) -> bool:
-    admin_url = system.world.graph_settings(PEDRO)["admin_url"]
-    journal = httpx.get(f"{admin_url}/requests").json()
+    journal = httpx.get(f"{graph_admin(system)}/requests").json()
     entries = (
         journal if isinstance(journal, list) else journal.get("requests", journal.get("items", []))
     )
@@ -100,7 +99,11 @@ def test_sigkill_mid_provision_and_mid_revoke_converges(api_only: System, tmp_pa
     ticket = PEDRO.open_ticket_ids[0]
 
     # 1. Kill the worker while it waits for Graph to assign the role.
-    faults(system, latency_ms=HELD_MS, match="POST /v1.0/roleManagement/directory/roleAssignments")
+    set_faults(
+        graph_admin(system),
+        latency_ms=HELD_MS,
+        match="POST /v1.0/roleManagement/directory/roleAssignments",
+    )
     first = WorkerProcess(system, log)
     try:
         with system.client() as api:
@@ -114,7 +117,7 @@ def test_sigkill_mid_provision_and_mid_revoke_converges(api_only: System, tmp_pa
         first.kill()
     finally:
         first.stop()
-    faults(system)
+    set_faults(graph_admin(system))
     assert system.grant(created["id"])["state"] == "provisioning"
 
     second = WorkerProcess(system, log)
@@ -126,7 +129,7 @@ def test_sigkill_mid_provision_and_mid_revoke_converges(api_only: System, tmp_pa
         )
 
         # 2. Kill it again while it deletes the user during revocation.
-        faults(system, latency_ms=HELD_MS, match="DELETE /v1.0/users/")
+        set_faults(graph_admin(system), latency_ms=HELD_MS, match="DELETE /v1.0/users/")
         with system.client() as api:
             assert api.post(f"/grants/{created['id']}/revoke").status_code == 202
         wait_for(
@@ -135,7 +138,7 @@ def test_sigkill_mid_provision_and_mid_revoke_converges(api_only: System, tmp_pa
         second.kill()
     finally:
         second.stop()
-    faults(system)
+    set_faults(graph_admin(system))
     assert system.grant(created["id"])["state"] == "revoking"
 
     third = WorkerProcess(system, log)

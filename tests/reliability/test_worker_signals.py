@@ -17,11 +17,10 @@ from jitadmin.db.tables import GrantRow, OutboxRow
 from jitadmin.emulators.seed import CUSTOMERS
 from worker_process import WorkerProcess
 
-from conftest import System, start_system, stop_system, wait_for
+from conftest import HELD_MS, System, graph_admin, set_faults, start_system, stop_system, wait_for
 
 PEDRO = CUSTOMERS[0]
 LONG_LEASE = 600  # far longer than the test: any wait for a lease would time it out
-HELD_MS = 120_000  # a call held this long is released by clearing the faults
 
 
 @pytest.fixture
@@ -29,14 +28,6 @@ def api_only(tmp_path: Path, database_url: str) -> Iterator[System]:
     running = start_system(tmp_path, with_worker=False, database_url=database_url)
     yield running
     stop_system(running)
-
-
-def faults(system: System, **settings: Any) -> None:
-    admin_url = system.world.graph_settings(PEDRO)["admin_url"]
-    if settings:
-        httpx.put(f"{admin_url}/faults", json=settings).raise_for_status()
-    else:
-        httpx.delete(f"{admin_url}/faults").raise_for_status()
 
 
 def graph_calls(system: System, method: str, path_part: str) -> list[dict[str, Any]]:
@@ -77,7 +68,11 @@ def test_sigterm_finishes_the_step_in_flight_and_hands_back_its_claims(
 ) -> None:
     system = api_only
     # The role assignment is held until the faults are cleared, i.e. until SIGTERM has landed.
-    faults(system, latency_ms=HELD_MS, match="POST /v1.0/roleManagement/directory/roleAssignments")
+    set_faults(
+        graph_admin(system),
+        latency_ms=HELD_MS,
+        match="POST /v1.0/roleManagement/directory/roleAssignments",
+    )
     first = WorkerProcess(system, tmp_path / "first.log", worker_lease_seconds=LONG_LEASE)
     try:
         grant = request(system)
@@ -89,7 +84,7 @@ def test_sigterm_finishes_the_step_in_flight_and_hands_back_its_claims(
         )
         first.send_sigterm()
         wait_for(lambda: "stopping" in first.tail(), what="the worker to take the SIGTERM")
-        faults(system)
+        set_faults(graph_admin(system))
         assert first.wait_exit() == 0, first.tail()
     finally:
         first.stop()
@@ -132,7 +127,11 @@ def test_two_worker_processes_share_the_due_grants_and_run_each_step_once(
 ) -> None:
     system = api_only
     # Slow role assignments, so both workers are busy at once.
-    faults(system, latency_ms=300, match="POST /v1.0/roleManagement/directory/roleAssignments")
+    set_faults(
+        graph_admin(system),
+        latency_ms=300,
+        match="POST /v1.0/roleManagement/directory/roleAssignments",
+    )
     with system.client("admin") as admin:
         tokens = [
             admin.post(
