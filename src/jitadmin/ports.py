@@ -155,6 +155,9 @@ class Metrics(Protocol):
     def revocation_completed(self, identity_provider: str, lag_s: float) -> None: ...
     def connector_error(self, connector: str, kind: str) -> None: ...
     def drift(self, kind: str) -> None: ...
+    def signin_throttled(self, scope: str) -> None:
+        """A sign-in refused, unchecked and unrecorded, because ``scope`` is locked."""
+        ...
 
 
 class NoMetrics:
@@ -165,6 +168,9 @@ class NoMetrics:
         pass
 
     def drift(self, kind: str) -> None:
+        pass
+
+    def signin_throttled(self, scope: str) -> None:
         pass
 
 
@@ -244,6 +250,22 @@ class AuditQuery:
     until: datetime | None = None
     customers: tuple[str, ...] | None = None
     after_seq: int = 0
+
+
+@dataclass(frozen=True)
+class RecentCount:
+    """How many rows matched in a window, and when the oldest of them happened (to say when
+    the window frees up)."""
+
+    count: int
+    oldest: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SignInFailureCounts:
+    username: RecentCount
+    client: RecentCount  # zero when the client address is unknown
+    everyone: RecentCount
 
 
 @dataclass(frozen=True)
@@ -329,6 +351,10 @@ class AuditLog(Protocol):
         """Matching events after ``query.after_seq``, oldest first (for paging exports)."""
         ...
 
+    def count(self, query: AuditQuery) -> RecentCount:
+        """How many events match, however many (counted in the database), and the oldest's time."""
+        ...
+
     def verify(self) -> tuple[int, int | None]:
         """(entries checked, seq of the first bad entry or None)."""
         ...
@@ -399,6 +425,25 @@ class ApiTokenRepo(Protocol):
     def delete(self, token_id: int) -> ApiToken | None: ...
 
 
+class SignInFailureRepo(Protocol):
+    """Counted failed sign-ins, kept only for the lockout window (rate limits read them)."""
+
+    def counts(
+        self, username: str, client: str, since: datetime, *, lock: bool = False
+    ) -> SignInFailureCounts:
+        """Failures since ``since`` of this username, from this client and in all.
+
+        ``lock``: until commit, no other transaction records a failure (count-then-add)."""
+        ...
+
+    def add(self, username: str, client: str, at: datetime) -> None: ...
+    def lockout_reported(self, scope: str, subject: str, since: datetime) -> bool: ...
+    def report_lockout(self, scope: str, subject: str, at: datetime) -> None: ...
+    def prune(self, before: datetime) -> None:
+        """Forget failures and lockout reports older than ``before`` (the audit keeps them)."""
+        ...
+
+
 class RuntimeRepo(Protocol):
     """Coordination rows of the worker processes: reconciler leases and heartbeats."""
 
@@ -440,6 +485,8 @@ class UnitOfWork(Protocol):
     def web_sessions(self) -> WebSessionRepo: ...
     @property
     def api_tokens(self) -> ApiTokenRepo: ...
+    @property
+    def signin_failures(self) -> SignInFailureRepo: ...
     @property
     def runtime(self) -> RuntimeRepo: ...
     @property

@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     signin_failures_per_user: int = Field(default=5, ge=1)
     signin_failures_per_client: int = Field(default=20, ge=1)
     signin_lockout_minutes: float = Field(default=15.0, gt=0)
+    signin_failures_global: int = Field(default=100, ge=1)
     api_token_days: float = Field(default=90.0, gt=0)
     max_request_bytes: int = Field(default=65536, ge=1024)
 

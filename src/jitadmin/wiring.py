@@ -162,6 +162,7 @@ def build(settings: Settings, *, clock: Clock | None = None, upgrade: bool = Tru
             signin_failures_per_user=settings.signin_failures_per_user,
             signin_failures_per_client=settings.signin_failures_per_client,
             signin_lockout_minutes=settings.signin_lockout_minutes,
+            signin_failures_global=settings.signin_failures_global,
             api_token_days=settings.api_token_days,
         ),
     )

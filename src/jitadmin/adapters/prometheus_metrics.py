@@ -38,6 +38,12 @@ class PrometheusMetrics:
             ["kind"],
             registry=self.registry,
         )
+        self._throttled = Counter(
+            "jitadmin_signin_throttled",
+            "Sign-ins refused while a lockout holds (neither checked nor written), by scope",
+            ["scope"],
+            registry=self.registry,
+        )
 
     def revocation_completed(self, identity_provider: str, lag_s: float) -> None:
         self._lag.labels(identity_provider).observe(max(lag_s, 0.0))
@@ -47,3 +53,6 @@ class PrometheusMetrics:
 
     def drift(self, kind: str) -> None:
         self._drift.labels(kind).inc()
+
+    def signin_throttled(self, scope: str) -> None:
+        self._throttled.labels(scope).inc()

@@ -8,12 +8,14 @@ from sqlalchemy import Select, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from jitadmin.core.events import GENESIS_HASH, AuditEvent, chain_hash
+from jitadmin.db.signin_failures import recent_count
 from jitadmin.db.tables import (
     AuditHeadRow,
     AuditRow,
 )
 from jitadmin.ports import (
     AuditQuery,
+    RecentCount,
     StoredAuditEvent,
 )
 
@@ -102,6 +104,11 @@ class SqlAuditLog:
     def export(self, query: AuditQuery, limit: int) -> list[StoredAuditEvent]:
         rows = self._filtered(select(AuditRow).order_by(AuditRow.seq).limit(limit), query)
         return [self._to(r) for r in self.s.scalars(rows)]
+
+    def count(self, query: AuditQuery) -> RecentCount:
+        # The same filters as search, as one COUNT/MIN (ix_grant_events_kind_[actor_]at).
+        where = self._filtered(select(AuditRow), query).whereclause
+        return recent_count(self.s, _EVENTS.c.at, *(() if where is None else (where,)))
 
     def verify(self) -> tuple[int, int | None]:
         previous, expected_seq, checked = GENESIS_HASH, 1, 0

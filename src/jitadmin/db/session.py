@@ -13,6 +13,7 @@ from jitadmin.db.grant_repo import SqlGrantRepo
 from jitadmin.db.repos import SqlConnectionRepo, SqlCustomerRepo, SqlOutbox, SqlUserRepo
 from jitadmin.db.runtime import SqlRuntimeRepo
 from jitadmin.db.sealed import SqlSealedStore
+from jitadmin.db.signin_failures import SqlSignInFailureRepo
 from jitadmin.db.web_sessions import SqlApiTokenRepo, SqlWebSessionRepo
 
 
@@ -88,6 +89,7 @@ class SqlUnitOfWork:
         self.web_sessions = SqlWebSessionRepo(self.session)
         self.api_tokens = SqlApiTokenRepo(self.session)
         self.sealed = SqlSealedStore(self.session)
+        self.signin_failures = SqlSignInFailureRepo(self.session)
         self.runtime = SqlRuntimeRepo(self.session)
         return self
 

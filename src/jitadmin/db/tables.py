@@ -122,6 +122,11 @@ class AuditRow(Base):
     """Append-only, hash-chained evidence (``grant_events``)."""
 
     __tablename__ = "grant_events"
+    # Rate limits count events of one kind (by one actor) in a window: one index range each.
+    __table_args__ = (
+        Index("ix_grant_events_kind_at", "kind", "at"),
+        Index("ix_grant_events_kind_actor_at", "kind", "actor", "at"),
+    )
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     kind: Mapped[str] = mapped_column(String(64))
     actor: Mapped[str] = mapped_column(String(200))
@@ -194,6 +199,32 @@ class WebSessionRow(Base):
     created_at: Mapped[datetime]
     last_seen_at: Mapped[datetime]
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class SignInFailureRow(Base):
+    """One counted failed sign-in, kept only as long as the lockout window (the audit trail
+    keeps the evidence); counted per username, per client address and in all."""
+
+    __tablename__ = "signin_failures"
+    __table_args__ = (
+        Index("ix_signin_failures_username_at", "username", "at"),
+        Index("ix_signin_failures_client_at", "client", "at"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(200))
+    client: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(index=True)
+
+
+class SignInLockoutRow(Base):
+    """When a sign-in lockout was last reported (audited), so each is reported once a window."""
+
+    __tablename__ = "signin_lockouts"
+    __table_args__ = (Index("ix_signin_lockouts_scope_subject_at", "scope", "subject", "at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16))  # username | client | global
+    subject: Mapped[str] = mapped_column(String(200))  # the username or address; "" for global
+    at: Mapped[datetime] = mapped_column(index=True)
 
 
 class ReconcileRunRow(Base):

@@ -53,6 +53,9 @@ class SecurityTuning:
     signin_failures_per_user: int = 5
     signin_failures_per_client: int = 20
     signin_lockout_minutes: float = 15.0
+    # Failed sign-ins of everyone together per lockout window; beyond it, password sign-in is
+    # closed to all until the window frees up (each failure is a row; a flood writes no more).
+    signin_failures_global: int = 100
     api_token_days: float = 90.0
 
 

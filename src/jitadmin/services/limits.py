@@ -1,6 +1,8 @@
-"""Rate limits counted from the audit trail itself, so every process sees the same numbers.
+"""Rate limits counted in the database (every process sees the same numbers), by one COUNT on
+indexed columns — never by reading events into Python, so no number of other events hides any.
 
-A refusal is audited too: the evidence shows both what was done and what was stopped.
+A refused reveal is audited too: the evidence shows both what was done and what was stopped.
+Sign-in has its own counter table and rules (``signin_limits``).
 """
 
 from __future__ import annotations
@@ -9,9 +11,6 @@ from datetime import datetime, timedelta
 
 from jitadmin.core.errors import JitError
 from jitadmin.ports import AuditQuery, UnitOfWork
-
-# Counting never needs more than this many events: any limit is far below it.
-_COUNT_CAP = 1000
 
 
 class RateLimitedError(JitError):
@@ -23,15 +22,12 @@ class RateLimitedError(JitError):
 
 
 def count_recent(
-    uow: UnitOfWork, kind: str, since: datetime, *, actor: str | None = None,
-    data_key: str | None = None, data_value: str | None = None,
-) -> tuple[int, datetime | None]:  # fmt: skip
-    """How many ``kind`` events since ``since`` (optionally by actor / with data[key] == value),
-    and when the oldest of them happened (to say when the window frees up)."""
-    events = uow.audit.search(AuditQuery(kind=kind, actor=actor, since=since), _COUNT_CAP)
-    if data_key is not None:
-        events = [e for e in events if str(e.data.get(data_key, "")) == data_value]
-    return len(events), (events[0].at if events else None)
+    uow: UnitOfWork, kind: str, since: datetime, *, actor: str | None = None
+) -> tuple[int, datetime | None]:
+    """How many ``kind`` events since ``since`` (optionally by ``actor``), and when the oldest
+    of them happened (to say when the window frees up)."""
+    found = uow.audit.count(AuditQuery(kind=kind, actor=actor, since=since))
+    return found.count, found.oldest
 
 
 def retry_after(oldest: datetime | None, window: timedelta, now: datetime) -> int:

@@ -1,7 +1,8 @@
 """Web sign-in: argon2id passwords, server-side sessions, CSRF tokens, sign-out.
 
 The browser holds only a random session id; the database holds its SHA-256, the user, the
-CSRF token and the times. Sign-in, failed sign-in and sign-out are audited.
+CSRF token and the times. Sign-in, failed sign-in and sign-out are audited; failures are
+throttled first (``signin_limits``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
+from typing import NoReturn
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -19,8 +21,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from jitadmin.core.errors import JitError
 from jitadmin.core.events import AuditEvent
 from jitadmin.ports import User, WebSession
+from jitadmin.services import signin_limits
 from jitadmin.services.context import ServiceContext
-from jitadmin.services.limits import count_recent, retry_after
 
 _hasher = PasswordHasher()
 MAX_USERNAME = 200
@@ -86,16 +88,17 @@ def sign_in(
     client: str = "", replaces: str = "",
 ) -> SignedIn:  # fmt: skip
     name = username.strip()[:MAX_USERNAME]
+    client = client[: signin_limits.MAX_CLIENT]
+    # The lockout first: a refused attempt is neither checked nor written down, junk or not.
+    if (wait := signin_limits.locked_for(ctx, name, client)) is not None:
+        raise SignInThrottledError(wait)
     if not name or not password or len(password) > MAX_PASSWORD:
-        _audit_failure(ctx, name, client, "empty or oversized input")
-        raise SignInFailedError
-    _throttle(ctx, name, client)
+        _failed(ctx, name, client, "empty or oversized input")
     with ctx.uow() as uow:
         stored = uow.web_sessions.password_hash(name)
         user = uow.users.get(name)
     if user is None or not _password_ok(stored, password):
-        _audit_failure(ctx, name, client, "unknown user" if user is None else "wrong password")
-        raise SignInFailedError
+        _failed(ctx, name, client, "unknown user" if user is None else "wrong password")
     session_id = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(32)
     now = ctx.clock.now()
@@ -113,42 +116,10 @@ def sign_in(
     return SignedIn(session_id, csrf, user, min(expires, now + policy.idle))
 
 
-def _throttle(ctx: ServiceContext, name: str, client: str) -> None:
-    """Lock a username, or a client address, out for a while after too many failures."""
-    limits, now = ctx.security, ctx.clock.now()
-    window = timedelta(minutes=limits.signin_lockout_minutes)
-    failed = "auth.sign_in_failed"
-    with ctx.uow() as uow:
-        by_user, first_user = count_recent(
-            uow, failed, now - window, data_key="username", data_value=name
-        )
-        by_client, first_client = (
-            count_recent(uow, failed, now - window, data_key="client", data_value=client)
-            if client
-            else (0, None)
-        )
-        user_locked = by_user >= limits.signin_failures_per_user
-        if not user_locked and by_client < limits.signin_failures_per_client:
-            return
-        data = {"username": name, "client": client, "user_failures": by_user,
-                "client_failures": by_client}  # fmt: skip
-        uow.audit.append(AuditEvent("auth.sign_in_throttled", "anonymous", now, data=data))
-        uow.commit()
-    oldest = first_user if user_locked else first_client
-    raise SignInThrottledError(retry_after(oldest, window, now))
-
-
-def _audit_failure(ctx: ServiceContext, username: str, client: str, why: str) -> None:
-    with ctx.uow() as uow:
-        uow.audit.append(
-            AuditEvent(
-                "auth.sign_in_failed",
-                "anonymous",
-                ctx.clock.now(),
-                data={"username": username, "client": client, "why": why},
-            )
-        )
-        uow.commit()
+def _failed(ctx: ServiceContext, username: str, client: str, why: str) -> NoReturn:
+    if (wait := signin_limits.record_failure(ctx, username, client, why)) is not None:
+        raise SignInThrottledError(wait)
+    raise SignInFailedError
 
 
 def resolve(
