@@ -40,6 +40,10 @@ class SecretBox(Protocol):
 # Called by an adapter after each completed step, with data to merge into the grant's
 # ``account`` record (object ids...). The recorder commits at once, so progress survives a crash.
 ProgressRecorder = Callable[[str, dict[str, Any]], None]
+# The step an adapter records when the account it created no longer carries what jitadmin gave
+# it (tag, name): reported as tampering (audit, ticket note, metric), never a reason to stop.
+# Its data: ``{"tampered_fields": "employeeType,displayName"}``.
+TAMPERING_STEP = "tampering_detected"
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,9 @@ class ManagedAccount:
     enabled: bool
     holds_admin: bool
     account: Mapping[str, Any] = field(default_factory=dict)
+    # False: found as a member of the admin role, without jitadmin's tag; the reconciler acts
+    # on it only when the ledger recorded its object id.
+    tagged: bool = True
 
 
 class IdentityProvider(Protocol):
@@ -104,6 +111,11 @@ class IdentityProvider(Protocol):
 
     def check(self) -> list[str]:
         """Test the connection; returns human-readable findings, raises on failure."""
+        ...
+
+    def tenant_id(self) -> str:
+        """The immutable id of the tenant or domain this connection reaches (M365: the
+        directory's tenant GUID, AD: the domain SID); raises when it cannot be read."""
         ...
 
     def list_managed(self) -> list[ManagedAccount]:
@@ -159,6 +171,8 @@ class Metrics(Protocol):
         """A sign-in refused, unchecked and unrecorded, because ``scope`` is locked."""
         ...
 
+    def tampering(self, identity_provider: str) -> None: ...
+
 
 class NoMetrics:
     def revocation_completed(self, identity_provider: str, lag_s: float) -> None:
@@ -171,6 +185,9 @@ class NoMetrics:
         pass
 
     def signin_throttled(self, scope: str) -> None:
+        pass
+
+    def tampering(self, identity_provider: str) -> None:
         pass
 
 
@@ -324,6 +341,12 @@ class GrantRepo(Protocol):
     def find_unfinished(
         self, requester: str, customer: str, identity_provider: str
     ) -> Grant | None: ...
+    def find_by_object_ids(
+        self, customer: str, identity_provider: str, object_ids: list[str]
+    ) -> list[Grant]:
+        """Grants whose recorded account object id is one of ``object_ids``, newest first."""
+        ...
+
     def password_sealed(self, grant_id: str) -> str | None: ...
     def set_password_sealed(self, grant_id: str, sealed: str | None) -> None: ...
     # Worker claims (leases): a dead worker's claims come back when the lease runs out.

@@ -190,7 +190,7 @@ def test_client_credentials_token(world: World) -> None:
         (None, {"client_id": str(uuid.uuid4())}, 400, "unauthorized_client", 700016),
         ("unknown", {}, 400, "invalid_request", 90002),
         (None, {"scope": "https://graph.microsoft.com/User.Read"}, 400, "invalid_scope", 70011),
-        (None, {"grant_type": "password"}, 400, "unsupported_grant_type", 70003),
+        (None, {"grant_type": "refresh_token"}, 400, "unsupported_grant_type", 70003),
         (None, {"grant_type": ""}, 400, "invalid_request", 900144),
     ],
 )

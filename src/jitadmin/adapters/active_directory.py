@@ -263,6 +263,11 @@ class ActiveDirectoryIdentityProvider:
             record("verified_revoked", {})
         log.info("%s removed from Domain Admins, disabled and its password reset", sam)
 
+    def tenant_id(self) -> str:
+        """The domain SID: what a grant is pinned to (a DC of another domain differs)."""
+        with self._session() as (_, domain):
+            return domain.sid
+
     def list_managed(self) -> list[ManagedAccount]:
         """Tech accounts with jitadmin's full tag (employeeType and owner), read back one by one
         for tokenGroups, which the DC computes only on a base-scope read.

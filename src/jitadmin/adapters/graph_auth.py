@@ -241,6 +241,18 @@ class MsalTokenProvider:
             return token
         raise self._failure_from_result(result if isinstance(result, dict) else {})
 
+    def tenant_id(self) -> str:
+        """The directory id the authority resolved the configured tenant to (OIDC discovery,
+        spec §1.3: the token endpoint names the tenant GUID), so a domain name and the GUID
+        of the same tenant give one answer."""
+        self.token()  # builds the application (discovery) with the usual error mapping
+        with self._lock:
+            app = self._application()
+            tenant = str(getattr(app.authority, "tenant", "") or "").lower()
+        if not tenant:
+            raise MisconfiguredError(f"the authority did not name the tenant of {self._tenant}")
+        return tenant
+
     def invalidate(self) -> None:
         """Forget cached access tokens so the next ``token()`` asks the authority afresh."""
         with self._lock:

@@ -128,6 +128,12 @@ class GraphClient:
 
     # -- calls -------------------------------------------------------------------------
 
+    def tenant_id(self) -> str:
+        """The tenant GUID the tokens are issued for (see ``MsalTokenProvider.tenant_id``)."""
+        if not isinstance(self._tokens, MsalTokenProvider):
+            raise MisconfiguredError("this Graph client cannot tell which tenant it reaches")
+        return self._tokens.tenant_id()
+
     def ensure_token(self) -> None:
         """Fail fast on credentials/consent problems before touching anything."""
         self._tokens.token()

@@ -64,11 +64,23 @@ def is_ours(user: dict[str, Any], grant_id: str) -> bool:
     return user.get("employeeType") == MANAGED_TAG and isinstance(name, str) and grant_id in name
 
 
-def is_ours_deleted(item: dict[str, Any], grant_id: str) -> bool:
-    """Deleted items may come back without ``employeeType``; the grant id must still match."""
-    name = item.get("displayName")
-    tag = item.get("employeeType")
-    return isinstance(name, str) and grant_id in name and tag in (None, MANAGED_TAG)
+def tampered_fields(
+    user: dict[str, Any], grant_id: str, upn: str | None, *, deleted: bool = False
+) -> list[str]:
+    """What no longer reads as jitadmin wrote it on the account it created for ``grant_id``.
+
+    Deleted items may come back without ``employeeType`` and with a mangled UPN (spec §7.6),
+    so those two are not held against a deleted item."""
+    changed = []
+    tag = user.get("employeeType")
+    if tag != MANAGED_TAG and not (deleted and tag is None):
+        changed.append("employeeType")
+    if user.get("displayName") != display_name(grant_id):
+        changed.append("displayName")
+    current = str(user.get("userPrincipalName") or "")
+    if not deleted and upn and current and current.lower() != upn.lower():
+        changed.append("userPrincipalName")
+    return changed
 
 
 class Directory:
@@ -187,6 +199,19 @@ class Directory:
             ROLE_ASSIGNMENTS, {"$filter": f"principalId eq {odata_quote(principal_id)}"}
         )
         return [item for item in items if item.get("principalId") == principal_id]
+
+    def role_members(self, role_definition_id: str) -> list[str]:
+        """Every principal holding the role at any scope (spec §5: filter by roleDefinitionId)."""
+        items = self.graph.list_all(
+            ROLE_ASSIGNMENTS, {"$filter": f"roleDefinitionId eq {odata_quote(role_definition_id)}"}
+        )
+        members = {
+            str(item["principalId"])
+            for item in items
+            if item.get("roleDefinitionId") == role_definition_id
+            and isinstance(item.get("principalId"), str)
+        }
+        return sorted(members)
 
     def global_admin_of(self, principal_id: str) -> dict[str, Any] | None:
         for item in self.assignments_of(principal_id):

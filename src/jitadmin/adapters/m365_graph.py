@@ -11,7 +11,6 @@ so a retry after a crash at any point converges.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,11 +24,12 @@ from jitadmin.adapters.m365_directory import (
     display_name,
     grant_id_in,
     is_ours,
-    is_ours_deleted,
+    tampered_fields,
 )
 from jitadmin.core import naming
 from jitadmin.core.errors import AlreadyExistsError, MisconfiguredError, TransientError
 from jitadmin.ports import (
+    TAMPERING_STEP,
     AccessResult,
     AccessSpec,
     ManagedAccount,
@@ -116,7 +116,7 @@ class M365IdentityProvider:
     def grant(self, spec: AccessSpec, record: ProgressRecorder) -> AccessResult:
         self._graph.ensure_token()  # fail fast on consent/secret problems (spec §10.1 step 1)
         upn = self.planned_username(spec.grant_id, spec.requester)
-        user = self._find_for_grant(spec, upn)
+        user = self._find_for_grant(spec, upn, record)
         created = False
         if user is None:
             user, created = self._create_user(spec, upn)
@@ -146,6 +146,9 @@ class M365IdentityProvider:
         """Nothing to move: the tenant holds no expiry of its own for a direct assignment."""
 
     def revoke(self, spec: RevokeSpec, record: ProgressRecorder) -> None:
+        """Trusts the object id jitadmin recorded at creation, never the account's attributes:
+        the grantee, while Global Administrator, can rewrite its own tag and name. What was
+        changed is reported as tampering and the revocation goes on."""
         self._graph.ensure_token()
         account = spec.account
         user_id = _text(account.get("user_id"))
@@ -166,7 +169,7 @@ class M365IdentityProvider:
             user_id = str(found["id"])
             record("user_found", {"user_id": user_id, "upn": found.get("userPrincipalName")})
         else:
-            self._locate_for_revoke(user_id, spec.grant_id, account)
+            self._report_tampering(user_id, spec.grant_id, _text(account.get("upn")), record)
         label = upn or user_id
 
         self._remove_stored_role(user_id, _text(account.get("assignment_id")))
@@ -177,46 +180,64 @@ class M365IdentityProvider:
             record("user_disabled", {})
         if self._dir.revoke_sessions(user_id):
             record("sessions_revoked", {})
-        self._dir.delete_user(user_id)
-        record("user_deleted", {"user_deleted": True})
-        self._dir.purge_user(user_id)
-        record("user_purged", {"user_purged": True})
+        if self._dir.delete_user(user_id):
+            record("user_deleted", {"user_deleted": True})
 
+        # "Gone" needs one positive observation (corrections §4): the deleted item seen in the
+        # recycle bin, or a purge that succeeded. Two 404s alone prove nothing (another
+        # tenant, a replica that has not caught up).
+        proof = [key for key in ("deleted_seen", "user_purged") if account.get(key)]
         remaining: list[str] = []
-        if not self._graph.poll(lambda: self._confirm_gone(user_id, remaining)):
-            raise TransientError(f"revoke of {label} not verified; still present: {remaining}")
+        if not self._graph.poll(lambda: self._confirm_gone(user_id, remaining, proof, record)):
+            raise TransientError(f"revoke of {label} not verified; still missing: {remaining}")
         record("verified_revoked", {})
 
+    def tenant_id(self) -> str:
+        return self._graph.tenant_id()
+
     def list_managed(self) -> list[ManagedAccount]:
-        """Tagged accounts and whether any directory role is assigned to them."""
+        """Tagged accounts, and every user holding Global Administrator without the tag (the
+        reconciler matches those against the object ids in its ledger)."""
         self._graph.ensure_token()
         found = []
         for user in self._dir.managed_users():
-            user_id, upn = str(user["id"]), str(user.get("userPrincipalName") or user["id"])
-            found.append(
-                ManagedAccount(
-                    username=upn,
-                    object_id=user_id,
-                    grant_id=grant_id_in(user),
-                    requester=None,
-                    enabled=user.get("accountEnabled") is not False,
-                    holds_admin=bool(self._dir.assignments_of(user_id)),
-                    account={"user_id": user_id, "upn": upn},
-                )
-            )
+            user_id = str(user["id"])
+            found.append(self._managed(user, bool(self._dir.assignments_of(user_id)), True))
+        listed = {account.object_id for account in found}
+        for principal in self._dir.role_members(GLOBAL_ADMIN_ROLE_ID):
+            if principal in listed:
+                continue
+            member = self._dir.user(principal)
+            if member is not None:  # None: a service principal, or gone since the listing
+                found.append(self._managed(member, True, False))
         return found
+
+    @staticmethod
+    def _managed(user: dict[str, Any], holds_admin: bool, tagged: bool) -> ManagedAccount:
+        user_id, upn = str(user["id"]), str(user.get("userPrincipalName") or user["id"])
+        return ManagedAccount(
+            username=upn,
+            object_id=user_id,
+            grant_id=grant_id_in(user),
+            requester=None,
+            enabled=user.get("accountEnabled") is not False,
+            holds_admin=holds_admin,
+            account={"user_id": user_id, "upn": upn},
+            tagged=tagged,
+        )
 
     # -- grant helpers -----------------------------------------------------------------
 
-    def _find_for_grant(self, spec: AccessSpec, upn: str) -> dict[str, Any] | None:
+    def _find_for_grant(
+        self, spec: AccessSpec, upn: str, record: ProgressRecorder
+    ) -> dict[str, Any] | None:
         recorded = _text(spec.account.get("user_id"))
         if recorded is not None:
             user = self._dir.user_eventually(recorded)
             if user is not None:
-                if not is_ours(user, spec.grant_id):
-                    raise MisconfiguredError(
-                        f"recorded user {recorded} is not an account jitadmin manages"
-                    )
+                # Ours by the id we recorded, whatever its attributes say now.
+                self._report_tampering(recorded, spec.grant_id, _text(spec.account.get("upn")),
+                                       record, user)  # fmt: skip
                 return user
             # Gone (deleted by someone, or purged): forget it and go by UPN.
             log.warning("recorded user %s of grant %s is gone", recorded, spec.grant_id)
@@ -265,32 +286,26 @@ class M365IdentityProvider:
 
     # -- revoke helpers ----------------------------------------------------------------
 
-    def _locate_for_revoke(self, user_id: str, grant_id: str, account: Mapping[str, Any]) -> None:
-        """Refuse foreign accounts; wait out replication if a fresh user seems missing."""
-        user = self._dir.user(user_id)
+    def _report_tampering(
+        self,
+        user_id: str,
+        grant_id: str,
+        upn: str | None,
+        record: ProgressRecorder,
+        user: dict[str, Any] | None = None,
+    ) -> None:
+        """Record (never refuse) an account whose tag, name or UPN someone changed."""
+        deleted = False
         if user is None:
-            deleted = self._dir.deleted_user(user_id)
-            if deleted is not None:
-                if not is_ours_deleted(deleted, grant_id):
-                    raise MisconfiguredError(
-                        f"deleted object {user_id} is not an account jitadmin manages"
-                    )
-                return
-            if account.get("user_deleted") or account.get("user_purged"):
-                return
-            # Recorded as created, never recorded as deleted: maybe not replicated yet.
-            user = self._dir.user_eventually(user_id)
-            if user is None:
-                return
-        self._require_ours_for_revoke(user, grant_id)
-
-    @staticmethod
-    def _require_ours_for_revoke(user: dict[str, Any], grant_id: str) -> None:
-        if not is_ours(user, grant_id):
-            raise MisconfiguredError(
-                f"refusing to touch {user.get('userPrincipalName') or user.get('id')}: "
-                "not an account jitadmin manages for this grant"
-            )
+            user = self._dir.user(user_id)
+        if user is None:
+            user, deleted = self._dir.deleted_user(user_id), True
+        if user is None:
+            return  # not visible (yet, or any more): nothing to compare
+        changed = tampered_fields(user, grant_id, upn, deleted=deleted)
+        if changed:
+            log.warning("grant %s: account %s was changed: %s", grant_id, user_id, changed)
+            record(TAMPERING_STEP, {"tampered_fields": ",".join(changed)})
 
     def _remove_stored_role(self, user_id: str, stored_id: str | None) -> None:
         """Delete the assignment we made; any others go in the poll that follows."""
@@ -312,17 +327,30 @@ class M365IdentityProvider:
                 self._dir.delete_assignment(str(item["id"]))
         return not listed
 
-    def _confirm_gone(self, user_id: str, remaining: list[str]) -> bool:
-        """One read-back round; re-issues a step whose effect a lagging replica undid."""
+    def _confirm_gone(
+        self, user_id: str, remaining: list[str], proof: list[str], record: ProgressRecorder
+    ) -> bool:
+        """One read-back round; re-issues a step whose effect a lagging replica undid, and
+        collects the positive evidence that the account went away."""
         remaining.clear()
         if not self._strip_roles(user_id):
             remaining.append("role assignment")
         if self._dir.user(user_id) is not None:
             remaining.append("user")
-            self._dir.delete_user(user_id)
-        if self._dir.deleted_user(user_id) is not None:
-            remaining.append("deleted item")
-            self._dir.purge_user(user_id)
+            if self._dir.delete_user(user_id):
+                record("user_deleted", {"user_deleted": True})
+        elif self._dir.deleted_user(user_id) is not None:
+            if "deleted_seen" not in proof:
+                # Noted before the purge: a crash right after it still leaves the evidence.
+                proof.append("deleted_seen")
+                record("deleted_seen", {"deleted_seen": True})
+            if self._dir.purge_user(user_id):
+                proof.append("user_purged")
+                record("user_purged", {"user_purged": True})
+            else:
+                remaining.append("deleted item")  # 404 right after the delete: not yet
+        if not remaining and not proof:
+            remaining.append("evidence of deletion (seen in deletedItems or purged)")
         return not remaining
 
 

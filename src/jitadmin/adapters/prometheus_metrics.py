@@ -45,6 +45,13 @@ class PrometheusMetrics:
             registry=self.registry,
         )
 
+        self._tampering = Counter(
+            "jitadmin_tampering",
+            "Accounts jitadmin created whose tag or name was changed on the target",
+            ["identity_provider"],
+            registry=self.registry,
+        )
+
     def revocation_completed(self, identity_provider: str, lag_s: float) -> None:
         self._lag.labels(identity_provider).observe(max(lag_s, 0.0))
 
@@ -56,3 +63,6 @@ class PrometheusMetrics:
 
     def signin_throttled(self, scope: str) -> None:
         self._throttled.labels(scope).inc()
+
+    def tampering(self, identity_provider: str) -> None:
+        self._tampering.labels(identity_provider).inc()

@@ -95,3 +95,7 @@ class RejectedError(AdapterError):
 
 class MisconfiguredError(AdapterError):
     """Credentials, consent or permissions are wrong: retrying will not help until fixed."""
+
+
+class TenantMismatchError(MisconfiguredError):
+    """The connection now reaches another tenant (or domain) than the grant was made in."""

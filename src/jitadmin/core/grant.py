@@ -85,6 +85,9 @@ class Grant:
     next_attempt_at: datetime | None = None
     last_error: str | None = None
     revoke_requested_by: str | None = None
+    # The tenant (M365: tenant GUID; AD: domain SID) the grant was provisioned in: every later
+    # revoke and verify must run there, or not at all.
+    tenant_id: str | None = None
 
     def transition(
         self, target: GrantState, *, actor: str, at: datetime, **data: Any

@@ -77,3 +77,13 @@ def provision_failed_note(grant: Grant) -> str:
         "Anything partly created is being removed.\n"
         f"[{marker(grant.id, 'failed')}]"
     )
+
+
+def tampering_note(grant: Grant, fields: str) -> str:
+    return (
+        f"WARNING: the account {grant.username or grant.requester} that jitadmin created for "
+        f"this grant was changed on the target ({fields}), by the account itself or an "
+        "administrator. jitadmin still takes its access away by the object id it recorded; "
+        "please find out who changed it.\n"
+        f"[{marker(grant.id, 'tampered')}]"
+    )

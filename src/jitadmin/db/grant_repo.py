@@ -23,7 +23,7 @@ from jitadmin.db.tables import (
 _GRANT_FIELDS = (
     "customer", "identity_provider", "ticket_id", "requester", "reason", "duration_minutes",
     "created_at", "expires_at", "username", "activated_at", "revoked_at", "attempts",
-    "next_attempt_at", "last_error", "revoke_requested_by",
+    "next_attempt_at", "last_error", "revoke_requested_by", "tenant_id",
 )  # fmt: skip
 
 
@@ -153,6 +153,28 @@ class SqlGrantRepo:
             _UNFINISHED, {"requester": requester, "customer": customer, "kind": identity_provider}
         )
         return None if row is None else self._to(row)
+
+    def find_by_object_ids(
+        self, customer: str, identity_provider: str, object_ids: list[str]
+    ) -> list[Grant]:
+        """Grants whose recorded account (M365 ``user_id``, AD ``object_guid``) is one of
+        ``object_ids``, newest first."""
+        if not object_ids:
+            return []
+        recorded = or_(
+            GrantRow.account["user_id"].as_string().in_(object_ids),
+            GrantRow.account["object_guid"].as_string().in_(object_ids),
+        )
+        query = (
+            select(GrantRow)
+            .where(
+                GrantRow.customer == customer,
+                GrantRow.identity_provider == identity_provider,
+                recorded,
+            )
+            .order_by(GrantRow.created_at.desc())
+        )
+        return [self._to(r) for r in self.s.scalars(query)]
 
     def password_sealed(self, grant_id: str) -> str | None:
         return self.s.scalar(select(GrantRow.password_sealed).where(GrantRow.id == grant_id))

@@ -327,14 +327,20 @@ def _login_router(state: GraphState) -> APIRouter:
         grant_type = form.get("grant_type", "")
         if not grant_type:
             raise _missing("grant_type")
-        if grant_type != "client_credentials":
+        if grant_type not in ("client_credentials", "password"):
             raise EntraError(
                 400,
                 "unsupported_grant_type",
                 70003,
                 f"The app requested an unsupported grant type '{grant_type}'.",
             )
-        _check_client(state, tenant_id, form)
+        if grant_type == "password":
+            # ROPC (Entra v2-oauth-ropc): a user signs in with their own password; the public
+            # client sends no secret. This is how a grantee reaches Graph as itself.
+            if state.app_consent(tenant_id, form.get("client_id", "")) is None:
+                raise _missing("client_id")
+        else:
+            _check_client(state, tenant_id, form)
         scope = form.get("scope", "")
         if not scope:
             raise _missing("scope")
@@ -346,7 +352,12 @@ def _login_router(state: GraphState) -> APIRouter:
                 f"The provided value for the input parameter 'scope' is not valid. "
                 f"The scope {scope} is not valid.",
             )
-        access_token = state.issue_token(tenant_id, form["client_id"])
+        if grant_type == "password":
+            access_token = state.issue_user_token(
+                tenant_id, form.get("username", ""), form.get("password", "")
+            )
+        else:
+            access_token = state.issue_token(tenant_id, form["client_id"])
         return JSONResponse(
             {
                 "token_type": "Bearer",

@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from jitadmin.emulators.faults import FaultState
-from jitadmin.emulators.graph_http import GraphError, iso_z, not_found, utc_now
+from jitadmin.emulators.graph_http import EntraError, GraphError, iso_z, not_found, utc_now
 from jitadmin.emulators.graph_model import (
     CONSENTED_PERMISSIONS,
     GLOBAL_ADMINISTRATOR,
@@ -33,6 +33,11 @@ from jitadmin.emulators.graph_model import (
 from jitadmin.emulators.seed import SeedCredentials, SeedCustomer
 
 TOKEN_LIFETIME_S = 3599
+# Delegated permissions a signed-in user's token carries (the user's directory roles decide
+# what it may really do, as in Entra: the effective right is the intersection).
+DELEGATED_SCOPES = frozenset(
+    {"User.ReadWrite.All", "Directory.Read.All", "RoleManagement.ReadWrite.Directory"}
+)
 RECYCLE_BIN_RETENTION = timedelta(days=30)
 LONG_AGO = float("-inf")  # seeded objects have long since replicated
 
@@ -44,7 +49,8 @@ class Caller:
     tenant_id: str
     client_id: str
     roles: frozenset[str]
-    sp_id: str
+    sp_id: str  # the principal acting: the app's service principal, or the signed-in user
+    delegated: bool = False  # a user's own token (ROPC), not the app's
 
 
 @dataclass(frozen=True)
@@ -212,6 +218,30 @@ class Directory:
             )
             token = secrets.token_urlsafe(32)
             self._tokens[token] = _Token(caller, time.monotonic() + lifetime_s)
+            return token
+
+    def issue_user_token(self, tenant_id: str, username: str, password: str) -> str:
+        """ROPC sign-in of a user with their password (Entra ``v2-oauth-ropc``): the token acts
+        as that user, whose directory roles are checked like a service principal's."""
+        with self.lock:
+            tenant = self._tenants[tenant_id.lower()]
+            user = self._lookup(tenant, username)
+            if user is None or not secrets.compare_digest(user.password, password):
+                raise EntraError(
+                    400, "invalid_grant", 50126,
+                    "Error validating credentials due to invalid username or password.",
+                )  # fmt: skip
+            if user.props.get("accountEnabled") is False:
+                raise EntraError(400, "invalid_grant", 50057, "The user account is disabled.")
+            caller = Caller(
+                tenant_id=tenant.id,
+                client_id=self.client_id,
+                roles=DELEGATED_SCOPES,
+                sp_id=user.id,
+                delegated=True,
+            )
+            token = secrets.token_urlsafe(32)
+            self._tokens[token] = _Token(caller, time.monotonic() + TOKEN_LIFETIME_S)
             return token
 
     def expire_tokens(self) -> None:

@@ -176,6 +176,7 @@ class User:
     password: str = field(repr=False)
     created_mono: float
     deleted_at: datetime | None = None
+    deleted_mono: float | None = None  # when it went to the recycle bin (replication delay)
 
     @property
     def upn(self) -> str:

@@ -89,6 +89,9 @@ class GraphState(Directory):
                 and not self._sp_holds(tenant, caller, high)
             ):
                 raise denied()
+            # A user's own token may change users only while that user holds an admin role.
+            if caller.delegated and not self._sp_holds(tenant, caller, (USER_ADMINISTRATOR, *high)):
+                raise denied()
             # App-only password resets need a directory role on the app itself (spec §1.5).
             if profile and not self._sp_holds(tenant, caller, (USER_ADMINISTRATOR, *high)):
                 raise denied()
@@ -116,6 +119,7 @@ class GraphState(Directory):
             del tenant.users[user.id]
             user.props["userPrincipalName"] = user.id.replace("-", "") + user.upn
             user.deleted_at = utc_now()
+            user.deleted_mono = time.monotonic()
             tenant.deleted[user.id] = user
 
     # --- recycle bin -----------------------------------------------------------------------
@@ -123,13 +127,18 @@ class GraphState(Directory):
     def _deleted(self, tenant: Tenant, key: str) -> User:
         guid = parse_guid(key)
         user = tenant.deleted.get(guid) if guid else None
-        if user is None:
+        if user is None or not self._deletion_replicated(user):
             raise not_found(key)
         return user
 
+    def _deletion_replicated(self, user: User) -> bool:
+        # Corrections §4: a just-deleted user is not yet visible or purgeable in deletedItems.
+        return time.monotonic() - (user.deleted_mono or float("-inf")) >= self._lag_s()
+
     def list_deleted(self, tenant_id: str) -> list[dict[str, Any]]:
         with self.lock:
-            return [u.view() for u in self._tenant(tenant_id).deleted.values()]
+            deleted = self._tenant(tenant_id).deleted.values()
+            return [u.view() for u in deleted if self._deletion_replicated(u)]
 
     def get_deleted(self, tenant_id: str, key: str) -> dict[str, Any]:
         with self.lock:
@@ -150,6 +159,7 @@ class GraphState(Directory):
             del tenant.deleted[user.id]
             user.props["userPrincipalName"] = original
             user.deleted_at = None
+            user.deleted_mono = None
             tenant.users[user.id] = user
             return user.view()
 

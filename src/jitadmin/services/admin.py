@@ -41,6 +41,7 @@ from jitadmin.services.context import (
     require_role,
 )
 from jitadmin.services.grants import UpstreamUnavailableError
+from jitadmin.services.tenancy import refuse_tenant_switch
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{1,199}$")
@@ -131,6 +132,7 @@ def put_connection(
     public, hidden = _split_settings(kind, body)
     with ctx.uow() as uow:
         customer = require_customer(uow, actor, slug, "path")
+        refuse_tenant_switch(uow, customer.slug, kind, public)
         sealed = ctx.box.seal(json.dumps(hidden), connection_context(customer.slug, kind))
         uow.connections.put(ConnectionRecord(kind, public, sealed, customer.slug), ctx.clock.now())
         uow.audit.append(

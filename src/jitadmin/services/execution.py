@@ -11,12 +11,20 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from jitadmin.core import texts
-from jitadmin.core.errors import AdapterError, TransientError
+from jitadmin.core.errors import AdapterError, TenantMismatchError, TransientError
 from jitadmin.core.events import AuditEvent
 from jitadmin.core.grant import Grant, GrantState
-from jitadmin.ports import AccessSpec, AuditQuery, IdentityProvider, RevokeSpec, UnitOfWork
+from jitadmin.ports import (
+    TAMPERING_STEP,
+    AccessSpec,
+    AuditQuery,
+    IdentityProvider,
+    RevokeSpec,
+    UnitOfWork,
+)
 from jitadmin.services.context import ServiceContext, error_kind, log
 from jitadmin.services.grants import password_context
+from jitadmin.services.tampering import note_tampering
 
 S = GrantState
 SYSTEM = "system:worker"
@@ -55,10 +63,16 @@ def process_grant(ctx: ServiceContext, grant_id: str) -> GrantState | None:
 
 def _recorder(ctx: ServiceContext, grant_id: str) -> Any:
     def record(step: str, data: dict[str, Any]) -> None:
+        tampered: Grant | None = None
         with ctx.uow() as uow:
             customer = uow.grants.record_progress(grant_id, step, data)
             if customer is None:
                 return
+            if step == TAMPERING_STEP:
+                grant = uow.grants.get(grant_id)
+                fields = str(data.get("tampered_fields") or "attributes")
+                if grant is not None and note_tampering(ctx, uow, grant, fields):
+                    tampered = grant
             uow.audit.append(
                 AuditEvent(
                     kind=f"account.{step}",
@@ -70,8 +84,48 @@ def _recorder(ctx: ServiceContext, grant_id: str) -> Any:
                 )
             )
             uow.commit()
+        if tampered is not None:
+            ctx.metrics.tampering(tampered.identity_provider)
+            ctx.wake()
 
     return record
+
+
+def _pin_tenant(ctx: ServiceContext, identity: IdentityProvider, grant: Grant) -> None:
+    """Before anything is made: note which tenant this grant lives in (or check it)."""
+    if grant.tenant_id is not None:
+        _check_tenant(identity, grant)
+        return
+    tenant = identity.tenant_id()
+    with ctx.uow() as uow:
+        current = uow.grants.get(grant.id, lock=True)
+        if current is None or current.tenant_id is not None:
+            return
+        current.tenant_id = tenant
+        uow.grants.save(current)
+        uow.audit.append(
+            AuditEvent(
+                kind="grant.tenant_pinned", actor=SYSTEM, at=ctx.clock.now(), grant_id=grant.id,
+                customer=grant.customer, data={"tenant_id": tenant},
+            )
+        )  # fmt: skip
+        uow.commit()
+    grant.tenant_id = tenant
+
+
+def _check_tenant(identity: IdentityProvider, grant: Grant) -> None:
+    """Refuse to touch (or "verify" in) any tenant but the one the grant was provisioned in.
+
+    Grants from before tenant pinning (``tenant_id`` None) are revoked as before."""
+    if grant.tenant_id is None:
+        return
+    reached = identity.tenant_id()
+    if reached.strip().lower() != grant.tenant_id.strip().lower():
+        raise TenantMismatchError(
+            f"refusing to revoke or verify in another tenant: grant {grant.id} was provisioned "
+            f"in tenant {grant.tenant_id}, but the {grant.identity_provider} connection now "
+            f"reaches {reached}. Point the connection back at {grant.tenant_id} to revoke."
+        )
 
 
 def _provision(
@@ -79,6 +133,7 @@ def _provision(
 ) -> GrantState:
     spec = AccessSpec(grant.id, grant.requester, password, grant.expires_at, dict(grant.account))
     try:
+        _pin_tenant(ctx, identity, grant)
         result = identity.grant(spec, _recorder(ctx, grant.id))
     except AdapterError as error:
         return _record_failure(ctx, grant.id, error)
@@ -116,6 +171,7 @@ def _provision(
 def _revoke(ctx: ServiceContext, identity: IdentityProvider, grant: Grant) -> GrantState:
     spec = RevokeSpec(grant.id, grant.requester, grant.username, dict(grant.account))
     try:
+        _check_tenant(identity, grant)
         identity.revoke(spec, _recorder(ctx, grant.id))
     except AdapterError as error:
         return _record_failure(ctx, grant.id, error)
@@ -156,6 +212,8 @@ def _record_failure(ctx: ServiceContext, grant_id: str, error: Exception) -> Gra
     message = str(error)[:1000]
     retry_after = getattr(error, "retry_after_s", None)
     permanent = isinstance(error, AdapterError) and not isinstance(error, TransientError)
+    # Another tenant will not become the right one by retrying: say so at once.
+    refused = isinstance(error, TenantMismatchError)
     with ctx.uow() as uow:
         grant = uow.grants.get(grant_id, lock=True)
         assert grant is not None
@@ -170,7 +228,9 @@ def _record_failure(ctx: ServiceContext, grant_id: str, error: Exception) -> Gra
                 _fail_provisioning(uow, grant, message, now)
             else:
                 _schedule(ctx, grant, retry_after)
-        elif grant.state is S.REVOKING and grant.attempts >= ctx.tuning.revoke_max_attempts:
+        elif grant.state is S.REVOKING and (
+            refused or grant.attempts >= ctx.tuning.revoke_max_attempts
+        ):
             attempts = grant.attempts
             uow.audit.append(
                 grant.transition(

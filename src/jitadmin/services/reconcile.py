@@ -21,10 +21,12 @@ from typing import Any
 
 from jitadmin.core.clock import iso
 from jitadmin.core.events import AuditEvent
-from jitadmin.core.grant import UNFINISHED_STATES, Grant, GrantState
+from jitadmin.core.grant import Grant, GrantState
 from jitadmin.core.texts import marker
 from jitadmin.ports import Customer, IdentityProvider, ManagedAccount, RevokeSpec, UnitOfWork
 from jitadmin.services.context import ServiceContext, error_kind, log
+from jitadmin.services.tampering import tampering_seen
+from jitadmin.services.tenancy import unfinished_grants
 
 ACTOR = "system:reconciler"
 ADMIN_WITHOUT_GRANT = "admin_without_grant"
@@ -89,9 +91,15 @@ def reconcile(ctx: ServiceContext, customer: Customer, kind: str) -> ReconcileRe
         report.errors.append(str(error)[:300])
         return report
     report.checked = len(accounts)
+    ledger = _recorded_owners(ctx, customer.slug, kind, accounts)
     for account in accounts:
-        if account.holds_admin:
-            _undo_if_drift(ctx, identity, customer, kind, account, started, report)
+        owner = ledger.get(account.object_id)
+        if owner is not None:
+            # Ours by the object id we recorded, but its tag or name no longer says so.
+            tampering_seen(ctx, owner.id, ACTOR, "employeeType or displayName")
+        if not account.holds_admin or (not account.tagged and owner is None):
+            continue  # no rights, or someone else's administrator: never touched
+        _undo_if_drift(ctx, identity, customer, kind, account, started, report, owner)
     _flag_missing_access(ctx, customer, kind, accounts, started, report)
     return report
 
@@ -99,23 +107,33 @@ def reconcile(ctx: ServiceContext, customer: Customer, kind: str) -> ReconcileRe
 # -- admin rights without a grant ------------------------------------------------------------
 
 
+def _recorded_owners(
+    ctx: ServiceContext, customer: str, kind: str, accounts: list[ManagedAccount]
+) -> dict[str, Grant]:
+    """For accounts whose attributes name no grant (an untagged Global Administrator, a
+    renamed tagged account): the newest grant whose recorded object id they carry."""
+    unnamed = [a.object_id for a in accounts if a.grant_id is None and a.requester is None]
+    if not unnamed:
+        return {}
+    with ctx.uow() as uow:
+        grants = uow.grants.find_by_object_ids(customer, kind, unnamed)
+    owners: dict[str, Grant] = {}
+    for grant in grants:  # newest first: keep the first seen
+        key = grant.account.get("user_id") or grant.account.get("object_guid")
+        if isinstance(key, str):
+            owners.setdefault(key, grant)
+    return owners
+
+
 def _owns(grant: Grant, account: ManagedAccount) -> bool:
-    """M365: one account per grant, named after it. AD: one tech account per requester, so
-    any grant of its owner owns it (and the object the grant recorded, by GUID)."""
+    """The object id the grant recorded, first. Else M365: one account per grant, named after
+    it; AD: one tech account per requester, so any grant of its owner owns it."""
+    recorded = grant.account.get("user_id") or grant.account.get("object_guid")
+    if recorded is not None and recorded == account.object_id:
+        return True
     if account.grant_id is not None:
         return grant.id == account.grant_id
-    if grant.account.get("object_guid") == account.object_id:
-        return True
     return account.requester is not None and grant.requester.strip().lower() == account.requester
-
-
-def _unfinished(uow: UnitOfWork, customer: str, kind: str) -> list[Grant]:
-    return [
-        grant
-        for state in sorted(UNFINISHED_STATES)
-        for grant in uow.grants.find(state=state.value, customer=customer)
-        if grant.identity_provider == kind
-    ]
 
 
 def _last_owner(uow: UnitOfWork, customer: str, kind: str, account: ManagedAccount) -> Grant | None:
@@ -137,11 +155,12 @@ def _undo_if_drift(
     account: ManagedAccount,
     started: datetime,
     report: ReconcileReport,
+    owner: Grant | None = None,
 ) -> None:
     with ctx.uow() as uow:
-        if any(_owns(g, account) for g in _unfinished(uow, customer.slug, kind)):
+        if any(_owns(g, account) for g in unfinished_grants(uow, customer.slug, kind)):
             return  # a grant owns it: the worker is granting, holding or revoking it
-        grant = _last_owner(uow, customer.slug, kind, account)
+        grant = owner or _last_owner(uow, customer.slug, kind, account)
         if grant is not None and grant.revoked_at is not None and grant.revoked_at >= started:
             return  # revoked while we listed: the listing is older than the revocation
         detected = _event(
@@ -182,7 +201,7 @@ def _revoke_spec(account: ManagedAccount, grant: Grant | None) -> RevokeSpec | N
     """What the adapter's revoke needs to find exactly this object and prove it is ours."""
     grant_id = account.grant_id or (grant.id if grant is not None else None)
     requester = grant.requester if grant is not None else account.requester
-    if account.grant_id is None and account.requester is None:
+    if account.grant_id is None and account.requester is None and grant is None:
         return None
     return RevokeSpec(
         grant_id=grant_id or f"drift:{account.object_id}",
