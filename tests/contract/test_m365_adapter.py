@@ -655,3 +655,16 @@ def test_paging_follows_same_origin_next_links(emulator: Emulator) -> None:
         client.close()
     assert len(users) == len(emulator.state.tenant(TENANT).users) >= 1
     assert any("$skiptoken" in e["query"] or "skiptoken" in e["query"] for e in emulator.journal())
+
+
+def test_two_404s_alone_are_not_verified(
+    emulator: Emulator, make_provider: ProviderFactory
+) -> None:
+    """Corrections §4: an object absent from /users and /directory/deletedItems (another
+    tenant, a lagging replica) is not proof of a revocation; one positive observation is."""
+    provider, spec = make_provider(), access()
+    never_here = str(uuid.uuid4())
+    recorder = Recorder()
+    with pytest.raises(TransientError, match="not verified"):
+        provider.revoke(revoke_spec(spec, {"user_id": never_here}, None), recorder)
+    assert "verified_revoked" not in recorder.steps
