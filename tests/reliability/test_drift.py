@@ -264,3 +264,40 @@ def test_a_customer_is_reconciled_by_one_worker_per_interval(
         assert [r.customer for r in second] == [c.slug for c in CUSTOMERS if c is not PEDRO]
     finally:
         stop_system(system)
+
+
+def test_m365_untagged_global_admin_matching_a_ledger_id_is_found(system: System) -> None:
+    """The grantee strips its own tag and name: the drift pass still finds it among the Global
+    Administrator role's members by the ledger's object id, reports tampering, and does not
+    take the grant's access for missing."""
+    with system.client() as tech:
+        grant = request(tech, "m365")
+    active = system.wait_state(grant["id"], "active")
+    with system.app.ctx.uow() as uow:
+        stored = uow.grants.get(grant["id"])
+        assert stored is not None
+        user_id = stored.account["user_id"]
+    settings = system.world.graph_settings(PEDRO)
+    token = httpx.post(
+        f"{system.world.url}/graph/login/{PEDRO.tenant_id}/oauth2/v2.0/token",
+        data={"grant_type": "password", "client_id": settings["client_id"],
+              "scope": "https://graph.microsoft.com/.default",
+              "username": active["username"], "password": grant["password"]},
+    ).json()["access_token"]  # fmt: skip
+    patched = httpx.patch(
+        f"{system.world.url}/graph/v1.0/users/{user_id}",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"employeeType": None, "displayName": "Nobody"},
+    )
+    assert patched.status_code == 204, patched.text
+    found = wait_for(
+        lambda: events(system, grant["id"], "account.tampering_detected"),
+        timeout=DEADLINE_S,
+        what="the drift pass to report the tampering",
+    )
+    assert found[0].actor == "system:reconciler"
+    assert metric(system, "jitadmin_tampering_total", identity_provider="m365") == 1.0
+    assert events(system, grant["id"], "drift.access_missing") == []
+    assert system.grant(grant["id"])["state"] == "active"
+    revoke(system, grant["id"])
+    assert system.world.graph.find_user(PEDRO.tenant_id, user_id) is None
