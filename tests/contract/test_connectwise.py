@@ -335,6 +335,29 @@ def test_get_ticket_open_closed_and_unknown(world: World) -> None:
     assert (closed.is_closed, closed.status) == (True, "Closed")
 
 
+@pytest.mark.parametrize(
+    "ops",
+    [
+        [{"op": "replace", "path": "closedFlag", "value": True}],
+        [{"op": "replace", "path": "/status", "value": {"name": "Closed"}}],
+        [{"op": "replace", "path": "status/id", "value": 30}],
+    ],
+)
+def test_json_patch_closes_a_ticket(world: World, ops: list[dict[str, Any]]) -> None:
+    with world.client() as cw:
+        response = cw.patch("service/tickets/48301", json=ops)
+        assert response.status_code == 200, response.text
+        assert response.json()["closedFlag"] is True
+        assert cw.patch("service/tickets/48301", json={"closedFlag": True}).status_code == 400
+        bad = [{"op": "replace", "path": "summary", "value": "x"}]
+        assert cw.patch("service/tickets/48301", json=bad).status_code == 400
+    with world.client(auth=None) as anonymous:
+        assert anonymous.patch("service/tickets/48302", json=ops).status_code == 401
+    with world.adapter() as adapter:
+        assert adapter.get_ticket("48301").is_closed
+        assert not adapter.get_ticket("48302").is_closed
+
+
 def test_add_note_then_find_it_by_marker(world: World) -> None:
     marker = "[jit:7f3c2a9e:grant]"
     with world.adapter() as adapter:

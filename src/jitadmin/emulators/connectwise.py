@@ -1,8 +1,9 @@
 """ConnectWise PSA (Manage) emulator: the REST subset jitadmin uses (spec §2, §7).
 
 Vendor routes: ``GET /login/companyinfo/{company}`` and, under ``/v4_6_release/apis/3.0``,
-companies, tickets (list, search, count, by id) and ticket notes (list, create). Every vendor
-request is journaled, then delayed and failed per the fault switches, then authenticated.
+companies, tickets (list, search, count, by id, close with a JSON Patch) and ticket notes (list,
+create). Every vendor request is journaled, then delayed and failed per the fault switches, then
+authenticated.
 
 Admin routes under ``/_admin`` (no auth, no faults; ``psa_common.add_admin_routes``):
 ``PUT``/``DELETE /faults``, ``GET``/``DELETE /requests`` and ``POST /drop_after_commit
@@ -295,6 +296,13 @@ def _add_vendor_routes(app: FastAPI, state: ConnectWiseState) -> None:
     def get_ticket(ticket_id: str, request: Request) -> dict[str, Any]:
         return project(_existing_ticket(state, ticket_id), request.query_params.get("fields"))
 
+    @app.patch(f"{API_ROOT}/service/tickets/{{ticket_id}}")
+    async def patch_ticket(ticket_id: str, request: Request) -> dict[str, Any]:
+        ticket = _existing_ticket(state, ticket_id)
+        changed = state.update_ticket(ticket["id"], _ticket_patch(await _json_body(request)))
+        assert changed is not None
+        return changed
+
     @app.get(f"{API_ROOT}/service/tickets/{{ticket_id}}/notes")
     def list_notes(ticket_id: str, request: Request) -> Response:
         ticket = _existing_ticket(state, ticket_id)
@@ -309,6 +317,32 @@ def _add_vendor_routes(app: FastAPI, state: ConnectWiseState) -> None:
             # The note is committed; the client never learns it (outcome-unknown path).
             return CWError(500, "ConnectWiseApi", "the request was aborted").response()
         return JSONResponse(note, status_code=201)
+
+
+def _ticket_patch(body: Any) -> dict[str, Any]:
+    """A JSON Patch (RFC 6902) list of ``replace`` ops on ``status`` or ``closedFlag``, as the
+    changes it makes; a status named or numbered "Closed" closes the ticket."""
+    if not isinstance(body, list) or not body:
+        raise CWError(400, "InvalidObject", "the body must be a JSON Patch list of operations")
+    changes: dict[str, Any] = {}
+    for op in body:
+        if not isinstance(op, dict) or op.get("op") != "replace" or "value" not in op:
+            raise CWError(400, "InvalidObject", "only replace operations with a value are allowed")
+        path, value = str(op.get("path", "")).strip("/"), op["value"]
+        if path == "closedFlag" and isinstance(value, bool):
+            changes["closedFlag"] = value
+            continue
+        if path == "status" and isinstance(value, dict):
+            value = value.get("name", value.get("id"))
+        elif path not in ("status/name", "status/id"):
+            raise CWError(400, "InvalidObject", f"cannot patch {path!r} on a ticket")
+        names = {number: name for name, number in _STATUS_IDS.items()}
+        name = names.get(value, value) if isinstance(value, int) else value
+        if name not in _STATUS_IDS:
+            raise CWError(400, "InvalidObject", f"unknown status {value!r}")
+        changes["status"] = {"id": _STATUS_IDS[name], "name": name}
+        changes["closedFlag"] = name == "Closed"
+    return changes
 
 
 def _existing_ticket(state: ConnectWiseState, raw_id: str) -> dict[str, Any]:

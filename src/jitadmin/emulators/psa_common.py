@@ -19,7 +19,7 @@ import copy
 import json
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 
 from fastapi import FastAPI, Request
@@ -265,6 +265,15 @@ class PsaWorld:
     def ticket(self, ticket_id: int) -> dict[str, Any] | None:
         with self._lock:
             return copy.deepcopy(self._tickets.get(ticket_id))
+
+    def update_ticket(self, ticket_id: int, changes: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Merge ``changes`` into the ticket (a vendor's update call); a copy of the result."""
+        with self._lock:
+            ticket = self._tickets.get(ticket_id)
+            if ticket is None:
+                return None
+            ticket.update(copy.deepcopy(dict(changes)))
+            return copy.deepcopy(ticket)
 
     def _new_ticket_id(self) -> int:
         """The next free ticket id; the caller holds the lock."""

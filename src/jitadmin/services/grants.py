@@ -268,11 +268,18 @@ def extend_grant(ctx: ServiceContext, actor: User, grant_id: str, minutes: objec
                 f"only an active grant can be extended (this one is {grant.state.value})"
             )
         new_expiry = grant.expires_at + timedelta(minutes=minutes)
-        if new_expiry - ctx.clock.now() > timedelta(minutes=maximum):
+        # The cap is on the grant's whole life, from activation, never from "now": repeated
+        # extends must not add up to standing access.
+        started = grant.activated_at or grant.created_at
+        if new_expiry - started > timedelta(minutes=maximum):
             raise ValidationFailedError.single(
-                "minutes", f"would leave more than {maximum} minutes of access from now"
+                "minutes",
+                f"would make the grant last more than {maximum} minutes from its activation",
             )
+        ticket_system = ctx.tickets(uow)
         identity = ctx.identity_for(uow, customer, grant.identity_provider)
+    # The ticket must still be open and the customer's at every extend (no transaction open).
+    _check_ticket(ticket_system, customer, grant.ticket_id)
     try:
         identity.extend(AccessSpec(grant.id, grant.requester, "", new_expiry, dict(grant.account)))
     except AdapterError as error:
