@@ -86,8 +86,9 @@ def main() -> None:
         requester, step = crash.split("|", 1)
         plain = app.ctx.uow
 
-        def crashing_uow() -> UnitOfWork:
-            return cast(UnitOfWork, CrashAfterCommit(plain(), requester, f"account.{step}"))
+        def crashing_uow(credential: str | None = None) -> UnitOfWork:
+            inner = plain(credential)
+            return cast(UnitOfWork, CrashAfterCommit(inner, requester, f"account.{step}"))
 
         app.ctx.uow = crashing_uow
     worker = attach_worker(app)

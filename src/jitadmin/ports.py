@@ -173,6 +173,10 @@ class Metrics(Protocol):
 
     def tampering(self, identity_provider: str) -> None: ...
 
+    def security_alert(self, kind: str) -> None:
+        """Something that looks like abuse was stopped (e.g. the installation's reveal limit)."""
+        ...
+
 
 class NoMetrics:
     def revocation_completed(self, identity_provider: str, lag_s: float) -> None:
@@ -188,6 +192,9 @@ class NoMetrics:
         pass
 
     def tampering(self, identity_provider: str) -> None:
+        pass
+
+    def security_alert(self, kind: str) -> None:
         pass
 
 
@@ -227,6 +234,13 @@ class User:
     def may_use(self, customer: str) -> bool:
         return self.customers is None or customer in self.customers
 
+    def covers(self, scope: tuple[str, ...] | None) -> bool:
+        """Whether ``scope`` (another user's customers, None = every customer) lies inside
+        this user's own: the rule for which users, tokens and settings an admin manages."""
+        if self.customers is None:
+            return True
+        return scope is not None and set(scope) <= set(self.customers)
+
 
 @dataclass(frozen=True)
 class OutboxMessage:
@@ -253,6 +267,7 @@ class StoredAuditEvent:
     data: dict[str, Any]
     hash: str
     prev_hash: str = ""
+    credential: str | None = None  # which credential acted ("token:<id>", "session:<handle>")
 
 
 @dataclass(frozen=True)
@@ -402,8 +417,10 @@ class UserRepo(Protocol):
         token_expires_at: datetime | None = None,
     ) -> None: ...  # fmt: skip
     def get(self, username: str) -> User | None: ...
-    def by_token_hash(self, token_hash: str, now: datetime | None = None) -> User | None:
-        """The token's user, unless the token is unknown or expired at ``now``."""
+    def by_token_hash(
+        self, token_hash: str, now: datetime | None = None
+    ) -> tuple[User, int] | None:
+        """The token's user and the token's id, unless it is unknown or expired at ``now``."""
         ...
 
     def all(self) -> list[User]: ...
@@ -520,7 +537,10 @@ class UnitOfWork(Protocol):
     def commit(self) -> None: ...
 
 
-UnitOfWorkFactory = Callable[[], UnitOfWork]
+class UnitOfWorkFactory(Protocol):
+    def __call__(self, credential: str | None = None) -> UnitOfWork:
+        """A new unit of work; ``credential`` is stamped on each audit event naming none."""
+        ...
 
 
 # --- adapter factories (implemented by wiring) -------------------------------------------

@@ -50,6 +50,7 @@ class Settings(BaseSettings):
 
     # Security limits (docs/security.md).
     reveal_limit_per_hour: int = Field(default=10, ge=1)
+    reveal_limit_global_per_hour: int = Field(default=30, ge=1)
     signin_failures_per_user: int = Field(default=5, ge=1)
     signin_failures_per_client: int = Field(default=20, ge=1)
     signin_lockout_minutes: float = Field(default=15.0, gt=0)

@@ -159,6 +159,7 @@ def build(settings: Settings, *, clock: Clock | None = None, upgrade: bool = Tru
         ),
         security=SecurityTuning(
             reveal_limit_per_hour=settings.reveal_limit_per_hour,
+            reveal_limit_global_per_hour=settings.reveal_limit_global_per_hour,
             signin_failures_per_user=settings.signin_failures_per_user,
             signin_failures_per_client=settings.signin_failures_per_client,
             signin_lockout_minutes=settings.signin_lockout_minutes,

@@ -24,7 +24,9 @@ from conftest import System, start_system, stop_system
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     tmp: Path = tmp_path_factory.mktemp("fuzz")
-    system = start_system(tmp, with_worker=False, reveal_limit_per_hour=100_000)
+    system = start_system(
+        tmp, with_worker=False, reveal_limit_per_hour=100_000, reveal_limit_global_per_hour=100_000
+    )
     yield system
     stop_system(system)
 

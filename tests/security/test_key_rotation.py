@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from jitadmin.adapters.secretbox import AesGcmSecretBox
 from jitadmin.ports import User
-from jitadmin.services import grants
+from jitadmin.services import grants, reveals
 from jitadmin.wiring import build
 
 from conftest import SECRET_KEY, fast_settings, start_system, stop_system
@@ -80,7 +80,7 @@ def test_rotate_reseals_everything_and_is_idempotent(tmp_path: Path) -> None:
     try:
         admin_user = User("admin", "admin")
         for grant in made:
-            shown = grants.reveal_password(app.ctx, admin_user, grant.grant.id, "rotation check")
+            shown = reveals.reveal_password(app.ctx, admin_user, grant.grant.id, "rotation check")
             assert shown == grant.password
         with app.ctx.uow() as uow:
             record = uow.connections.get(customer.slug, "m365")

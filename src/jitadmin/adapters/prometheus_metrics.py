@@ -51,6 +51,12 @@ class PrometheusMetrics:
             ["identity_provider"],
             registry=self.registry,
         )
+        self._alerts = Counter(
+            "jitadmin_security_alerts",
+            "Abuse that was stopped and needs a look, by kind (e.g. reveal_limit_exceeded)",
+            ["kind"],
+            registry=self.registry,
+        )
 
     def revocation_completed(self, identity_provider: str, lag_s: float) -> None:
         self._lag.labels(identity_provider).observe(max(lag_s, 0.0))
@@ -66,3 +72,6 @@ class PrometheusMetrics:
 
     def tampering(self, identity_provider: str) -> None:
         self._tampering.labels(identity_provider).inc()
+
+    def security_alert(self, kind: str) -> None:
+        self._alerts.labels(kind).inc()

@@ -21,6 +21,9 @@ class AuditEvent:
     grant_id: str | None = None
     customer: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    # Which credential acted ("token:<id>", "session:<handle>"), never the secret itself;
+    # None for the worker, the CLI and anonymous callers.
+    credential: str | None = None
 
 
 def canonical(event: AuditEvent, seq: int) -> bytes:
@@ -34,6 +37,9 @@ def canonical(event: AuditEvent, seq: int) -> bytes:
         "customer": event.customer,
         "data": event.data,
     }
+    if event.credential is not None:
+        # Only when set, so entries written before the field existed still verify.
+        body["credential"] = event.credential
     return json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import cast
 
 from sqlalchemy import Select, Table, bindparam, insert, select, update
@@ -32,10 +33,14 @@ _HEAD_START = insert(_HEAD).values(id=1, seq=bindparam("new_seq"), hash=bindpara
 
 
 class SqlAuditLog:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, credential: str | None = None) -> None:
         self.s = session
+        # The credential acting in this unit of work: stamped on every event that names none.
+        self.credential = credential
 
     def append(self, event: AuditEvent) -> None:
+        if event.credential is None and self.credential is not None:
+            event = replace(event, credential=self.credential)
         # Prebuilt Core statements on the session's connection, not ORM objects: the worker
         # appends an event per recorded step, and the ORM cost more CPU than the hashing.
         conn = self.s.connection()
@@ -53,6 +58,7 @@ class SqlAuditLog:
                 "grant_id": event.grant_id,
                 "customer": event.customer,
                 "data": event.data,
+                "credential": event.credential,
                 "prev_hash": previous,
                 "hash": digest,
             },
@@ -72,6 +78,7 @@ class SqlAuditLog:
             dict(row.data),
             row.hash,
             row.prev_hash,
+            row.credential,
         )
 
     def entries(self, *, grant_id: str | None = None, limit: int = 500) -> list[StoredAuditEvent]:
@@ -116,8 +123,9 @@ class SqlAuditLog:
             select(AuditRow).order_by(AuditRow.seq).execution_options(yield_per=1000)
         ):
             event = AuditEvent(
-                row.kind, row.actor, row.at, row.grant_id, row.customer, dict(row.data)
-            )
+                row.kind, row.actor, row.at, row.grant_id, row.customer, dict(row.data),
+                row.credential,
+            )  # fmt: skip
             if row.seq != expected_seq:
                 # Entries are missing (deleted) or out of place: the first absent seq is bad.
                 return checked, min(row.seq, expected_seq)

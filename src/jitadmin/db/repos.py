@@ -37,7 +37,7 @@ _CONNECTION = (
     .where(CustomerRow.slug == bindparam("customer"), ConnectionRow.kind == bindparam("kind"))
 )
 _BY_TOKEN = (
-    select(UserRow)
+    select(UserRow, ApiTokenRow.id)
     .join(ApiTokenRow, ApiTokenRow.user_id == UserRow.id)
     .where(ApiTokenRow.token_hash == bindparam("token_hash"))
 )
@@ -277,12 +277,14 @@ class SqlUserRepo:
         row = self.s.scalar(select(UserRow).where(UserRow.username == username))
         return None if row is None else self._to(row)
 
-    def by_token_hash(self, token_hash: str, now: datetime | None = None) -> User | None:
+    def by_token_hash(
+        self, token_hash: str, now: datetime | None = None
+    ) -> tuple[User, int] | None:
         if now is None:
-            row = self.s.scalar(_BY_TOKEN, {"token_hash": token_hash})
+            found = self.s.execute(_BY_TOKEN, {"token_hash": token_hash}).first()
         else:
-            row = self.s.scalar(_BY_TOKEN_NOW, {"token_hash": token_hash, "now": now})
-        return None if row is None else self._to(row)
+            found = self.s.execute(_BY_TOKEN_NOW, {"token_hash": token_hash, "now": now}).first()
+        return None if found is None else (self._to(found[0]), found[1])
 
     def all(self) -> list[User]:
         return [self._to(r) for r in self.s.scalars(select(UserRow).order_by(UserRow.username))]

@@ -75,15 +75,16 @@ _GATE_HELD = "jitadmin_sqlite_gate"
 
 
 class SqlUnitOfWork:
-    def __init__(self, factory: sessionmaker[Session]) -> None:
+    def __init__(self, factory: sessionmaker[Session], credential: str | None = None) -> None:
         self._factory = factory
+        self._credential = credential
 
     def __enter__(self) -> SqlUnitOfWork:
         self.session = self._factory()
         self.customers = SqlCustomerRepo(self.session)
         self.connections = SqlConnectionRepo(self.session)
         self.grants = SqlGrantRepo(self.session)
-        self.audit = SqlAuditLog(self.session)
+        self.audit = SqlAuditLog(self.session, self._credential)
         self.outbox = SqlOutbox(self.session)
         self.users = SqlUserRepo(self.session)
         self.web_sessions = SqlWebSessionRepo(self.session)
@@ -108,8 +109,8 @@ class Database:
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
-    def uow(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self._sessions)
+    def uow(self, credential: str | None = None) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self._sessions, credential)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -135,6 +135,8 @@ class AuditRow(Base):
     grant_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     customer: Mapped[str | None] = mapped_column(String(64), nullable=True)
     data: Mapped[dict[str, Any]]
+    # The credential that acted ("token:<id>", "session:<handle>"); never a secret.
+    credential: Mapped[str | None] = mapped_column(String(80), nullable=True)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 

@@ -39,6 +39,8 @@ from jitadmin.services.context import (
     connection_context,
     require_customer,
     require_role,
+    require_scope,
+    require_unrestricted_admin,
 )
 from jitadmin.services.grants import UpstreamUnavailableError
 from jitadmin.services.tenancy import refuse_tenant_switch
@@ -80,7 +82,8 @@ def create_customer(
     ctx: ServiceContext, actor: User, *, slug: str, name: str, psa_company_id: str,
     domain_prefix: str | None = None, max_duration_minutes: int | None = None,
 ) -> Customer:  # fmt: skip
-    require_role(actor, ADMIN)
+    # A new customer lies outside every restricted admin's scope.
+    require_unrestricted_admin(actor, "adding a customer")
     if not _SLUG.match(slug):
         raise ValidationFailedError.single(
             "slug", "must be 2-63 lowercase letters, digits or dashes"
@@ -129,9 +132,10 @@ def put_connection(
     require_role(actor, ADMIN)
     if kind not in ("m365", "ad"):
         raise ValidationFailedError.single("kind", "must be m365 or ad")
-    public, hidden = _split_settings(kind, body)
     with ctx.uow() as uow:
+        # A customer outside the admin's scope is unknown to it, whatever the body says.
         customer = require_customer(uow, actor, slug, "path")
+        public, hidden = _split_settings(kind, body)
         refuse_tenant_switch(uow, customer.slug, kind, public)
         sealed = ctx.box.seal(json.dumps(hidden), connection_context(customer.slug, kind))
         uow.connections.put(ConnectionRecord(kind, public, sealed, customer.slug), ctx.clock.now())
@@ -154,7 +158,7 @@ def check_connection(ctx: ServiceContext, actor: User, slug: str, kind: str) -> 
 
 
 def put_psa(ctx: ServiceContext, actor: User, body: dict[str, Any]) -> dict[str, Any]:
-    require_role(actor, ADMIN)
+    require_unrestricted_admin(actor, "the PSA connection (shared by every customer)")
     kind = str(body.get("kind") or "")
     if kind not in PSA_KINDS:
         raise ValidationFailedError.single("kind", f"must be one of {', '.join(PSA_KINDS)}")
@@ -169,7 +173,7 @@ def put_psa(ctx: ServiceContext, actor: User, body: dict[str, Any]) -> dict[str,
 
 def check_psa(ctx: ServiceContext, actor: User) -> dict[str, Any]:
     """Test the configured PSA connection: ``{"kind", "findings"}``, or 503 with the reason."""
-    require_role(actor, ADMIN)
+    require_unrestricted_admin(actor, "the PSA connection (shared by every customer)")
     with ctx.uow() as uow:
         record = uow.connections.get_psa()
         if record is None:
@@ -240,16 +244,20 @@ def add_user(
     ctx: ServiceContext, actor: User | None, *, username: str, role: str,
     customers: list[str] | None = None,
 ) -> NewUser:  # fmt: skip
-    """Create a user with a password and an API token, shown this once. ``actor`` None: the CLI."""
+    """Create a user with a password and an API token, shown this once. ``actor`` None: the CLI.
+
+    An admin restricted to some customers creates only users restricted to some of those."""
+    scope = None if customers is None else tuple(customers)
     if actor is not None:
         require_role(actor, ADMIN)
+        require_scope(actor, scope, "customers")
     if not _USERNAME.match(username):
         raise ValidationFailedError.single("username", "must be 2-200 letters, digits or . _ @ + -")
     if role not in ROLES:
         raise ValidationFailedError.single("role", f"must be one of {', '.join(ROLES)}")
     password = secrets.token_urlsafe(18)
     token = "jit_" + secrets.token_urlsafe(32)
-    user = User(username, role, None if customers is None else tuple(customers))
+    user = User(username, role, scope)
     with ctx.uow() as uow:
         if uow.users.get(username) is not None:
             raise ConflictError(f"user {username!r} exists already")
@@ -273,14 +281,24 @@ def add_user(
 
 
 def list_users(ctx: ServiceContext, actor: User) -> list[User]:
+    """The users this admin manages: those whose customers all lie inside its own scope."""
     require_role(actor, ADMIN)
     with ctx.uow() as uow:
-        return uow.users.all()
+        return [u for u in uow.users.all() if actor.covers(u.customers)]
 
 
-def authenticate_token(ctx: ServiceContext, token: str) -> User | None:
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling, and with which credential (``token:<id>``; never the secret)."""
+
+    user: User
+    credential: str
+
+
+def authenticate_token(ctx: ServiceContext, token: str) -> Caller | None:
     with ctx.uow() as uow:
-        return uow.users.by_token_hash(hash_token(token), ctx.clock.now())
+        found = uow.users.by_token_hash(hash_token(token), ctx.clock.now())
+    return None if found is None else Caller(found[0], f"token:{found[1]}")
 
 
 def list_audit(

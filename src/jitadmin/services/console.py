@@ -11,12 +11,22 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from jitadmin.core.errors import AdapterError, AdapterNotFoundError, NotFoundError
+from jitadmin.core.errors import (
+    AdapterError,
+    AdapterNotFoundError,
+    ForbiddenError,
+    NotFoundError,
+)
 from jitadmin.core.events import AuditEvent
 from jitadmin.core.grant import Grant
-from jitadmin.ports import ApiToken, Customer, OutboxMessage, Ticket, User
+from jitadmin.ports import ApiToken, Customer, OutboxMessage, Ticket, UnitOfWork, User
 from jitadmin.services.admin import hash_token
-from jitadmin.services.context import ADMIN, ServiceContext, require_role
+from jitadmin.services.context import (
+    ADMIN,
+    ServiceContext,
+    require_role,
+    require_unrestricted_admin,
+)
 from jitadmin.services.grants import UpstreamUnavailableError, show_grant, visible_grant
 
 
@@ -71,10 +81,13 @@ def grant_ticket(ctx: ServiceContext, actor: User, grant_id: str) -> Ticket:
 
 
 def customer_setups(ctx: ServiceContext, actor: User) -> list[CustomerSetup]:
+    """The customers this admin manages, with the settings of their connections."""
     require_role(actor, ADMIN)
     with ctx.uow() as uow:
         setups = []
         for customer in uow.customers.all():
+            if not actor.may_use(customer.slug):
+                continue
             shown: dict[str, dict[str, Any]] = {}
             for kind in sorted(uow.connections.kinds(customer.slug)):
                 record = uow.connections.get(customer.slug, kind)
@@ -85,32 +98,45 @@ def customer_setups(ctx: ServiceContext, actor: User) -> list[CustomerSetup]:
 
 
 def psa_setup(ctx: ServiceContext, actor: User) -> tuple[str, dict[str, Any]] | None:
-    require_role(actor, ADMIN)
+    require_unrestricted_admin(actor, "the PSA connection (shared by every customer)")
     with ctx.uow() as uow:
         record = uow.connections.get_psa()
     return None if record is None else (record.kind, dict(record.settings))
 
 
+def _manages(uow: UnitOfWork, actor: User, username: str) -> bool:
+    """Whose tokens ``actor`` sees and revokes: its own; an admin's, those of the users whose
+    customers all lie inside its scope (an unrestricted admin: everyone's)."""
+    if username == actor.username:
+        return True
+    owner = uow.users.get(username)
+    return actor.role == ADMIN and owner is not None and actor.covers(owner.customers)
+
+
 def list_tokens(ctx: ServiceContext, actor: User) -> list[ApiToken]:
     require_role(actor, ADMIN)
     with ctx.uow() as uow:
-        return uow.api_tokens.all()
+        return [t for t in uow.api_tokens.all() if _manages(uow, actor, t.username)]
 
 
-def issue_token(ctx: ServiceContext, actor: User, username: str) -> str:
-    """A new API token for ``username``; returned this once, stored as a hash."""
-    require_role(actor, ADMIN)
+def issue_token(ctx: ServiceContext, actor: User, username: str | None = None) -> str:
+    """A new API token for the caller (``username`` may only name the caller); returned this
+    once, stored as a hash. Nobody mints a credential for someone else: another user's first
+    token comes with the account (``add_user``)."""
+    if username is not None and username != actor.username:
+        raise ForbiddenError(
+            "username: API tokens are issued only to the caller themselves "
+            f"(you are {actor.username!r}); {username!r} gets a token of their own at creation"
+        )
     token = "jit_" + secrets.token_urlsafe(32)
     with ctx.uow() as uow:
-        if uow.users.get(username) is None:
-            raise NotFoundError("user", username)
+        if uow.users.get(actor.username) is None:
+            raise NotFoundError("user", actor.username)
         now = ctx.clock.now()
-        uow.api_tokens.add(
-            username, hash_token(token), now, now + timedelta(days=ctx.security.api_token_days)
-        )
-        uow.audit.append(
-            AuditEvent("token.issued", actor.username, ctx.clock.now(), data={"user": username})
-        )
+        expires = now + timedelta(days=ctx.security.api_token_days)
+        token_id = uow.api_tokens.add(actor.username, hash_token(token), now, expires)
+        data = {"user": actor.username, "token_id": token_id}
+        uow.audit.append(AuditEvent("token.issued", actor.username, now, data=data))
         uow.commit()
     return token
 
@@ -119,7 +145,8 @@ def revoke_token(ctx: ServiceContext, actor: User, token_id: int) -> ApiToken:
     require_role(actor, ADMIN)
     with ctx.uow() as uow:
         removed = uow.api_tokens.delete(token_id)
-        if removed is None:
+        if removed is None or not _manages(uow, actor, removed.username):
+            # Rolled back: a token outside the admin's scope is left alone, and not confirmed.
             raise NotFoundError("token", str(token_id))
         uow.audit.append(
             AuditEvent(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from jitadmin.core.errors import (
@@ -50,6 +50,8 @@ class WorkerTuning:
 @dataclass(frozen=True)
 class SecurityTuning:
     reveal_limit_per_hour: int = 10
+    # All admins together: a rogue admin cannot beat the per-admin limit with more admins.
+    reveal_limit_global_per_hour: int = 30
     signin_failures_per_user: int = 5
     signin_failures_per_client: int = 20
     signin_lockout_minutes: float = 15.0
@@ -72,6 +74,20 @@ class ServiceContext:
     # Called after a commit that created due work, so an in-process worker wakes at once.
     wake: Callable[[], None] = lambda: None
     metrics: Metrics = field(default_factory=NoMetrics)
+    # The credential acting in this request ("token:<id>", "session:<handle>"); None for the
+    # worker and the CLI. Set by ``acting``; every audit event written through ``uow`` names it.
+    credential: str | None = None
+
+    def acting(self, credential: str | None) -> ServiceContext:
+        """This context for one request made with ``credential``."""
+        if credential is None or credential == self.credential:
+            return self
+        base, acting = self.uow, credential
+
+        def bound(credential: str | None = None) -> UnitOfWork:
+            return base(credential or acting)
+
+        return replace(self, uow=bound, credential=credential)
 
     # -- connections, decrypted only here and only for the call at hand -------------------
 
@@ -116,6 +132,27 @@ def connection_context(customer: str | None, kind: str) -> str:
 def require_role(user: User, *roles: str) -> None:
     if user.role not in roles:
         raise ForbiddenError(f"role {user.role!r} may not do this (needs {' or '.join(roles)})")
+
+
+def require_unrestricted_admin(actor: User, what: str) -> None:
+    """Global settings (the PSA, keys, customers, unrestricted users) need an admin whose
+    scope is every customer; an admin restricted to some customers manages only those."""
+    require_role(actor, ADMIN)
+    if actor.customers is not None:
+        raise ForbiddenError(f"{what} needs an unrestricted admin; you manage only some customers")
+
+
+def require_scope(actor: User, scope: tuple[str, ...] | None, field_name: str) -> None:
+    """``scope`` (a user's customers; None = every customer) must lie inside the actor's."""
+    if actor.covers(scope):
+        return
+    if scope is None:
+        raise ForbiddenError(
+            f"{field_name}: you manage only some customers, so a user you create or change "
+            "must be restricted to some of them (an unrestricted user needs an unrestricted admin)"
+        )
+    outside = sorted(set(scope) - set(actor.customers or ()))
+    raise ForbiddenError(f"{field_name}: outside the customers you manage: {', '.join(outside)}")
 
 
 def require_customer(

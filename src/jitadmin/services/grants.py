@@ -38,7 +38,6 @@ from jitadmin.services.context import (
     require_customer,
     require_role,
 )
-from jitadmin.services.limits import RateLimitedError, count_recent, retry_after
 
 S = GrantState
 
@@ -226,7 +225,7 @@ def show_grant(ctx: ServiceContext, actor: User, grant_id: str) -> tuple[Grant, 
     with ctx.uow() as uow:
         grant = visible_grant(uow, actor, grant_id)
         events = [
-            AuditEvent(e.kind, e.actor, e.at, e.grant_id, e.customer, e.data)
+            AuditEvent(e.kind, e.actor, e.at, e.grant_id, e.customer, e.data, e.credential)
             for e in uow.audit.entries(grant_id=grant_id)
         ]
         return grant, events
@@ -319,51 +318,6 @@ def extend_grant(ctx: ServiceContext, actor: User, grant_id: str, minutes: objec
     return current
 
 
-def reveal_password(ctx: ServiceContext, actor: User, grant_id: str, reason: str | None) -> str:
-    """Admins only, with a reason, at most ``reveal_limit_per_hour`` per admin; the reveal (or
-    its refusal for the rate limit) is audited before anything leaves this function."""
-    require_role(actor, ADMIN)
-    why = (reason or "").strip()
-    if not why:
-        raise ValidationFailedError.single("reason", "say why you need the password (audited)")
-    with ctx.uow() as uow:
-        grant = visible_grant(uow, actor, grant_id)
-        _limit_reveals(ctx, uow, actor, grant)
-        sealed = uow.grants.password_sealed(grant_id)
-        if sealed is None or grant.state in (S.REVOKED, S.DENIED):
-            raise ConflictError("this grant's password no longer exists (the grant has ended)")
-        password = ctx.box.open(sealed, password_context(grant_id))
-        uow.audit.append(
-            AuditEvent(
-                kind="grant.password_revealed",
-                actor=actor.username,
-                at=ctx.clock.now(),
-                grant_id=grant.id,
-                customer=grant.customer,
-                data={"reason": why[:500]},
-            )
-        )
-        uow.commit()
-    return password
-
-
-def _limit_reveals(ctx: ServiceContext, uow: UnitOfWork, actor: User, grant: Grant) -> None:
-    now, window = ctx.clock.now(), timedelta(hours=1)
-    done, oldest = count_recent(uow, "grant.password_revealed", now - window, actor=actor.username)
-    if done < ctx.security.reveal_limit_per_hour:
-        return
-    refused = AuditEvent(
-        kind="grant.password_reveal_refused", actor=actor.username, at=now,
-        grant_id=grant.id, customer=grant.customer, data={"why": "rate limit", "count": done},
-    )  # fmt: skip
-    uow.audit.append(refused)
-    uow.commit()
-    raise RateLimitedError(
-        f"at most {ctx.security.reveal_limit_per_hour} password reveals per hour",
-        retry_after(oldest, window, now),
-    )
-
-
 __all__ = [
     "IDENTITY_PROVIDERS",
     "RequestedGrant",
@@ -371,7 +325,6 @@ __all__ = [
     "extend_grant",
     "list_grants",
     "request_grant",
-    "reveal_password",
     "revoke_now",
     "show_grant",
 ]

@@ -70,6 +70,13 @@ def session_hash(session_id: str) -> str:
     return hashlib.sha256(session_id.encode()).hexdigest()
 
 
+def credential_of(session_id: str) -> str:
+    """How the audit log names a web session: a short one-way handle, never the cookie, and
+    not the stored hash either (the handle cannot be turned into a row to steal)."""
+    digest = hashlib.sha256(b"jitadmin-session-handle:" + session_id.encode()).hexdigest()
+    return f"session:{digest[:16]}"
+
+
 @cache
 def _dummy_hash() -> str:
     return _hasher.hash(secrets.token_urlsafe(16))
@@ -110,7 +117,13 @@ def sign_in(
             uow.web_sessions.delete(session_hash(replaces))
         uow.web_sessions.add(WebSession(session_hash(session_id), name, csrf, now, now, expires))
         uow.audit.append(
-            AuditEvent("auth.signed_in", name, now, data={"client": client, "via": "web"})
+            AuditEvent(
+                "auth.signed_in",
+                name,
+                now,
+                data={"client": client, "via": "web"},
+                credential=credential_of(session_id),
+            )
         )
         uow.commit()
     return SignedIn(session_id, csrf, user, min(expires, now + policy.idle))
@@ -158,7 +171,13 @@ def sign_out(ctx: ServiceContext, session_id: str, *, client: str = "") -> None:
             return
         uow.web_sessions.delete(key)
         uow.audit.append(
-            AuditEvent("auth.signed_out", found.username, ctx.clock.now(), data={"client": client})
+            AuditEvent(
+                "auth.signed_out",
+                found.username,
+                ctx.clock.now(),
+                data={"client": client},
+                credential=credential_of(session_id),
+            )
         )
         uow.commit()
 

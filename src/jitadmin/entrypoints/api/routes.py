@@ -24,7 +24,7 @@ from jitadmin.entrypoints.api.schemas import (
     grant_out,
 )
 from jitadmin.ports import AuditQuery, User
-from jitadmin.services import admin, console, grants
+from jitadmin.services import admin, console, grants, reveals
 from jitadmin.services.context import ServiceContext
 
 router = APIRouter(prefix="/api/v1")
@@ -40,22 +40,29 @@ def ctx_of(request: Request) -> ServiceContext:
     return ctx
 
 
-async def _ctx(request: Request) -> ServiceContext:
-    # async: FastAPI runs a plain ``def`` dependency on the thread pool, a round trip that
-    # costs more than this attribute lookup.
-    return ctx_of(request)
-
-
-def current_user(
+def current_caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> User:
+) -> admin.Caller:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise UnauthorizedError("missing bearer token")
-    user = admin.authenticate_token(ctx_of(request), credentials.credentials)
-    if user is None:
+    caller = admin.authenticate_token(ctx_of(request), credentials.credentials)
+    if caller is None:
         raise UnauthorizedError("invalid bearer token")
-    return user
+    return caller
+
+
+Caller = Annotated[admin.Caller, Depends(current_caller)]
+
+
+async def current_user(caller: Caller) -> User:
+    return caller.user
+
+
+async def _ctx(request: Request, caller: Caller) -> ServiceContext:
+    # The context of this request: its audit events name the token that acted. (async: a
+    # plain ``def`` dependency would cost a thread-pool round trip for an attribute lookup.)
+    return ctx_of(request).acting(caller.credential)
 
 
 Ctx = Annotated[ServiceContext, Depends(_ctx)]
@@ -195,7 +202,7 @@ def extend(grant_id: str, body: ExtendIn, ctx: Ctx, actor: Actor) -> dict[str, A
 
 @router.post("/grants/{grant_id}/password")
 def reveal(grant_id: str, ctx: Ctx, actor: Actor, body: RevealIn | None = None) -> dict[str, Any]:
-    password = grants.reveal_password(ctx, actor, grant_id, body.reason if body else None)
+    password = reveals.reveal_password(ctx, actor, grant_id, body.reason if body else None)
     return {"id": grant_id, "password": password}
 
 
@@ -236,9 +243,10 @@ def list_tokens(ctx: Ctx, actor: Actor) -> dict[str, Any]:
 
 
 @router.post("/tokens", status_code=201)
-def issue_token(body: TokenIn, ctx: Ctx, actor: Actor) -> dict[str, Any]:
-    # Shown this once; only its SHA-256 is stored.
-    return {"username": body.username, "token": console.issue_token(ctx, actor, body.username)}
+def issue_token(ctx: Ctx, actor: Actor, body: TokenIn | None = None) -> dict[str, Any]:
+    # For the caller only (another username: 403). Shown this once; only a hash is stored.
+    token = console.issue_token(ctx, actor, body.username if body else None)
+    return {"username": actor.username, "token": token}
 
 
 @router.delete("/tokens/{token_id}")

@@ -35,7 +35,8 @@ class RevealIn(Strict):
 
 
 class TokenIn(Strict):
-    username: str = Field(min_length=1, max_length=200)
+    # Optional: the caller. Naming anyone else is refused (403); nobody mints for others.
+    username: str | None = Field(default=None, min_length=1, max_length=200)
 
 
 class CustomerIn(Strict):
@@ -106,6 +107,7 @@ def event_out(event: AuditEvent | StoredAuditEvent) -> dict[str, Any]:
         "grant_id": event.grant_id,
         "customer": event.customer,
         "data": event.data,
+        "credential": event.credential,
     }
     if isinstance(event, StoredAuditEvent):
         out = {"seq": event.seq, **out, "prev_hash": event.prev_hash, "hash": event.hash}

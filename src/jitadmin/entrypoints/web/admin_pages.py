@@ -212,8 +212,7 @@ def tokens_page(
     extra.setdefault("notice", "")
     return page(
         "admin_tokens.html", status, title="API tokens", visitor=visitor,
-        tokens=console.list_tokens(ctx, visitor.user), users=admin.list_users(ctx, visitor.user),
-        **extra,
+        tokens=console.list_tokens(ctx, visitor.user), **extra,
     )  # fmt: skip
 
 
@@ -224,9 +223,10 @@ def tokens(ctx: Ctx, visitor: PageVisitor) -> Response:
 
 @router.post("/tokens")
 def issue_token(ctx: Ctx, visitor: FormVisitor, form: Form) -> Response:
-    username = text(form, "username")
-    token = console.issue_token(ctx, visitor.user, username)
-    return tokens_page(ctx, visitor, issued={"username": username, "token": token})
+    # Only for the visitor themselves; a posted username naming anyone else is refused (403).
+    require_role(visitor.user, ADMIN)  # the page that shows it is an admin page
+    token = console.issue_token(ctx, visitor.user, text(form, "username") or None)
+    return tokens_page(ctx, visitor, issued={"username": visitor.user.username, "token": token})
 
 
 @router.post("/tokens/{token_id}/revoke")

@@ -55,9 +55,19 @@ def ctx_of(request: Request) -> ServiceContext:
     return ctx
 
 
-async def _ctx(request: Request) -> ServiceContext:
+async def _bare_ctx(request: Request) -> ServiceContext:
     # async: a plain ``def`` dependency would cost a thread-pool round trip.
     return ctx_of(request)
+
+
+async def _ctx(request: Request) -> ServiceContext:
+    """The context of a signed-in request: its audit events name the session that acted.
+
+    Derived from the cookie alone; the visitor dependency of the same route checks the session
+    itself, so a request with a bad cookie never reaches a service with this context."""
+    session_id = request.cookies.get(SESSION_COOKIE, "")
+    credential = sessions.credential_of(session_id) if session_id else None
+    return ctx_of(request).acting(credential)
 
 
 def settings_of(request: Request) -> Settings:
@@ -163,6 +173,8 @@ def json_visitor(request: Request) -> Visitor:
 
 
 Ctx = Annotated[ServiceContext, Depends(_ctx)]
+# Sign-in: no session acts yet (a stale cookie the browser still sends names nothing).
+BareCtx = Annotated[ServiceContext, Depends(_bare_ctx)]
 Form = Annotated[FormData, Depends(posted_form)]
 PageVisitor = Annotated[Visitor, Depends(page_visitor)]
 PollVisitor = Annotated[Visitor, Depends(poll_visitor)]

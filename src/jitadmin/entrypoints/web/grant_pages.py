@@ -11,7 +11,7 @@ from jitadmin.core.grant import GrantState
 from jitadmin.entrypoints.web.auth import Ctx, Form, FormVisitor, PageVisitor, Visitor, text
 from jitadmin.entrypoints.web.render import page
 from jitadmin.entrypoints.web.routing import HtmlRoute
-from jitadmin.services import admin, console, grants
+from jitadmin.services import admin, console, grants, reveals
 from jitadmin.services.context import ADMIN, ServiceContext, require_role
 
 router = APIRouter(route_class=HtmlRoute, include_in_schema=False)
@@ -133,5 +133,5 @@ def reveal(ctx: Ctx, visitor: FormVisitor, form: Form, grant_id: str) -> Respons
             ctx, visitor, grant_id, status=422, errors=errors,
             values={"reveal_reason": reason},
         )  # fmt: skip
-    password = grants.reveal_password(ctx, visitor.user, grant_id, reason)
+    password = reveals.reveal_password(ctx, visitor.user, grant_id, reason)
     return grant_page(ctx, visitor, grant_id, revealed=password)

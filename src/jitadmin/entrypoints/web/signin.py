@@ -12,6 +12,7 @@ from jitadmin.entrypoints.web.auth import (
     CSRF_FIELD,
     SESSION_COOKIE,
     SIGNIN_COOKIE,
+    BareCtx,
     Ctx,
     Form,
     FormVisitor,
@@ -71,7 +72,7 @@ def signin_page(
 
 
 @router.post("/signin")
-def signin(request: Request, ctx: Ctx, form: Form) -> Response:
+def signin(request: Request, ctx: BareCtx, form: Form) -> Response:
     next_url = text(form, "next")
     username = text(form, "username")
     expected = request.cookies.get(SIGNIN_COOKIE, "")

@@ -1,0 +1,98 @@
+"""Revealing a grant's password again: admins only, with a reason, audited, rate limited.
+
+Two limits hold at once: per admin (``reveal_limit_per_hour``) and for all admins together
+(``reveal_limit_global_per_hour``), so a rogue admin gains nothing by creating more admins.
+Crossing the installation's limit is an alert: an audit event and a metric.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from jitadmin.core.errors import ConflictError, ValidationFailedError
+from jitadmin.core.events import AuditEvent
+from jitadmin.core.grant import Grant, GrantState
+from jitadmin.ports import UnitOfWork, User
+from jitadmin.services.context import ADMIN, ServiceContext, require_role
+from jitadmin.services.grants import password_context, visible_grant
+from jitadmin.services.limits import RateLimitedError, count_recent, retry_after
+
+S = GrantState
+
+
+def reveal_password(ctx: ServiceContext, actor: User, grant_id: str, reason: str | None) -> str:
+    """Admins only, with a reason, at most ``reveal_limit_per_hour`` per admin and
+    ``reveal_limit_global_per_hour`` for all admins together; the reveal (or its refusal) is
+    audited before anything leaves this function."""
+    require_role(actor, ADMIN)
+    why = (reason or "").strip()
+    if not why:
+        raise ValidationFailedError.single("reason", "say why you need the password (audited)")
+    with ctx.uow() as uow:
+        grant = visible_grant(uow, actor, grant_id)
+        sealed = uow.grants.password_sealed(grant_id)
+        if sealed is None or grant.state in (S.REVOKED, S.DENIED):
+            raise ConflictError("this grant's password no longer exists (the grant has ended)")
+        password = ctx.box.open(sealed, password_context(grant_id))
+        uow.audit.append(
+            AuditEvent(
+                kind="grant.password_revealed",
+                actor=actor.username,
+                at=ctx.clock.now(),
+                grant_id=grant.id,
+                customer=grant.customer,
+                data={"reason": why[:500]},
+            )
+        )
+        # Counted with this reveal already appended: appending holds the chain's lock until the
+        # commit, so concurrent reveals are counted one after another and none slips past.
+        refusal = _over_limit(ctx, uow, actor)
+        if refusal is None:
+            uow.commit()
+            return password
+    # Rolled back: nothing was revealed. The refusal is its own transaction.
+    raise _refuse_reveal(ctx, actor, grant, refusal)
+
+
+@dataclass(frozen=True)
+class _RevealRefusal:
+    scope: str  # "admin" or "installation"
+    limit: int
+    count: int  # reveals in the window before this one
+    retry_after_s: int
+
+
+def _over_limit(ctx: ServiceContext, uow: UnitOfWork, actor: User) -> _RevealRefusal | None:
+    now, window = ctx.clock.now(), timedelta(hours=1)
+    kind, since = "grant.password_revealed", now - window
+    for scope, limit, by in (
+        ("admin", ctx.security.reveal_limit_per_hour, actor.username),
+        ("installation", ctx.security.reveal_limit_global_per_hour, None),
+    ):
+        done, oldest = count_recent(uow, kind, since, actor=by)
+        if done > limit:
+            return _RevealRefusal(scope, limit, done - 1, retry_after(oldest, window, now))
+    return None
+
+
+def _refuse_reveal(
+    ctx: ServiceContext, actor: User, grant: Grant, refusal: _RevealRefusal
+) -> RateLimitedError:
+    """Record the refusal (and, for the installation's limit, an alert); the error to raise."""
+    now = ctx.clock.now()
+    data = {"why": "rate limit", "scope": refusal.scope, "count": refusal.count,
+            "limit": refusal.limit}  # fmt: skip
+    kinds = ["grant.password_reveal_refused"]
+    if refusal.scope == "installation":
+        # Many reveals across admins is what a rogue admin with helpers looks like: alert.
+        kinds.append("alert.reveal_limit_exceeded")
+    with ctx.uow() as uow:
+        for kind in kinds:
+            uow.audit.append(AuditEvent(kind, actor.username, now, grant.id, grant.customer, data))
+        uow.commit()
+    if refusal.scope == "installation":
+        ctx.metrics.security_alert("reveal_limit_exceeded")
+    per = "per hour" if refusal.scope == "admin" else "per hour for all admins together"
+    message = f"at most {refusal.limit} password reveals {per}"
+    return RateLimitedError(message, refusal.retry_after_s)

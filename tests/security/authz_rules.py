@@ -1,0 +1,199 @@
+"""The authorization matrix's table: for every route, which answer each role gets on each target.
+
+Each rule says, for a role and a target, which answer is expected:
+
+- ``OK``: the request was let through (any status below 500 except 401, 403, 404 and a
+  redirect to the sign-in page; e.g. 200, 201, 202, 303 elsewhere, 409, 422, 503);
+- a number: exactly that status (401, 403, 404, or 422 where a hidden customer is refused as
+  input);
+- ``SIGNIN``: a web page sending an anonymous visitor to ``/signin``.
+
+Roles: anonymous; ``admin`` (unrestricted: every customer and the global settings);
+``admin_A``, an admin restricted to customer A (manages only A's connections, grants, users
+and tokens; never the PSA, new customers or unrestricted users); a technician restricted to A;
+an approver; an auditor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+OK, SIGNIN = "ok", "signin"
+ROLES = ("anonymous", "admin", "admin_A", "technician", "approver", "auditor")
+ADMINS = ("admin", "admin_A")
+RESTRICTED = ("admin_A", "technician")  # restricted to customer A
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a request is aimed at: a grant (owner own/other) or a customer, A (allowed) or B."""
+
+    name: str
+    own: bool = False
+    allowed: bool = True
+
+
+GRANT_TARGETS = (
+    Target("own_A", own=True, allowed=True),
+    Target("other_A", own=False, allowed=True),
+    Target("own_B", own=True, allowed=False),
+    Target("other_B", own=False, allowed=False),
+)
+CUSTOMER_TARGETS = (Target("A", allowed=True), Target("B", allowed=False))
+NO_TARGET = (Target("-"),)
+
+Rule = Callable[[str, Target], str | int]
+
+
+def public(role: str, t: Target) -> str | int:
+    return OK
+
+
+def signin_form(role: str, t: Target) -> str | int:
+    return 403
+
+
+def signed_in(role: str, t: Target) -> str | int:
+    return OK
+
+
+def any_admin(role: str, t: Target) -> str | int:
+    """Admin pages and lists: a restricted admin gets them too, filtered to its scope."""
+    return OK if role in ADMINS else 403
+
+
+def global_admin(role: str, t: Target) -> str | int:
+    """Global settings (the PSA, new customers, unrestricted users): unrestricted admins only."""
+    return OK if role == "admin" else 403
+
+
+def customer_admin(role: str, t: Target) -> str | int:
+    """A customer's connections: admins, and a restricted admin only inside its scope (404)."""
+    if role not in ADMINS:
+        return 403
+    return 404 if role == "admin_A" and not t.allowed else OK
+
+
+def admin_or_auditor(role: str, t: Target) -> str | int:
+    return OK if role in ("admin", "admin_A", "auditor") else 403
+
+
+def requesters(role: str, t: Target) -> str | int:
+    """Request a grant: admins and technicians; a hidden customer is refused as input (422)."""
+    if role not in (*ADMINS, "technician"):
+        return 403
+    return OK if t.allowed or role not in RESTRICTED else 422
+
+
+def customer_scoped(role: str, t: Target) -> str | int:
+    return 404 if role in RESTRICTED and not t.allowed else OK
+
+
+def _sees(role: str, t: Target) -> bool:
+    if role in ("admin", "auditor"):
+        return True
+    if role == "admin_A":
+        return t.allowed
+    return role == "technician" and t.own and t.allowed
+
+
+def grant_read(role: str, t: Target) -> str | int:
+    return OK if _sees(role, t) else 404
+
+
+def grant_change(role: str, t: Target) -> str | int:
+    """Revoke / extend: who may see it may act, except auditors (read-only: 403)."""
+    if not _sees(role, t):
+        return 404
+    return 403 if role == "auditor" else OK
+
+
+def grant_reveal(role: str, t: Target) -> str | int:
+    if role not in ADMINS:
+        return 403
+    return OK if _sees(role, t) else 404
+
+
+def token_revoke(role: str, t: Target) -> str | int:
+    """The target token belongs to an unrestricted technician: outside admin_A's scope."""
+    if role not in ADMINS:
+        return 403
+    return OK if role == "admin" else 404
+
+
+# (method, path) -> (targets, rule). THE table: one row per route of the application.
+RULES: dict[tuple[str, str], tuple[tuple[Target, ...], Rule]] = {
+    # Public: health, metrics, the OpenAPI document and its viewers, the sign-in page.
+    ("GET", "/healthz"): (NO_TARGET, public),
+    ("GET", "/readyz"): (NO_TARGET, public),
+    ("GET", "/metrics"): (NO_TARGET, public),
+    ("GET", "/openapi.json"): (NO_TARGET, public),
+    ("GET", "/docs"): (NO_TARGET, public),
+    ("GET", "/docs/oauth2-redirect"): (NO_TARGET, public),
+    ("GET", "/redoc"): (NO_TARGET, public),
+    ("GET", "/signin"): (NO_TARGET, public),
+    # Without the sign-in form's double-submit cookie and token: refused before anything else.
+    ("POST", "/signin"): (NO_TARGET, signin_form),
+    # REST API.
+    ("GET", "/api/v1/customers"): (NO_TARGET, signed_in),
+    ("POST", "/api/v1/customers"): (NO_TARGET, global_admin),
+    ("PUT", "/api/v1/customers/{slug}/connections/m365"): (CUSTOMER_TARGETS, customer_admin),
+    ("PUT", "/api/v1/customers/{slug}/connections/ad"): (CUSTOMER_TARGETS, customer_admin),
+    ("POST", "/api/v1/customers/{slug}/connections/{kind}/test"): (
+        CUSTOMER_TARGETS,
+        customer_admin,
+    ),
+    ("PUT", "/api/v1/psa"): (NO_TARGET, global_admin),
+    ("POST", "/api/v1/psa/test"): (NO_TARGET, global_admin),
+    ("GET", "/api/v1/customers/{slug}/tickets"): (CUSTOMER_TARGETS, customer_scoped),
+    # The body asks for an unrestricted user: beyond a restricted admin.
+    ("POST", "/api/v1/users"): (NO_TARGET, global_admin),
+    ("GET", "/api/v1/users"): (NO_TARGET, any_admin),
+    ("POST", "/api/v1/grants"): (CUSTOMER_TARGETS, requesters),
+    ("GET", "/api/v1/grants"): (NO_TARGET, signed_in),
+    ("GET", "/api/v1/grants/{grant_id}"): (GRANT_TARGETS, grant_read),
+    ("POST", "/api/v1/grants/{grant_id}/revoke"): (GRANT_TARGETS, grant_change),
+    ("POST", "/api/v1/grants/{grant_id}/extend"): (GRANT_TARGETS, grant_change),
+    ("POST", "/api/v1/grants/{grant_id}/password"): (GRANT_TARGETS, grant_reveal),
+    ("GET", "/api/v1/audit"): (NO_TARGET, admin_or_auditor),
+    ("GET", "/api/v1/tokens"): (NO_TARGET, any_admin),
+    # Everyone mints tokens for themselves (and only for themselves: tests/security/test_scope).
+    ("POST", "/api/v1/tokens"): (NO_TARGET, signed_in),
+    ("DELETE", "/api/v1/tokens/{token_id}"): (NO_TARGET, token_revoke),
+    # Web console pages and forms.
+    ("POST", "/signout"): (NO_TARGET, signed_in),
+    ("GET", "/"): (NO_TARGET, signed_in),
+    ("GET", "/request"): (NO_TARGET, public),  # a redirect to "/" for everyone
+    ("POST", "/request"): (CUSTOMER_TARGETS, requesters),
+    ("GET", "/grants"): (NO_TARGET, signed_in),
+    ("GET", "/grants/{grant_id}"): (GRANT_TARGETS, grant_read),
+    ("POST", "/grants/{grant_id}/revoke"): (GRANT_TARGETS, grant_change),
+    ("POST", "/grants/{grant_id}/extend"): (GRANT_TARGETS, grant_change),
+    ("POST", "/grants/{grant_id}/reveal"): (GRANT_TARGETS, grant_reveal),
+    ("GET", "/admin"): (NO_TARGET, any_admin),
+    ("GET", "/admin/customers"): (NO_TARGET, any_admin),
+    ("POST", "/admin/customers"): (NO_TARGET, global_admin),
+    ("POST", "/admin/customers/{slug}/connections/{kind}"): (CUSTOMER_TARGETS, customer_admin),
+    ("POST", "/admin/customers/{slug}/connections/{kind}/test"): (
+        CUSTOMER_TARGETS,
+        customer_admin,
+    ),
+    ("GET", "/admin/psa"): (NO_TARGET, global_admin),
+    ("POST", "/admin/psa"): (NO_TARGET, global_admin),
+    ("POST", "/admin/psa/test"): (NO_TARGET, global_admin),
+    ("GET", "/admin/users"): (NO_TARGET, any_admin),
+    # The form asks for an unrestricted user (no "restrict" box): beyond a restricted admin.
+    ("POST", "/admin/users"): (NO_TARGET, global_admin),
+    ("GET", "/admin/tokens"): (NO_TARGET, any_admin),
+    ("POST", "/admin/tokens"): (NO_TARGET, any_admin),
+    ("POST", "/admin/tokens/{token_id}/revoke"): (NO_TARGET, token_revoke),
+    # The console's own JSON.
+    ("GET", "/web/api/customers/{slug}/tickets"): (CUSTOMER_TARGETS, customer_scoped),
+    ("POST", "/web/api/password"): (NO_TARGET, signed_in),
+    ("GET", "/web/api/grants/{grant_id}/status"): (GRANT_TARGETS, grant_read),
+    ("GET", "/web/api/grants/{grant_id}/ticket"): (GRANT_TARGETS, grant_read),
+    ("POST", "/web/api/grants/{grant_id}/revoke"): (GRANT_TARGETS, grant_change),
+    ("POST", "/web/api/grants/{grant_id}/extend"): (GRANT_TARGETS, grant_change),
+}
+PUBLIC = {route for route, (_, rule) in RULES.items() if rule in (public, signin_form)}
