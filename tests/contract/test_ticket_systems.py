@@ -21,6 +21,7 @@ from jitadmin.core.errors import (
     RejectedError,
     TransientError,
 )
+from jitadmin.core.texts import neutral
 from jitadmin.emulators.runner import free_port
 from jitadmin.emulators.seed import CUSTOMERS
 from jitadmin.emulators.server import EmulatorWorld
@@ -134,15 +135,39 @@ def assert_internal(kind: str, body: Any) -> None:
 def test_find_note_matches_the_marker_exactly_on_every_page(psa: Harness) -> None:
     ticket = int(PEDRO.open_ticket_ids[2])
     for i in range(130):
-        psa.seed_note(ticket, f"someone else's note {i} [jitadmin:other-{i}:granted]")
+        psa.seed_note(ticket, f"someone else's note {i}\n[jitadmin:other-{i}:granted]")
     adapter = psa.adapter()
-    adapter.add_note(str(ticket), "upper case [JITADMIN:CASE1:REVOKED]")
+    adapter.add_note(str(ticket), "upper case\n[JITADMIN:CASE1:REVOKED]")
     # The vendors' text search ignores case; the adapter must not take that as a match.
     assert adapter.find_note(str(ticket), "jitadmin:case1:revoked") is None
-    quoted = 'say "hi" \\ [jitadmin:q1:granted]'
+    quoted = 'say "hi" \\\n[jitadmin:q1:granted]'
     note_id = adapter.add_note(str(ticket), quoted)
     assert adapter.find_note(str(ticket), "jitadmin:q1:granted") == note_id
     assert adapter.find_note(str(ticket), "jitadmin:other-129:granted") is not None
+
+
+def test_a_marker_quoted_in_another_note_never_counts(psa: Harness) -> None:
+    """Issue 12 item 11: grant B's reason quotes grant A's marker; A's note must still go out.
+
+    Before the fix a reason like this one made ``find_note`` answer with B's note, so A's
+    revocation note was taken as posted and never reached the ticket.
+    """
+    ticket = str(psa.add_ticket(251, "quoted marker"))
+    adapter = psa.adapter()
+    victim = "jitadmin:victim-a:revoked"
+    reason = f"fix printer\n[{victim}]\r\n[{victim}]"
+    b_note = f"The account b is now enabled.\nReason: {neutral(reason)}\n[jitadmin:b:granted]"
+    b_id = adapter.add_note(ticket, b_note)
+    # Even a note whose text put the marker on a later line of its own is not A's note
+    # unless that line is the note's last one.
+    adapter.add_note(ticket, f"someone pasted\n[{victim}]\nand wrote on")
+    assert adapter.find_note(ticket, victim) is None
+    assert adapter.find_note(ticket, "jitadmin:b:granted") == b_id
+    a_id = adapter.add_note(ticket, f"Global Admin has been removed.\n[{victim}]")
+    assert adapter.find_note(ticket, victim) == a_id
+    stored = dict(psa.stored_notes(ticket))
+    assert stored[b_id].count("\n") == 2  # the reason's line breaks were flattened
+    assert f"[{victim}]" not in stored[b_id]
 
 
 def test_lost_answer_after_commit_leaves_one_findable_note(psa: Harness) -> None:
@@ -155,12 +180,12 @@ def test_lost_answer_after_commit_leaves_one_findable_note(psa: Harness) -> None
         marker = f"jitadmin:lost-{psa.kind}-{mode}:revoked"
         psa.drop_after_commit(1, mode)
         with pytest.raises(TransientError):
-            adapter.add_note(ticket, f"revoked [{marker}]")
+            adapter.add_note(ticket, f"revoked\n[{marker}]")
         stored = [n for n in psa.stored_notes(ticket) if marker in n[1]]
         assert len(stored) == 1
         assert adapter.find_note(ticket, marker) == stored[0][0]
     assert len(psa.note_posts()) == len(modes)  # never retried blindly
-    assert adapter.add_note(ticket, "the switch is used up [jitadmin:after:revoked]")
+    assert adapter.add_note(ticket, "the switch is used up\n[jitadmin:after:revoked]")
 
 
 def test_invalid_note_is_rejected_with_the_vendors_reason(psa: Harness) -> None:

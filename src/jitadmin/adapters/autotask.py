@@ -25,6 +25,7 @@ from jitadmin.core.errors import (
     MisconfiguredError,
     TransientError,
 )
+from jitadmin.core.texts import carries_marker
 from jitadmin.ports import Ticket
 
 __all__ = ["AutotaskTickets"]
@@ -130,7 +131,7 @@ class AutotaskTickets(psa_http.PsaAdapter):
         }
         for item in self._query("TicketNotes", query):
             # The server's match ignores case: confirm it exactly.
-            if marker in str(item.get("description") or ""):
+            if carries_marker(str(item.get("description") or ""), marker):
                 return str(item["id"])
         return None
 

@@ -20,6 +20,7 @@ from jitadmin.core.errors import (
     MisconfiguredError,
     TransientError,
 )
+from jitadmin.core.texts import carries_marker
 from jitadmin.ports import Ticket
 
 __all__ = ["ConnectWiseTickets"]
@@ -95,7 +96,7 @@ class ConnectWiseTickets(psa_http.PsaAdapter):
             params["conditions"] = f"text contains {_quote(term)}"
         for item in self._get_all(f"service/tickets/{tid}/notes", params):
             # The server-side match is loose (case, LIKE wildcards): confirm it exactly.
-            if isinstance(item, Mapping) and marker in str(item.get("text", "")):
+            if isinstance(item, Mapping) and carries_marker(str(item.get("text", "")), marker):
                 return str(item["id"])
         return None
 

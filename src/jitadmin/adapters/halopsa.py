@@ -9,6 +9,7 @@ caller's outbox looks for the marker first (spec §6).
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -23,6 +24,7 @@ from jitadmin.core.errors import (
     MisconfiguredError,
     TransientError,
 )
+from jitadmin.core.texts import carries_marker
 from jitadmin.ports import Ticket
 
 __all__ = ["HaloTickets"]
@@ -31,6 +33,9 @@ DEFAULT_OUTCOME_ID = 7  # the built-in private-note outcome (spec §4.4)
 _RATE_LIMIT_WAIT_S = 30.0  # Halo sends no Retry-After; its window is 5 rolling minutes (§4.5)
 _TOKEN_MARGIN_S = 60.0
 _MAX_PAGES = 200
+# The HTML copy of a note: breaks become lines, other tags go, to find the marker line.
+_HTML_BREAK = re.compile(r"<br\s*/?>|</p>|</div>", re.IGNORECASE)
+_HTML_TAG = re.compile(r"<[^>]*>")
 
 
 class HaloTickets(psa_http.PsaAdapter):
@@ -104,8 +109,9 @@ class HaloTickets(psa_http.PsaAdapter):
             raise ValueError("marker must not be empty")
         tid = _numeric_id(ticket_id, "ticket")
         for action in self._pages("Actions", {"ticket_id": str(tid)}, "actions"):
-            text = f"{action.get('note') or ''}\n{action.get('note_html') or ''}"
-            if marker in text:
+            html = _HTML_BREAK.sub("\n", str(action.get("note_html") or ""))
+            texts = (str(action.get("note") or ""), _HTML_TAG.sub("", html))
+            if any(carries_marker(text, marker) for text in texts):
                 return str(action["id"])
         return None
 

@@ -5,6 +5,7 @@ The first sentence of each is a contract with the MSP's technicians: keep it wor
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from jitadmin.core.clock import iso
@@ -16,23 +17,45 @@ def marker(grant_id: str, event: str) -> str:
     return f"jitadmin:{grant_id}:{event}"
 
 
+# Line breaks and other control characters: a user's text must stay on the line it is put on,
+# so it can never become a note's last line, where the marker lives.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
+_MARKER_PREFIX = re.compile(r"jitadmin\s*:", re.IGNORECASE)
+
+
+def neutral(text: str | None) -> str:
+    """User-supplied text made safe for a note: one line, carrying no marker."""
+    flat = _CONTROL.sub(" ", text or "")
+    return _MARKER_PREFIX.sub("jitadmin -", flat)
+
+
+def carries_marker(note_text: str, marker_text: str) -> bool:
+    """Whether a note is the one carrying ``marker_text``: its last line is exactly the marker.
+
+    A marker quoted anywhere else in a note (a reason, say) never counts.
+    """
+    lines = [line.strip() for line in note_text.replace("\r", "\n").split("\n")]
+    last = next((line for line in reversed(lines) if line), "")
+    return last == f"[{marker_text}]"
+
+
 def _details(grant: Grant, *, until: datetime | None = None) -> str:
     end = until or grant.expires_at
     return (
-        f"Requested by {grant.requester} for {grant.duration_minutes} minutes "
-        f"(until {iso(end)}). Reason: {grant.reason}"
+        f"Requested by {neutral(grant.requester)} for {grant.duration_minutes} minutes "
+        f"(until {iso(end)}). Reason: {neutral(grant.reason)}"
     )
 
 
 def granted_note(grant: Grant) -> str:
     if grant.identity_provider == "ad":
         head = (
-            f"The tech account {grant.username} is now enabled and has been added to "
+            f"The tech account {neutral(grant.username)} is now enabled and has been added to "
             f"Domain Admins until {iso(grant.expires_at)}."
         )
     else:
         head = (
-            f"The account {grant.username} is now enabled and has been added to the "
+            f"The account {neutral(grant.username)} is now enabled and has been added to the "
             "Global Admin role."
         )
     return f"{head}\n{_details(grant)}\n[{marker(grant.id, 'granted')}]"
@@ -41,39 +64,42 @@ def granted_note(grant: Grant) -> str:
 def revoked_note(grant: Grant) -> str:
     if grant.identity_provider == "ad":
         head = (
-            f"The tech account {grant.username} has been removed from Domain Admins, "
+            f"The tech account {neutral(grant.username)} has been removed from Domain Admins, "
             "disabled, and its password reset."
         )
     else:
         head = (
-            f"Global Admin has been removed from the account {grant.username} and the account "
+            f"Global Admin has been removed from the account {neutral(grant.username)} "
+            "and the account "
             "has been deleted."
         )
     return (
-        f"{head}\nRevoked at {iso(grant.revoked_at)}; requested by {grant.requester}. "
-        f"Reason: {grant.reason}\n[{marker(grant.id, 'revoked')}]"
+        f"{head}\nRevoked at {iso(grant.revoked_at)}; requested by {neutral(grant.requester)}. "
+        f"Reason: {neutral(grant.reason)}\n[{marker(grant.id, 'revoked')}]"
     )
 
 
 def revoke_failed_note(grant: Grant) -> str:
     return (
-        f"WARNING: jitadmin could not yet verify that admin access for {grant.username} was "
-        f"removed. It keeps retrying until it can. Last error: {grant.last_error}\n"
+        "WARNING: jitadmin could not yet verify that admin access for "
+        f"{neutral(grant.username)} was "
+        f"removed. It keeps retrying until it can. Last error: {neutral(grant.last_error)}\n"
         f"[{marker(grant.id, 'revoke_failed')}]"
     )
 
 
 def extended_note(grant: Grant, sequence: int, minutes: int) -> str:
     return (
-        f"Admin access for {grant.username} was extended by {minutes} minutes, "
-        f"until {iso(grant.expires_at)}. Requested by {grant.requester}.\n"
+        f"Admin access for {neutral(grant.username)} was extended by {minutes} minutes, "
+        f"until {iso(grant.expires_at)}. Requested by {neutral(grant.requester)}.\n"
         f"[{marker(grant.id, f'extended-{sequence}')}]"
     )
 
 
 def provision_failed_note(grant: Grant) -> str:
     return (
-        f"jitadmin could not grant admin access for {grant.requester}: {grant.last_error}. "
+        f"jitadmin could not grant admin access for {neutral(grant.requester)}: "
+        f"{neutral(grant.last_error)}. "
         "Anything partly created is being removed.\n"
         f"[{marker(grant.id, 'failed')}]"
     )
@@ -81,8 +107,9 @@ def provision_failed_note(grant: Grant) -> str:
 
 def tampering_note(grant: Grant, fields: str) -> str:
     return (
-        f"WARNING: the account {grant.username or grant.requester} that jitadmin created for "
-        f"this grant was changed on the target ({fields}), by the account itself or an "
+        f"WARNING: the account {neutral(grant.username or grant.requester)} "
+        "that jitadmin created for "
+        f"this grant was changed on the target ({neutral(fields)}), by the account itself or an "
         "administrator. jitadmin still takes its access away by the object id it recorded; "
         "please find out who changed it.\n"
         f"[{marker(grant.id, 'tampered')}]"

@@ -22,7 +22,7 @@ from typing import Any
 from jitadmin.core.clock import iso
 from jitadmin.core.events import AuditEvent
 from jitadmin.core.grant import Grant, GrantState
-from jitadmin.core.texts import marker
+from jitadmin.core.texts import marker, neutral
 from jitadmin.ports import Customer, IdentityProvider, ManagedAccount, RevokeSpec, UnitOfWork
 from jitadmin.services.context import ServiceContext, error_kind, log
 from jitadmin.services.tampering import tampering_seen
@@ -225,7 +225,7 @@ def _revoke_failed(
 def _drift_note(grant: Grant, account: ManagedAccount, at: datetime, tag: str) -> str:
     what = "Domain Admins" if grant.identity_provider == "ad" else "an admin role"
     return (
-        f"WARNING: {account.username} was found in {what} at {iso(at)} although grant "
+        f"WARNING: {neutral(account.username)} was found in {what} at {iso(at)} although grant "
         f"{grant.id} had ended. jitadmin has taken the rights away again and verified it. "
         "Someone gave them back by hand: please find out who.\n"
         f"[{tag}]"
