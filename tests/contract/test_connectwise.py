@@ -359,10 +359,10 @@ def test_json_patch_closes_a_ticket(world: World, ops: list[dict[str, Any]]) -> 
 
 
 def test_add_note_then_find_it_by_marker(world: World) -> None:
-    marker = "[jit:7f3c2a9e:grant]"
+    marker = "jit:7f3c2a9e:grant"
     with world.adapter() as adapter:
         assert adapter.find_note("48211", marker) is None
-        note_id = adapter.add_note("48211", f"JIT access GRANTED. {marker}")
+        note_id = adapter.add_note("48211", f"JIT access GRANTED.\n[{marker}]")
         assert adapter.find_note("48211", marker) == note_id
         assert adapter.find_note("48212", marker) is None  # another ticket
     stored = [n for n in world.state.notes(48211) if str(n["id"]) == note_id]
@@ -370,7 +370,7 @@ def test_add_note_then_find_it_by_marker(world: World) -> None:
     posted = world.requests_to("POST", "/service/tickets/48211/notes")
     assert [p["body"] for p in posted] == [
         {
-            "text": f"JIT access GRANTED. {marker}",
+            "text": f"JIT access GRANTED.\n[{marker}]",
             "internalAnalysisFlag": True,
             "detailDescriptionFlag": False,
             "resolutionFlag": False,
@@ -383,11 +383,11 @@ def test_add_note_then_find_it_by_marker(world: World) -> None:
 
 def test_find_note_checks_the_marker_exactly(world: World) -> None:
     with world.adapter() as adapter:
-        adapter.add_note("48212", "upper case [JIT:abc123:revoke]")
+        adapter.add_note("48212", "upper case\n[JIT:abc123:revoke]")
         # The server's contains ignores case; the adapter must not take that as a match.
-        assert adapter.find_note("48212", "[jit:abc123:revoke]") is None
-        quoted = 'say "hi" \\ [jit:q1:grant]'
-        note_id = adapter.add_note("48212", quoted)
+        assert adapter.find_note("48212", "jit:abc123:revoke") is None
+        quoted = 'say "hi" \\ jit:q1:grant'
+        note_id = adapter.add_note("48212", f"quoted\n[{quoted}]")
         assert adapter.find_note("48212", quoted) == note_id
 
 
@@ -491,12 +491,12 @@ def test_latency_shows_in_flight_then_times_out(world: World) -> None:
 
 
 def test_commit_then_drop_leaves_the_note_findable(world: World) -> None:
-    marker = "[jit:dropped1:revoke]"
+    marker = "jit:dropped1:revoke"
     httpx.post(f"{world.url}/_admin/drop_after_commit", json={"count": 1}).raise_for_status()
     with world.adapter() as adapter:
         with pytest.raises(TransientError):
-            adapter.add_note("48301", f"revoked {marker}")
-        assert [n["text"] for n in world.state.notes(48301)] == [f"revoked {marker}"]
+            adapter.add_note("48301", f"revoked\n[{marker}]")
+        assert [n["text"] for n in world.state.notes(48301)] == [f"revoked\n[{marker}]"]
         found = adapter.find_note("48301", marker)
         assert found == str(world.state.notes(48301)[0]["id"])
         # The switch is used up: the next POST answers normally.
