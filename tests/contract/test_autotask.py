@@ -264,3 +264,17 @@ def test_a_used_up_threshold_is_seen_before_any_request(at: Harness) -> None:
         at.adapter().get_ticket("48211")
     assert refused.value.retry_after_s == 60.0
     assert len(at.requests("GET", "/Tickets/48211")) == 1  # a minute is not waited inline
+
+
+def test_patch_on_tickets_closes_a_ticket_as_autotask_does(at: Harness, api: httpx.Client) -> None:
+    """Spec correction 11: an update is ``PATCH /V1.0/Tickets`` with the id in the body."""
+    ticket_id = at.add_ticket(251, "closed through the API")
+    adapter = at.adapter()
+    assert adapter.get_ticket(str(ticket_id)).is_closed is False
+    for bad in ({"status": 5}, {"id": ticket_id, "status": 999}, {"id": 999999, "status": 5}):
+        assert api.patch("V1.0/Tickets", json=bad).status_code == 500
+    assert adapter.get_ticket(str(ticket_id)).is_closed is False  # refused calls change nothing
+    done = api.patch("V1.0/Tickets", json={"id": ticket_id, "status": 5})  # 5 = Complete
+    assert (done.status_code, done.json()) == (200, {"itemId": ticket_id})
+    assert adapter.get_ticket(str(ticket_id)).is_closed is True
+    assert str(ticket_id) not in [t.id for t in adapter.list_open_tickets("251")]

@@ -200,3 +200,21 @@ def test_rate_limited_halo_is_left_to_the_caller_for_30_seconds(halo: Harness) -
         adapter.find_note("48211", "jitadmin:x:granted")
     assert caught.value.retry_after_s == 30.0
     assert sleeps.waits == []  # a 30 s wait is the outbox's to schedule, not ours to block on
+
+
+def test_post_on_tickets_closes_a_ticket_as_halo_does(halo: Harness, api: httpx.Client) -> None:
+    """Spec correction 12: tickets are updated by ``POST /api/Tickets``, an array with ``id``."""
+    ticket_id = halo.add_ticket(251, "closed through the API")
+    adapter = halo.adapter()
+    assert adapter.get_ticket(str(ticket_id)).is_closed is False
+    bad_bodies: list[Any] = [
+        {"id": ticket_id, "status_id": CLOSED},  # not an array
+        [{"id": ticket_id, "status_id": 77}],
+        [{"id": ticket_id, "status_id": CLOSED}, {"id": 999999, "status_id": CLOSED}],
+    ]
+    for bad in bad_bodies:
+        assert api.post("/Tickets", json=bad).status_code in (400, 404)
+    assert adapter.get_ticket(str(ticket_id)).is_closed is False  # checked whole, nothing changed
+    done = api.post("/Tickets", json=[{"id": ticket_id, "status_id": CLOSED}])
+    assert (done.status_code, done.json()["status_id"]) == (201, CLOSED)
+    assert adapter.get_ticket(str(ticket_id)).is_closed is True

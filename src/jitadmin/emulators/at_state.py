@@ -158,6 +158,10 @@ class AutotaskState(PsaWorld):
             self._tickets[ticket_id] = _ticket(ticket_id, number, title, status, company_id)
             return ticket_id
 
+    def statuses(self) -> set[int]:
+        """The ticket status picklist's values."""
+        return set(_SEED_STATUS.values())
+
     def set_status(self, ticket_id: int, status: int) -> None:
         with self._lock:
             ticket = self._tickets[ticket_id]

@@ -246,6 +246,21 @@ def _add_vendor_routes(app: FastAPI, state: AutotaskState) -> None:
         # A missing id is 200 with a null item, not 404 (spec §3.5).
         return {"item": state.ticket(ticket_id)}
 
+    @app.patch(f"{_V1}/Tickets")
+    async def update_ticket(request: Request) -> Response:
+        # Autotask updates an entity with PATCH on the collection, its id in the body (spec
+        # correction 11); only the status is updatable here, which is what closing needs.
+        body = await _json_body(request)
+        if not isinstance(body, dict) or type(body.get("id")) is not int:
+            return _errors(500, "The id field is required and must be an integer.")
+        status = body.get("status")
+        if type(status) is not int or status not in state.statuses():
+            return _errors(500, f"Value {status!r} is not a valid status of Tickets.")
+        if state.ticket(body["id"]) is None:
+            return _errors(500, f"Unable to find Tickets with id {body['id']}.")
+        state.set_status(body["id"], status)
+        return JSONResponse({"itemId": body["id"]})
+
     @app.get(f"{_V1}/Companies/{{company_id:int}}")
     def get_company(company_id: int) -> dict[str, Any]:
         found = [c for c in state.companies() if c["id"] == company_id]

@@ -125,6 +125,7 @@ def create_halopsa_app(
     _add_halo_admin_routes(app, state)
     _add_auth_routes(app, state, creds)
     _add_api_routes(app, state)
+    _add_ticket_update_route(app, state)
     return _CaseInsensitivePaths(app), state
 
 
@@ -284,3 +285,29 @@ def _add_api_routes(app: FastAPI, state: HaloState) -> None:
             # Committed, but the client never learns it (the outbox's unknown-outcome path).
             return _error(500, "An error has occurred.", "System.Exception")
         return JSONResponse(created, status_code=201)
+
+
+def _add_ticket_update_route(app: FastAPI, state: HaloState) -> None:
+    @app.post("/api/tickets")  # paths arrive lower-cased (see above)
+    async def update_tickets(request: Request) -> Response:
+        # Halo updates tickets by POSTing an array of objects carrying their id (spec
+        # correction 12); only status_id is updatable here. Checked whole before any change.
+        try:
+            body = json.loads(await request.body() or b"null")
+        except ValueError:
+            raise HaloError(400, "The request body is not valid JSON.") from None
+        if not isinstance(body, list) or not body:
+            raise HaloError(400, "The request body must be an array of tickets.")
+        for item in body:
+            if not isinstance(item, dict) or type(item.get("id")) is not int:
+                raise HaloError(400, "Each ticket needs an integer id.")
+            if item.get("status_id") not in STATUSES:
+                raise HaloError(400, f"status_id {item.get('status_id')!r} is not a status.")
+            if state.ticket(item["id"]) is None:
+                raise HaloError(
+                    404, f"Ticket {item['id']} not found", "Halo.Exceptions.NotFoundException"
+                )
+        for item in body:
+            state.set_status(item["id"], item["status_id"])
+        updated = [state.ticket(item["id"]) for item in body]
+        return JSONResponse(updated[0] if len(updated) == 1 else updated, status_code=201)
