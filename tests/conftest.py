@@ -109,6 +109,24 @@ class System:
             timeout=30,
         )
 
+    def grantee_graph(self, username: str, password: str) -> httpx.Client:
+        """Graph as the temporary account itself sees it: signed in with its own password."""
+        customer = self.world.customers[0]
+        settings = self.world.graph_settings(customer)
+        response = httpx.post(
+            f"{self.world.url}/graph/login/{customer.tenant_id}/oauth2/v2.0/token",
+            data={"grant_type": "password", "client_id": settings["client_id"],
+                  "scope": "https://graph.microsoft.com/.default",
+                  "username": username, "password": password},
+        )  # fmt: skip
+        assert response.status_code == 200, response.text
+        token = response.json()["access_token"]
+        return httpx.Client(
+            base_url=f"{self.world.url}/graph/v1.0",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+
     def cw(self) -> httpx.Client:
         psa = self.world.psa_settings()
         return httpx.Client(

@@ -277,18 +277,10 @@ def test_m365_untagged_global_admin_matching_a_ledger_id_is_found(system: System
         stored = uow.grants.get(grant["id"])
         assert stored is not None
         user_id = stored.account["user_id"]
-    settings = system.world.graph_settings(PEDRO)
-    token = httpx.post(
-        f"{system.world.url}/graph/login/{PEDRO.tenant_id}/oauth2/v2.0/token",
-        data={"grant_type": "password", "client_id": settings["client_id"],
-              "scope": "https://graph.microsoft.com/.default",
-              "username": active["username"], "password": grant["password"]},
-    ).json()["access_token"]  # fmt: skip
-    patched = httpx.patch(
-        f"{system.world.url}/graph/v1.0/users/{user_id}",
-        headers={"Authorization": f"Bearer {token}"},
-        json={"employeeType": None, "displayName": "Nobody"},
-    )
+    with system.grantee_graph(active["username"], grant["password"]) as me:
+        patched = me.patch(
+            f"/users/{user_id}", json={"employeeType": None, "displayName": "Nobody"}
+        )
     assert patched.status_code == 204, patched.text
     found = wait_for(
         lambda: events(system, grant["id"], "account.tampering_detected"),

@@ -32,23 +32,12 @@ def test_grantee_rewriting_its_own_tag_and_name_cannot_keep_global_admin(system:
     assert created.status_code == 202, created.text
     grant = created.json()
     active = system.wait_state(grant["id"], "active")
-    graph_root = system.world.graph_settings(PEDRO)
-    token = httpx.post(
-        f"{system.world.url}/graph/login/{PEDRO.tenant_id}/oauth2/v2.0/token",
-        data={"grant_type": "password", "client_id": graph_root["client_id"],
-              "scope": "https://graph.microsoft.com/.default",
-              "username": active["username"], "password": grant["password"]},
-    )  # fmt: skip
-    assert token.status_code == 200, token.text
     with system.app.ctx.uow() as uow:
         stored = uow.grants.get(grant["id"])
         assert stored is not None
         user_id = stored.account["user_id"]
         assert stored.tenant_id  # pinned at provisioning
-    me = httpx.Client(
-        base_url=f"{system.world.url}/graph/v1.0",
-        headers={"Authorization": f"Bearer {token.json()['access_token']}"},
-    )
+    me = system.grantee_graph(active["username"], grant["password"])
     changed = me.patch(
         f"/users/{user_id}", json={"employeeType": "employee", "displayName": "Jane Doe"}
     )
