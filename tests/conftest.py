@@ -36,6 +36,7 @@ from psa_clients import vendor_notes
 
 T = TypeVar("T")
 SECRET_KEY = "test-secret-key-" + "x" * 32
+METRICS_TOKEN = "test-metrics-token-" + "m" * 16
 REPO = Path(__file__).resolve().parents[1]
 POSTGRES_ENV_FILE = REPO / ".run" / "postgres.env"
 BACKENDS = ("sqlite", "postgresql")
@@ -58,6 +59,7 @@ def fast_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "data_dir": tmp_path,
         "database_url": f"sqlite:///{tmp_path / 'jitadmin.db'}",
         "secret_key": SecretStr(SECRET_KEY),
+        "metrics_token": SecretStr(METRICS_TOKEN),
         "worker_lease_seconds": 5.0,
         "worker_max_idle_seconds": 0.5,
         "retry_base_seconds": 0.05,
@@ -87,6 +89,14 @@ class System:
     def client(self, role: str | None = "technician") -> httpx.Client:
         headers = {} if role is None else {"Authorization": f"Bearer {self.users[role]['token']}"}
         return httpx.Client(base_url=f"{self.url}/api/v1", headers=headers, timeout=30)
+
+    def metrics(self) -> str:
+        """The Prometheus text of /metrics, scraped with the metrics token."""
+        response = httpx.get(
+            f"{self.url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=30
+        )
+        response.raise_for_status()
+        return response.text
 
     def graph_token(self, tenant_id: str) -> str:
         settings = self.world.graph_settings(self.world.customers[0])

@@ -6,10 +6,11 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_SECRET_KEY_LENGTH = 32
+MIN_LENGTHS = {"secret_key": MIN_SECRET_KEY_LENGTH, "metrics_token": 16}
 
 
 class Settings(BaseSettings):
@@ -57,12 +58,20 @@ class Settings(BaseSettings):
     signin_failures_global: int = Field(default=100, ge=1)
     api_token_days: float = Field(default=90.0, gt=0)
     max_request_bytes: int = Field(default=65536, ge=1024)
+    # Hardening (docs/security.md): /metrics needs this bearer token (unset: /metrics is off,
+    # 404); /docs is a script-free page listing the operations, off unless enabled; proxy
+    # headers (X-Forwarded-For/-Proto) count only from these peers (comma-separated addresses
+    # or networks, "*" for any; default: none, the TCP peer is the client).
+    metrics_token: SecretStr | None = None
+    api_docs: bool = False
+    forwarded_allow_ips: str = ""
 
-    @field_validator("secret_key")
+    @field_validator("secret_key", "metrics_token")
     @classmethod
-    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < MIN_SECRET_KEY_LENGTH:
-            raise ValueError(f"must be at least {MIN_SECRET_KEY_LENGTH} characters")
+    def _long_enough(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        minimum = MIN_LENGTHS[str(info.field_name)]
+        if value is not None and len(value.get_secret_value()) < minimum:
+            raise ValueError(f"must be at least {minimum} characters")
         return value
 
     @model_validator(mode="after")

@@ -157,7 +157,7 @@ def test_restricted_technician_sees_only_their_customers(system: System) -> None
 
 def test_health_metrics_and_openapi(system: System) -> None:
     assert httpx.get(f"{system.url}/healthz").json()["status"] == "ok"
-    metrics = httpx.get(f"{system.url}/metrics").text
+    metrics = system.metrics()
     assert 'jitadmin_grants{state="active"} 0.0' in metrics
     assert "jitadmin_outbox_pending" in metrics
     spec = httpx.get(f"{system.url}/openapi.json").json()

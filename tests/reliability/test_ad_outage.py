@@ -93,7 +93,7 @@ def test_dc_down_at_expiry_delays_revocation_and_never_cancels_it(
             assert failed["revoked_at"] is None
             assert "unreachable" in failed["last_error"]
             assert password not in failed["last_error"]
-            assert "jitadmin_revoke_failed_grants 1.0" in httpx.get(f"{system.url}/metrics").text
+            assert "jitadmin_revoke_failed_grants 1.0" in system.metrics()
             wait_for(
                 lambda: [
                     n

@@ -66,7 +66,7 @@ def events(system: System, grant_id: str, kind: str) -> list[StoredAuditEvent]:
 
 
 def metric(system: System, name: str, **labels: str) -> float:
-    text = httpx.get(f"{system.url}/metrics").text
+    text = system.metrics()
     wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
     pattern = rf"^{re.escape(name)}{re.escape('{' + wanted + '}') if labels else ''} (\S+)$"
     found = re.search(pattern, text, re.MULTILINE)

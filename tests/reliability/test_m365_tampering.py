@@ -16,7 +16,7 @@ PEDRO = CUSTOMERS[0]
 
 
 def _metric(system: System, name: str) -> float:
-    text = httpx.get(f"{system.url}/metrics").text
+    text = system.metrics()
     found = re.search(rf'^{re.escape(name)}{{identity_provider="m365"}} (\S+)$', text, re.M)
     return float(found.group(1)) if found else 0.0
 

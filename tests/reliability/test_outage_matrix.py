@@ -47,7 +47,7 @@ TICKET = PEDRO.open_ticket_ids[0]
 
 
 def metric(system: System, name: str) -> float:
-    text = httpx.get(f"{system.url}/metrics", timeout=30).text
+    text = system.metrics()
     found = re.search(rf"^{name} ([0-9.e+-]+)$", text, re.MULTILINE)
     assert found, f"{name} missing from /metrics"
     return float(found.group(1))

@@ -121,7 +121,7 @@ def test_graph_outage_at_expiry_turns_loud_then_recovers(
     failed = advance_until(system, clock, grant["id"], "revoke_failed")
     assert failed["last_error"]
     assert "password" not in failed["last_error"].lower()
-    metrics = httpx.get(f"{system.url}/metrics").text
+    metrics = system.metrics()
     assert "jitadmin_revoke_failed_grants 1.0" in metrics
     wait_for(
         lambda: notes(system, grant["ticket_id"], f"{grant['id']}:revoke_failed"), what="alarm note"
@@ -132,7 +132,7 @@ def test_graph_outage_at_expiry_turns_loud_then_recovers(
     set_faults(graph_admin(system))
     revoked = advance_until(system, clock, grant["id"], "revoked")
     assert revoked["revoked_at"] > active["expires_at"]
-    assert "jitadmin_revoke_failed_grants 0.0" in httpx.get(f"{system.url}/metrics").text
+    assert "jitadmin_revoke_failed_grants 0.0" in system.metrics()
     wait_for(
         lambda: notes(system, grant["ticket_id"], f"{grant['id']}:revoked"), what="revoke note"
     )

@@ -54,6 +54,11 @@ def signin_form(role: str, t: Target) -> str | int:
     return 403
 
 
+def metrics_token_only(role: str, t: Target) -> str | int:
+    """/metrics answers only JITADMIN_METRICS_TOKEN: no user's token or session opens it."""
+    return 401
+
+
 def signed_in(role: str, t: Target) -> str | int:
     return OK
 
@@ -124,14 +129,11 @@ def token_revoke(role: str, t: Target) -> str | int:
 
 # (method, path) -> (targets, rule). THE table: one row per route of the application.
 RULES: dict[tuple[str, str], tuple[tuple[Target, ...], Rule]] = {
-    # Public: health, metrics, the OpenAPI document and its viewers, the sign-in page.
+    # Public: health, the OpenAPI document, the sign-in page (/docs is off by default).
     ("GET", "/healthz"): (NO_TARGET, public),
     ("GET", "/readyz"): (NO_TARGET, public),
-    ("GET", "/metrics"): (NO_TARGET, public),
+    ("GET", "/metrics"): (NO_TARGET, metrics_token_only),
     ("GET", "/openapi.json"): (NO_TARGET, public),
-    ("GET", "/docs"): (NO_TARGET, public),
-    ("GET", "/docs/oauth2-redirect"): (NO_TARGET, public),
-    ("GET", "/redoc"): (NO_TARGET, public),
     ("GET", "/signin"): (NO_TARGET, public),
     # Without the sign-in form's double-submit cookie and token: refused before anything else.
     ("POST", "/signin"): (NO_TARGET, signin_form),
@@ -196,4 +198,6 @@ RULES: dict[tuple[str, str], tuple[tuple[Target, ...], Rule]] = {
     ("POST", "/web/api/grants/{grant_id}/revoke"): (GRANT_TARGETS, grant_change),
     ("POST", "/web/api/grants/{grant_id}/extend"): (GRANT_TARGETS, grant_change),
 }
-PUBLIC = {route for route, (_, rule) in RULES.items() if rule in (public, signin_form)}
+PUBLIC = {
+    route for route, (_, rule) in RULES.items() if rule in (public, signin_form, metrics_token_only)
+}

@@ -39,8 +39,10 @@ def serve_in_thread(app: Any, host: str = "127.0.0.1", port: int = 0) -> Running
     from outside answered every request about 40 ms late (Nagle against delayed ACK).
     """
     config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
-    )
+        app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
+        # uvicorn would believe X-Forwarded-For from loopback; the app decides whom to trust.
+        proxy_headers=False,
+    )  # fmt: skip
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"asgi-{host}-{port}", daemon=True)
     thread.start()

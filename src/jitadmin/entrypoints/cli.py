@@ -148,7 +148,10 @@ def _serve(app: App, host: str, port: int, *, with_worker: bool) -> None:
     if worker is not None:
         worker.start()
     try:
-        uvicorn.run(create_app(app), host=host, port=port, log_level="info", log_config=None)
+        uvicorn.run(
+            create_app(app), host=host, port=port, log_level="info", log_config=None,
+            proxy_headers=False,  # create_app trusts JITADMIN_FORWARDED_ALLOW_IPS only
+        )  # fmt: skip
     finally:
         if worker is not None:
             worker.stop()

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import jitadmin
 from jitadmin.entrypoints import web
-from jitadmin.entrypoints.api import hardening, health, problems
+from jitadmin.entrypoints.api import docs_page, hardening, health, problems
 from jitadmin.entrypoints.api.routes import UnauthorizedError, router
 from jitadmin.wiring import App
 
 
 def create_app(app: App) -> FastAPI:
-    api = FastAPI(title="jitadmin", version=jitadmin.__version__)
+    # No Swagger UI / ReDoc: they load third-party script from a CDN (docs/security.md).
+    api = FastAPI(title="jitadmin", version=jitadmin.__version__, docs_url=None, redoc_url=None)
     api.state.ctx = app.ctx
     api.state.app = app
     problems.install(api)
@@ -24,6 +26,8 @@ def create_app(app: App) -> FastAPI:
 
     api.include_router(router)
     health.install(api, app)  # /healthz, /readyz, /metrics
+    if app.settings.api_docs:
+        docs_page.install(api)  # /docs, script-free
 
     # The web console: "/" is the request form (or the sign-in page).
     web.install(api)
@@ -32,4 +36,8 @@ def create_app(app: App) -> FastAPI:
         max_body=app.settings.max_request_bytes,
         hsts_always=app.settings.web_cookie_secure == "always",
     )
+    # Outermost, so every layer sees the same client and scheme. Servers run with uvicorn's
+    # own proxy handling off (it trusts loopback by default): only JITADMIN_FORWARDED_ALLOW_IPS.
+    if trusted := app.settings.forwarded_allow_ips.strip():
+        api.add_middleware(ProxyHeadersMiddleware, trusted_hosts=trusted)
     return api

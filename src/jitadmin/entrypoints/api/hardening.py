@@ -15,10 +15,13 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-# API answers are data, never documents: nothing may run, load or frame them.
+# API answers are data, never documents: nothing may run, load or frame them. The same policy
+# covers /docs (a script-free page, off unless JITADMIN_API_DOCS=true).
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-# Swagger UI (/docs, /redoc) is FastAPI's inline-script page: it gets framing protection only.
-DOCS_PATHS = ("/docs", "/redoc")
+# Answers may carry a password or a token (grant creation, reveal, token mint, a new user's
+# first credentials): no shared or browser cache keeps any answer, except the static assets.
+NO_STORE = b"no-store"
+CACHEABLE_PATHS = ("/static/",)
 HSTS = "max-age=31536000; includeSubDomains"
 
 
@@ -53,11 +56,10 @@ class Hardening:
             (b"x-content-type-options", b"nosniff"),
             (b"x-frame-options", b"DENY"),
             (b"referrer-policy", b"same-origin"),
+            (b"content-security-policy", API_CSP.encode()),
         ]
-        if path.startswith(DOCS_PATHS):
-            extra.append((b"content-security-policy", b"frame-ancestors 'none'"))
-        else:
-            extra.append((b"content-security-policy", API_CSP.encode()))
+        if not path.startswith(CACHEABLE_PATHS):
+            extra.append((b"cache-control", NO_STORE))
         if self.hsts_always or scope.get("scheme") == "https":
             extra.append((b"strict-transport-security", HSTS.encode()))
         return existing + [(n, v) for n, v in extra if n not in names]

@@ -11,12 +11,13 @@ Two sources make up ``/metrics``:
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -94,7 +95,15 @@ def install(api: FastAPI, app: App) -> None:
             return problems.problem(503, "Service Unavailable", "the database is unreachable")
         return {"status": "ready", "version": jitadmin.__version__}
 
-    @api.get("/metrics")
-    def metrics() -> Response:
+    @api.get("/metrics", response_model=None)
+    def metrics(request: Request) -> Response:
+        """Prometheus text, for the bearer of JITADMIN_METRICS_TOKEN (unset: off, 404)."""
+        token = app.settings.metrics_token
+        if token is None:
+            return problems.problem(404, "Not Found", "metrics are off: set JITADMIN_METRICS_TOKEN")
+        expected = f"Bearer {token.get_secret_value()}".encode()
+        given = request.headers.get("authorization", "").encode()
+        if not hmac.compare_digest(given, expected):
+            return problems.problem(401, "Unauthorized", "missing or wrong metrics token")
         body = generate_latest(registry) + generate_latest(app.metrics.registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
