@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import re
 
-import httpx
-
 from jitadmin.emulators.seed import CUSTOMERS
 
 from conftest import System, outbox_drained, wait_for
