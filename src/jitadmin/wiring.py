@@ -19,6 +19,7 @@ from jitadmin.adapters.secretbox import AesGcmSecretBox
 from jitadmin.core.errors import ValidationFailedError
 from jitadmin.core.retry import RetryPolicy
 from jitadmin.db import migrate
+from jitadmin.db.files import private_dir
 from jitadmin.db.session import Database
 from jitadmin.ports import Clock, Customer, IdentityProvider, TicketSystem
 from jitadmin.services.context import SecurityTuning, ServiceContext, WorkerTuning
@@ -136,7 +137,7 @@ class App:
 
 
 def build(settings: Settings, *, clock: Clock | None = None, upgrade: bool = True) -> App:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     database = Database(settings.effective_database_url)
     if upgrade:
         migrate.upgrade(database.engine)

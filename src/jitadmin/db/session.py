@@ -9,6 +9,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from jitadmin.db.audit_log import SqlAuditLog
+from jitadmin.db.files import private_sqlite
 from jitadmin.db.grant_repo import SqlGrantRepo
 from jitadmin.db.repos import SqlConnectionRepo, SqlCustomerRepo, SqlOutbox, SqlUserRepo
 from jitadmin.db.runtime import SqlRuntimeRepo
@@ -19,6 +20,7 @@ from jitadmin.db.web_sessions import SqlApiTokenRepo, SqlWebSessionRepo
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
+        private_sqlite(url)  # 0600 before SQLite creates it (or its journals) umask-wide
         engine = create_engine(
             url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs
         )

@@ -17,6 +17,7 @@ from pydantic import SecretStr, ValidationError
 
 from jitadmin.core.errors import JitError
 from jitadmin.db import migrate
+from jitadmin.db.files import private_dir
 from jitadmin.db.session import Database
 from jitadmin.emulators.server import PSA_KINDS, EmulatorWorld
 from jitadmin.entrypoints import cli_security, logging_redaction
@@ -96,7 +97,7 @@ def demo(
     if psa not in PSA_KINDS:
         fail(f"--psa {psa}: must be one of {', '.join(PSA_KINDS)}")
     _logging()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     database_file = data_dir / "jitadmin.db"
     # The emulators start empty on every run, so the demo database does too.
     for stale in (database_file, data_dir / "jitadmin.db-wal", data_dir / "jitadmin.db-shm"):
@@ -185,7 +186,7 @@ def worker(
 def db_upgrade() -> None:
     """Create or migrate the schema to the latest version."""
     settings = _settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     database = Database(settings.effective_database_url)
     migrate.upgrade(database.engine)
     typer.echo(f"database at revision {migrate.current(database.engine)}")

@@ -12,6 +12,7 @@ from typing import Annotated, NoReturn, TextIO
 import typer
 
 from jitadmin.core.clock import iso
+from jitadmin.db.files import private_file
 from jitadmin.entrypoints.api.schemas import event_out
 from jitadmin.ports import AuditQuery, User
 from jitadmin.services import admin, console, keys
@@ -60,7 +61,7 @@ def register(
             _fail("--since: give a UTC offset, e.g. 2026-01-01T00:00:00+00:00")
         app = make_app()
         count = 0
-        stream: TextIO = out.open("w", encoding="utf-8") if out else sys.stdout
+        stream: TextIO = private_file(out).open("w", encoding="utf-8") if out else sys.stdout
         try:
             for entry in admin.export_audit(app.ctx, AuditQuery(since=since)):
                 stream.write(json.dumps(event_out(entry), sort_keys=True) + "\n")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from pathlib import Path
 from typing import Any
 
+from jitadmin.db.files import private_file, write_private
 from jitadmin.emulators.server import EmulatorWorld
 from jitadmin.ports import User
 from jitadmin.services import admin
@@ -20,11 +20,9 @@ def load_or_create_key(data_dir: Path) -> str:
     """The demo's own secret key, kept beside its database (0600)."""
     path = data_dir / "secret.key"
     if path.exists():
-        return path.read_text().strip()
+        return private_file(path).read_text().strip()  # tightened if it was wider
     key = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key)
+    write_private(path, key)
     return key
 
 
@@ -67,7 +65,4 @@ def demo_document(
 
 
 def write_json(path: Path, document: dict[str, Any]) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(document, handle, indent=2)
-        handle.write("\n")
+    write_private(path, json.dumps(document, indent=2) + "\n")

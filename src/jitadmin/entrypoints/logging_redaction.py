@@ -12,6 +12,8 @@ import logging
 import re
 from pathlib import Path
 
+from jitadmin.db.files import private_file
+
 MASK = "[redacted]"
 # Names of secrets (not secrets).
 _SECRET_NAMES = (
@@ -65,7 +67,7 @@ def install(level: int = logging.INFO, log_file: Path | None = None) -> list[log
     """Configure the root logger with redacting handlers (stderr, and ``log_file`` if given)."""
     handlers: list[logging.Handler] = [logging.StreamHandler()]
     if log_file is not None:
-        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+        handlers.append(logging.FileHandler(private_file(log_file), encoding="utf-8"))
     for handler in handlers:
         handler.setFormatter(logging.Formatter(FORMAT))
         handler.addFilter(RedactingFilter())
