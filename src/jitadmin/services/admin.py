@@ -16,6 +16,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 
+from jitadmin.core import fields
 from jitadmin.core.errors import (
     AdapterError,
     AdapterNotFoundError,
@@ -84,6 +85,10 @@ def create_customer(
 ) -> Customer:  # fmt: skip
     # A new customer lies outside every restricted admin's scope.
     require_unrestricted_admin(actor, "adding a customer")
+    fields.check(
+        {"slug": slug, "name": name, "psa_company_id": str(psa_company_id),
+         "domain_prefix": domain_prefix}
+    )  # fmt: skip
     if not _SLUG.match(slug):
         raise ValidationFailedError.single(
             "slug", "must be 2-63 lowercase letters, digits or dashes"
@@ -117,6 +122,7 @@ def list_customers(ctx: ServiceContext, actor: User) -> list[tuple[Customer, lis
 
 
 def _split_settings(kind: str, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    fields.check_settings(body)
     missing = [f for f in REQUIRED_FIELDS[kind] if not str(body.get(f) or "").strip()]
     if missing:
         raise ValidationFailedError.single(missing[0], "is required")
@@ -250,6 +256,8 @@ def add_user(
     scope = None if customers is None else tuple(customers)
     if actor is not None:
         require_role(actor, ADMIN)
+    fields.check({"username": username, "role": role, "customers": customers})
+    if actor is not None:
         require_scope(actor, scope, "customers")
     if not _USERNAME.match(username):
         raise ValidationFailedError.single("username", "must be 2-200 letters, digits or . _ @ + -")
@@ -308,6 +316,7 @@ def list_audit(
     """The trail, filtered; someone restricted to some customers sees only their events."""
     require_role(actor, ADMIN, AUDITOR)
     query = query or AuditQuery(grant_id=grant_id)
+    fields.check({"grant_id": query.grant_id, "customer": query.customer, "actor": query.actor})
     if actor.customers is not None:
         query = replace(query, customers=actor.customers)
     with ctx.uow() as uow:

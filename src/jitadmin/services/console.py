@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from jitadmin.core import fields
 from jitadmin.core.errors import (
     AdapterError,
     AdapterNotFoundError,
@@ -123,6 +124,7 @@ def issue_token(ctx: ServiceContext, actor: User, username: str | None = None) -
     """A new API token for the caller (``username`` may only name the caller); returned this
     once, stored as a hash. Nobody mints a credential for someone else: another user's first
     token comes with the account (``add_user``)."""
+    fields.check({"username": username})
     if username is not None and username != actor.username:
         raise ForbiddenError(
             "username: API tokens are issued only to the caller themselves "

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from jitadmin.core import fields
 from jitadmin.core.errors import (
     AdapterError,
     ForbiddenError,
@@ -158,6 +159,7 @@ def require_scope(actor: User, scope: tuple[str, ...] | None, field_name: str) -
 def require_customer(
     uow: UnitOfWork, user: User, slug: str, field_name: str = "customer"
 ) -> Customer:
+    fields.check({"slug" if field_name == "path" else field_name: slug})
     customer = uow.customers.get(slug)
     if customer is None or not user.may_use(slug):
         if field_name == "path":

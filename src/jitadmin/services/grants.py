@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from jitadmin.core import texts
+from jitadmin.core import fields, texts
 from jitadmin.core.errors import (
     AdapterError,
     AdapterNotFoundError,
@@ -93,6 +93,10 @@ def request_grant(
     """Validate everything, then write the grant and its events in one transaction."""
     # Auditors and approvers look; only technicians and admins hold access themselves.
     require_role(actor, ADMIN, TECHNICIAN)
+    fields.check(
+        {"customer": customer, "identity_provider": identity_provider, "ticket_id": ticket_id,
+         "reason": reason, "password": password}
+    )  # fmt: skip
     with ctx.uow() as uow:
         found = require_customer(uow, actor, customer)
         # The one connection this request needs, read once: whether it exists is all the
@@ -194,6 +198,7 @@ def _refuse_second_grant(uow: UnitOfWork, requester: str, customer: str, kind: s
 
 
 def visible_grant(uow: UnitOfWork, actor: User, grant_id: str, *, lock: bool = False) -> Grant:
+    fields.check({"grant_id": grant_id})
     grant = uow.grants.get(grant_id, lock=lock)
     if grant is None or not _may_see(actor, grant):
         raise NotFoundError("grant", grant_id)
@@ -215,6 +220,7 @@ def list_grants(
         raise ValidationFailedError.single(
             "state", f"must be one of {', '.join(s.value for s in GrantState)}"
         )
+    fields.check({"customer": customer})
     requester = None if actor.role in (ADMIN, AUDITOR) else actor.username
     with ctx.uow() as uow:
         found = uow.grants.find(state=state, customer=customer, requester=requester)

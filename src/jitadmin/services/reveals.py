@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from jitadmin.core import fields
 from jitadmin.core.errors import ConflictError, ValidationFailedError
 from jitadmin.core.events import AuditEvent
 from jitadmin.core.grant import Grant, GrantState
@@ -26,6 +27,7 @@ def reveal_password(ctx: ServiceContext, actor: User, grant_id: str, reason: str
     ``reveal_limit_global_per_hour`` for all admins together; the reveal (or its refusal) is
     audited before anything leaves this function."""
     require_role(actor, ADMIN)
+    fields.check({"grant_id": grant_id, "reason": reason}, {"reason": fields.REVEAL_REASON})
     why = (reason or "").strip()
     if not why:
         raise ValidationFailedError.single("reason", "say why you need the password (audited)")

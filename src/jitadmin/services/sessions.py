@@ -18,6 +18,7 @@ from typing import NoReturn
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from jitadmin.core import fields
 from jitadmin.core.errors import JitError
 from jitadmin.core.events import AuditEvent
 from jitadmin.ports import User, WebSession
@@ -95,6 +96,8 @@ def sign_in(
     client: str = "", replaces: str = "",
 ) -> SignedIn:  # fmt: skip
     name = username.strip()[:MAX_USERNAME]
+    if fields.problems("username", name, fields.LIMITS["username"]):
+        name = ""  # control characters (NUL...): junk, counted as a failure without a name
     client = client[: signin_limits.MAX_CLIENT]
     # The lockout first: a refused attempt is neither checked nor written down, junk or not.
     if (wait := signin_limits.locked_for(ctx, name, client)) is not None:

@@ -133,5 +133,13 @@ def reveal(ctx: Ctx, visitor: FormVisitor, form: Form, grant_id: str) -> Respons
             ctx, visitor, grant_id, status=422, errors=errors,
             values={"reveal_reason": reason},
         )  # fmt: skip
-    password = reveals.reveal_password(ctx, visitor.user, grant_id, reason)
+    try:
+        password = reveals.reveal_password(ctx, visitor.user, grant_id, reason)
+    except ValidationFailedError as error:
+        rules = [p.rule for p in error.problems if p.field == "reason"]
+        if not rules:
+            raise  # the grant id itself: the error page
+        return grant_page(
+            ctx, visitor, grant_id, status=422, errors={"reveal_reason": rules}, values={}
+        )
     return grant_page(ctx, visitor, grant_id, revealed=password)

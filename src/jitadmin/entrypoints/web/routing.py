@@ -24,6 +24,7 @@ from jitadmin.core.errors import (
     InvalidTransitionError,
     JitError,
     NotFoundError,
+    ValidationFailedError,
 )
 from jitadmin.entrypoints.web.auth import SignInRequiredError, optional_visitor
 from jitadmin.entrypoints.web.render import harden, page
@@ -38,6 +39,7 @@ _TITLES = {
     403: "Not allowed",
     404: "Not found",
     409: "Not possible now",
+    422: "Not valid",
     429: "Too many attempts",
     500: "Something went wrong",
     503: "A connected system did not answer",
@@ -61,18 +63,20 @@ def error_page(request: Request, status: int, detail: str) -> Response:
     )
 
 
+# Most specific first: the page status of each domain error (anything else: 400).
+_STATUS: tuple[tuple[type[JitError], int], ...] = (
+    (ForbiddenError, 403),
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (InvalidTransitionError, 409),
+    (UpstreamUnavailableError, 503),
+    (RateLimitedError, 429),
+    (ValidationFailedError, 422),  # as the API: bad input (a path, or a field no form shows)
+)
+
+
 def _status_of(error: JitError) -> int:
-    if isinstance(error, ForbiddenError):
-        return 403
-    if isinstance(error, NotFoundError):
-        return 404
-    if isinstance(error, ConflictError | InvalidTransitionError):
-        return 409
-    if isinstance(error, UpstreamUnavailableError):
-        return 503
-    if isinstance(error, RateLimitedError):
-        return 429
-    return 400
+    return next((status for kind, status in _STATUS if isinstance(error, kind)), 400)
 
 
 class HtmlRoute(APIRoute):
