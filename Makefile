@@ -5,16 +5,36 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck layers install clean system-packages services-up services-down pg pg-stop
+RUNTIME_VENV ?= .venv-runtime
 
-$(STAMP): pyproject.toml requirements.lock
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.lock
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+.PHONY: demo test lint typecheck layers install install-runtime lock clean system-packages services-up services-down pg pg-stop
+
+# Every package comes from a hash-locked file (requirements/, see docs/security.md "Supply
+# chain"): first pip and the build backend (pip.lock), then the dependencies, then jitadmin itself
+# from this directory with no index and no build isolation, so nothing unhashed is downloaded.
+# $(call locked_install,VENV,LOCK,EXTRA_PIP_FLAGS)
+define locked_install
+	test -x $(1)/bin/python || $(PYTHON) -m venv $(1)
+	$(1)/bin/python -m pip install --quiet --require-hashes -r requirements/pip.lock
+	$(1)/bin/python -m pip install --quiet --require-hashes -r $(2)
+	$(1)/bin/python -m pip install --quiet --no-index --no-deps --no-build-isolation $(3) .
+endef
+
+# The development environment (make demo/test/lint...): runtime and dev tools, editable.
+$(STAMP): pyproject.toml requirements/pip.lock requirements/dev.lock
+	$(call locked_install,$(VENV),requirements/dev.lock,-e)
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# A production-style install with no test or development tool in it:
+# `make install-runtime RUNTIME_VENV=/opt/jitadmin` (default .venv-runtime).
+install-runtime:
+	$(call locked_install,$(RUNTIME_VENV),requirements/runtime.lock,)
+
+# Regenerates requirements/*.lock from pyproject.toml (scripts/lock.sh; UPGRADE=1 to upgrade).
+lock: $(STAMP)
+	bash scripts/lock.sh
 
 demo: $(STAMP)
 	$(BIN)/jitadmin demo
@@ -46,12 +66,14 @@ services-down:
 	-bash scripts/samba-dc.sh stop
 	bash scripts/postgres.sh stop
 
-# Static security checks: bandit over src (high severity fails) and pip-audit over the
+# Static security checks: bandit over src (high severity fails), the lock files' checks
+# (pinned, hashed, no test tool in runtime.lock, versions agree) and pip-audit over the
 # installed dependencies (a known vulnerability fails; see docs/security.md for when the
 # vulnerability service cannot be reached).
 .PHONY: security
 security: $(STAMP)
 	$(BIN)/bandit -q -r src -lll
+	$(BIN)/pytest -q -p no:cacheprovider tests/security/test_supply_chain.py
 	$(BIN)/python scripts/audit_deps.py
 
 test: lint typecheck layers security
@@ -90,7 +112,7 @@ dc-stop:
 	$(DEMO_DC) bash scripts/samba-dc.sh stop
 
 clean:
-	rm -rf $(VENV) .demo .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(RUNTIME_VENV) .demo .mypy_cache .ruff_cache .pytest_cache
 
 # Benchmarks against the emulators (bench/, not part of `make test`); rewrites docs/benchmarks.md.
 # The full storm matrix takes hours on 2 cores; `make bench-quick` is a smoke run with small N.
