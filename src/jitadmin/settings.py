@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     signin_lockout_minutes: float = Field(default=15.0, gt=0)
     signin_failures_global: int = Field(default=100, ge=1)
     api_token_days: float = Field(default=90.0, gt=0)
+    # PSA calls a user may cause a minute (ticket picker, ticket checks; beyond: 429), and how
+    # long the picker's ticket list of a customer is kept per user (0: not kept).
+    psa_lookups_per_minute: int = Field(default=30, ge=1)
+    psa_ticket_cache_seconds: float = Field(default=30.0, ge=0)
     max_request_bytes: int = Field(default=65536, ge=1024)
     # Hardening (docs/security.md): /metrics needs this bearer token (unset: /metrics is off,
     # 404); /docs is a script-free page listing the operations, off unless enabled; proxy

@@ -23,6 +23,7 @@ from jitadmin.db.files import private_dir
 from jitadmin.db.session import Database
 from jitadmin.ports import Clock, Customer, IdentityProvider, TicketSystem
 from jitadmin.services.context import SecurityTuning, ServiceContext, WorkerTuning
+from jitadmin.services.psa_lookups import PsaLookups
 from jitadmin.settings import Settings
 
 
@@ -167,6 +168,9 @@ def build(settings: Settings, *, clock: Clock | None = None, upgrade: bool = Tru
             signin_failures_global=settings.signin_failures_global,
             api_token_days=settings.api_token_days,
         ),
+    )
+    ctx.psa_lookups = PsaLookups(
+        per_minute=settings.psa_lookups_per_minute, cache_ttl_s=settings.psa_ticket_cache_seconds
     )
     metrics = PrometheusMetrics()
     ctx.metrics = metrics

@@ -75,6 +75,14 @@ def stored_state(system: System) -> dict[str, Any]:
         }
 
 
+def written(system: System) -> dict[str, Any]:
+    """Everything a write could change: ``stored_state`` plus every grant and the outbox."""
+    with system.app.ctx.uow() as uow:
+        grants = [(g.id, g.state, g.expires_at, g.reason) for g in uow.grants.find()]
+        outbox = [(m.marker, m.state) for g in grants for m in uow.outbox.for_grant(g[0])]
+    return {**stored_state(system), "grants": grants, "outbox": outbox}
+
+
 def tenant_of(system: System, slug: str) -> str:
     customer = next(c for c in system.world.customers if c.slug == slug)
     return str(system.world.graph_settings(customer)["tenant_id"])

@@ -16,21 +16,12 @@ import pytest
 from jitadmin.emulators.seed import CUSTOMERS
 
 from conftest import System, outbox_drained, wait_for
-from insiders import add_admin, sign_in, stored_state
+from insiders import add_admin, sign_in, written
 
 PEDRO = CUSTOMERS[0]
 LONG = "7" * 10_000
 LONGER = "7" * 20_000  # a CA certificate chain may be up to 16 384 characters
 Body = Callable[[str], dict[str, Any]]
-
-
-def written(system: System) -> dict[str, Any]:
-    """Everything a write could change: users, tokens, customers, connections, PSA, the whole
-    audit trail, every grant and the outbox."""
-    with system.app.ctx.uow() as uow:
-        grants = [(g.id, g.state, g.expires_at, g.reason) for g in uow.grants.find()]
-        outbox = [(m.marker, m.state) for g in grants for m in uow.outbox.for_grant(g[0])]
-    return {**stored_state(system), "grants": grants, "outbox": outbox}
 
 
 def hostile(rule: str, valid: str, field: str = "") -> str:

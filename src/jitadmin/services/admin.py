@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import re
 import secrets
-import threading
-import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -195,47 +192,25 @@ def check_psa(ctx: ServiceContext, actor: User) -> dict[str, Any]:
     return {"kind": record.kind, "findings": findings}
 
 
-# The ticket picker: each company's open tickets, kept a few seconds so the form is fast. Keyed
-# by the adapter object, so new PSA settings (a new adapter) start empty. The submit-time check
-# (services.grants) never reads this: ownership and open state always come from the PSA.
-PICKER_TTL_S = 5.0
-_picker: weakref.WeakKeyDictionary[Any, dict[str, tuple[datetime, list[Ticket]]]] = (
-    weakref.WeakKeyDictionary()
-)
-_picker_lock = threading.Lock()
-
-
-def _picked(system: Any, company_id: str, now: datetime) -> list[Ticket] | None:
-    with _picker_lock:
-        try:
-            fetched_at, tickets = _picker.get(system, {})[company_id]
-        except (KeyError, TypeError):
-            return None
-    age = (now - fetched_at).total_seconds()
-    return list(tickets) if 0 <= age < PICKER_TTL_S else None
-
-
-def _remember(system: Any, company_id: str, now: datetime, tickets: list[Ticket]) -> None:
-    # An adapter that cannot be weakly referenced is simply not cached.
-    with _picker_lock, contextlib.suppress(TypeError):
-        _picker.setdefault(system, {})[company_id] = (now, list(tickets))
-
-
 def list_tickets(ctx: ServiceContext, actor: User, slug: str) -> list[Ticket]:
+    """The ticket picker: the customer's open tickets, kept a few seconds per customer and user
+    (services/psa_lookups) so the form is fast; a PSA call spends one of the user's lookups.
+    The submit-time check (services.grants) never reads this cache."""
     with ctx.uow() as uow:
         customer = require_customer(uow, actor, slug, "path")
         system = ctx.tickets(uow)
     now = ctx.clock.now()
-    cached = _picked(system, customer.psa_company_id, now)
+    cached = ctx.psa_lookups.cached(system, customer, actor, now)
     if cached is not None:
         return cached
+    ctx.psa_lookups.spend(actor, now)
     try:
         tickets = system.list_open_tickets(customer.psa_company_id)
     except AdapterNotFoundError:
         tickets = []
     except AdapterError as error:
         raise UpstreamUnavailableError(f"the PSA did not answer: {error}") from error
-    _remember(system, customer.psa_company_id, now, tickets)
+    ctx.psa_lookups.remember(system, customer, actor, now, tickets)
     return tickets
 
 

@@ -73,6 +73,7 @@ def grant_ticket(ctx: ServiceContext, actor: User, grant_id: str) -> Ticket:
     with ctx.uow() as uow:
         grant = visible_grant(uow, actor, grant_id)
         system = ctx.tickets(uow)
+    ctx.psa_lookups.spend(actor, ctx.clock.now())
     try:
         return system.get_ticket(grant.ticket_id)
     except AdapterNotFoundError as error:

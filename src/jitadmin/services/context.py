@@ -31,6 +31,7 @@ from jitadmin.ports import (
     UnitOfWorkFactory,
     User,
 )
+from jitadmin.services.psa_lookups import PsaLookups
 
 log = logging.getLogger("jitadmin")
 
@@ -75,6 +76,8 @@ class ServiceContext:
     # Called after a commit that created due work, so an in-process worker wakes at once.
     wake: Callable[[], None] = lambda: None
     metrics: Metrics = field(default_factory=NoMetrics)
+    # Each user's budget of PSA calls and the ticket picker's cache (services/psa_lookups).
+    psa_lookups: PsaLookups = field(default_factory=PsaLookups)
     # The credential acting in this request ("token:<id>", "session:<handle>"); None for the
     # worker and the CLI. Set by ``acting``; every audit event written through ``uow`` names it.
     credential: str | None = None

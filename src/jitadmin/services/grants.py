@@ -60,7 +60,12 @@ def _max_minutes(customer: Customer) -> int:
     return customer.max_duration_minutes or DEFAULT_MAX_DURATION_MINUTES
 
 
-def _check_ticket(system: TicketSystem, customer: Customer, ticket_id: str) -> None:
+def _check_ticket(
+    ctx: ServiceContext, actor: User, system: TicketSystem, customer: Customer, ticket_id: str
+) -> None:
+    """Ask the PSA (never a cache) that the ticket is open and the customer's; the call
+    spends one of the actor's PSA lookups (429 beyond them, before anything is written)."""
+    ctx.psa_lookups.spend(actor, ctx.clock.now())
     try:
         ticket = system.get_ticket(ticket_id)
     except AdapterNotFoundError as error:
@@ -119,7 +124,7 @@ def request_grant(
         ticket_system = ctx.tickets(uow)
         identity = ctx.identity_from(found, connection)
     # Outside calls happen with no transaction open, so they never hold the database.
-    _check_ticket(ticket_system, found, request.ticket_id)
+    _check_ticket(ctx, actor, ticket_system, found, request.ticket_id)
     grant_id = str(uuid.uuid4())
     try:
         username = identity.planned_username(grant_id, actor.username)
@@ -284,7 +289,7 @@ def extend_grant(ctx: ServiceContext, actor: User, grant_id: str, minutes: objec
         ticket_system = ctx.tickets(uow)
         identity = ctx.identity_for(uow, customer, grant.identity_provider)
     # The ticket must still be open and the customer's at every extend (no transaction open).
-    _check_ticket(ticket_system, customer, grant.ticket_id)
+    _check_ticket(ctx, actor, ticket_system, customer, grant.ticket_id)
     try:
         identity.extend(AccessSpec(grant.id, grant.requester, "", new_expiry, dict(grant.account)))
     except AdapterError as error:

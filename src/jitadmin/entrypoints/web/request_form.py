@@ -19,6 +19,7 @@ from jitadmin.entrypoints.web.render import page
 from jitadmin.entrypoints.web.routing import HtmlRoute
 from jitadmin.services import admin, grants
 from jitadmin.services.context import ServiceContext
+from jitadmin.services.limits import RateLimitedError
 
 router = APIRouter(route_class=HtmlRoute, include_in_schema=False)
 
@@ -139,6 +140,10 @@ def submit(ctx: Ctx, visitor: FormVisitor, form: Form) -> Response:
         )
     except grants.UpstreamUnavailableError as error:
         return render_form(ctx, visitor, values, alert=Alert(str(error)), status=503)
+    except RateLimitedError as error:
+        limited = render_form(ctx, visitor, values, alert=Alert(str(error)), status=429)
+        limited.headers["Retry-After"] = str(error.retry_after_s)
+        return limited
     # The one page that shows the password; it is in no URL, session or log.
     return page(
         "result.html",
