@@ -18,6 +18,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from bench.common import SECRET_KEY, log
+from jitadmin.core.errors import SignInFailedError, SignInThrottledError
 from jitadmin.ports import AuditQuery
 from jitadmin.services import sessions
 from jitadmin.settings import Settings
@@ -39,9 +40,9 @@ def flood(attempts: int, database_url: str | None) -> dict[str, float]:
             try:
                 client = f"192.0.2.{i % 200}"
                 sessions.sign_in(app.ctx, f"user{i}", password, POLICY, client=client)
-            except sessions.SignInThrottledError:
+            except SignInThrottledError:
                 outcomes["throttled"] += 1
-            except sessions.SignInFailedError:
+            except SignInFailedError:
                 outcomes["failed"] += 1
         elapsed = time.perf_counter() - started
         with app.ctx.uow() as uow:

@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from jitadmin.adapters.clock import ManualClock
+from jitadmin.core.errors import SignInFailedError, SignInThrottledError
 from jitadmin.entrypoints import logging_redaction
 from jitadmin.entrypoints.api.app import create_app
 from jitadmin.ports import AuditQuery, User
@@ -48,10 +49,10 @@ def test_sign_in_locks_a_username_after_failures_then_frees_it(
 ) -> None:
     password = admin.add_user(app.ctx, ROOT, username="alice", role="technician").password
     for _ in range(5):
-        with pytest.raises(sessions.SignInFailedError):
+        with pytest.raises(SignInFailedError):
             sessions.sign_in(app.ctx, "alice", "wrong", POLICY, client=f"10.0.0.{_}")
     # Locked: even the right password is refused, and the refusal is audited.
-    with pytest.raises(sessions.SignInThrottledError) as locked:
+    with pytest.raises(SignInThrottledError) as locked:
         sessions.sign_in(app.ctx, "alice", password, POLICY, client="10.0.0.99")
     assert 0 < locked.value.retry_after_s <= 15 * 60 + 1
     assert _events(app, "auth.sign_in_throttled") == 1
@@ -63,9 +64,9 @@ def test_sign_in_locks_a_username_after_failures_then_frees_it(
 def test_sign_in_locks_a_client_address_spraying_usernames(app: App) -> None:
     password = admin.add_user(app.ctx, ROOT, username="bob", role="technician").password
     for i in range(20):
-        with pytest.raises(sessions.SignInFailedError):
+        with pytest.raises(SignInFailedError):
             sessions.sign_in(app.ctx, f"guess{i}", "wrong", POLICY, client="203.0.113.7")
-    with pytest.raises(sessions.SignInThrottledError):
+    with pytest.raises(SignInThrottledError):
         sessions.sign_in(app.ctx, "bob", password, POLICY, client="203.0.113.7")
     # Another address is not affected.
     assert sessions.sign_in(app.ctx, "bob", password, POLICY, client="198.51.100.1")

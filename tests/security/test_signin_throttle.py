@@ -19,6 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from jitadmin.adapters.clock import ManualClock
+from jitadmin.core.errors import SignInFailedError, SignInThrottledError
 from jitadmin.core.events import AuditEvent
 from jitadmin.entrypoints.api.app import create_app
 from jitadmin.ports import AuditQuery, User
@@ -63,15 +64,15 @@ def writes(app: App) -> tuple[int, int, int, int]:
 
 def refused(app: App, username: str, password: str, client: str) -> int:
     """Sign in expecting the lockout; returns its Retry-After."""
-    with pytest.raises(sessions.SignInThrottledError) as caught:
+    with pytest.raises(SignInThrottledError) as caught:
         sessions.sign_in(app.ctx, username, password, POLICY, client=client)
     return caught.value.retry_after_s
 
 
 def failed(app: App, username: str, password: str, client: str) -> None:
-    with pytest.raises(sessions.SignInFailedError) as caught:
+    with pytest.raises(SignInFailedError) as caught:
         sessions.sign_in(app.ctx, username, password, POLICY, client=client)
-    assert not isinstance(caught.value, sessions.SignInThrottledError)
+    assert not isinstance(caught.value, SignInThrottledError)
 
 
 def throttled_metric(app: App, scope: str) -> float:
@@ -191,9 +192,9 @@ def test_concurrent_failures_never_exceed_the_limit(make: Make) -> None:
         start.wait()
         try:
             sessions.sign_in(app.ctx, "erin", "wrong", POLICY, client=f"10.3.0.{i}")
-        except sessions.SignInThrottledError:
+        except SignInThrottledError:
             outcomes.append("throttled")
-        except sessions.SignInFailedError:
+        except SignInFailedError:
             outcomes.append("failed")
 
     running = [threading.Thread(target=attempt, args=(i,)) for i in range(threads)]

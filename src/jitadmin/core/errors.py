@@ -1,18 +1,35 @@
 """The error tree shared by every layer.
 
-Domain errors (``JitError`` and children) are raised by core and services and turned into
-problem+json in exactly one place (the API's error handler). Adapter errors form a small
-taxonomy that services and the worker branch on: retry a ``TransientError``, stop and alert on
+Domain errors (``JitError`` and children) are raised by core and services. Each class names
+its problem once, as class attributes: ``problem_type`` (a stable slug; the problem+json
+``type`` is ``PROBLEM_TYPE_PREFIX + problem_type``), the HTTP ``status`` and the ``title``.
+The API turns them into problem+json in exactly one place (``entrypoints.api.problems``); the
+web console renders its pages with the same ``status``. Adapter errors form a small taxonomy
+that services and the worker branch on: retry a ``TransientError``, stop and alert on
 ``MisconfiguredError``, give up on ``RejectedError``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+# A tag URI (RFC 4151): stable, and not meant to be dereferenced (RFC 9457 section 3.1.1).
+PROBLEM_TYPE_PREFIX = "tag:jitadmin,2026:problem/"
 
 
 class JitError(Exception):
     """Base of every error jitadmin raises on purpose."""
+
+    problem_type: ClassVar[str] = "bad-request"
+    status: ClassVar[int] = 400
+    title: ClassVar[str] = "Bad request"
+    # Seconds until a retry may succeed (sent as ``Retry-After``); None when unknown.
+    retry_after_s: int | None = None
+
+    def extensions(self) -> dict[str, Any]:
+        """Problem members beyond type/title/status/detail (RFC 9457 extension members)."""
+        return {}
 
 
 @dataclass(frozen=True)
@@ -24,6 +41,10 @@ class FieldProblem:
 class ValidationFailedError(JitError):
     """Bad input: names each field and the rule it broke. Nothing was written."""
 
+    problem_type = "invalid-request"
+    status = 422
+    title = "Invalid request"
+
     def __init__(self, problems: list[FieldProblem]) -> None:
         self.problems = problems
         super().__init__("; ".join(f"{p.field}: {p.rule}" for p in problems))
@@ -32,9 +53,60 @@ class ValidationFailedError(JitError):
     def single(cls, field_name: str, rule: str) -> ValidationFailedError:
         return cls([FieldProblem(field_name, rule)])
 
+    def extensions(self) -> dict[str, Any]:
+        return {"errors": [{"field": p.field, "rule": p.rule} for p in self.problems]}
+
+
+class UnauthorizedError(JitError):
+    """No credential, or one that is not (or no longer) valid."""
+
+    problem_type = "unauthorized"
+    status = 401
+    title = "Unauthorized"
+
+
+class SignInFailedError(UnauthorizedError):
+    """Unknown user or wrong password; deliberately does not say which."""
+
+    def __init__(self) -> None:
+        super().__init__("unknown username or wrong password")
+
+
+class SignInThrottledError(SignInFailedError):
+    """Too many failed sign-ins for this username or from this address: locked for a while."""
+
+    problem_type = "sign-in-throttled"
+    status = 429
+    title = "Too many requests"
+
+    retry_after_s: int
+
+    def __init__(self, retry_after_s: int) -> None:
+        JitError.__init__(self, "too many failed sign-ins; try again later")
+        self.retry_after_s = retry_after_s
+
+
+class ForbiddenError(JitError):
+    """The caller's role may not do this."""
+
+    problem_type = "forbidden"
+    status = 403
+    title = "Forbidden"
+
+
+class CsrfRejectedError(ForbiddenError):
+    """A console form or script request without the session's CSRF token."""
+
+    def __init__(self) -> None:
+        super().__init__("the form's security token is missing or stale; reload the page")
+
 
 class NotFoundError(JitError):
     """A thing the caller named does not exist (or is not visible to the caller)."""
+
+    problem_type = "not-found"
+    status = 404
+    title = "Not found"
 
     def __init__(self, kind: str, key: str) -> None:
         self.kind = kind
@@ -42,23 +114,87 @@ class NotFoundError(JitError):
         super().__init__(f"{kind} {key!r} not found")
 
 
+class FeatureOffError(JitError):
+    """An optional endpoint this installation has switched off: it answers as if absent."""
+
+    problem_type = "feature-off"
+    status = 404
+    title = "Not Found"
+
+
 class ConflictError(JitError):
     """The request clashes with current state (e.g. an active grant already exists)."""
+
+    problem_type = "conflict"
+    status = 409
+    title = "Conflict"
 
     def __init__(self, message: str, *, existing_id: str | None = None) -> None:
         self.existing_id = existing_id
         super().__init__(message)
 
-
-class ForbiddenError(JitError):
-    """The caller's role may not do this."""
+    def extensions(self) -> dict[str, Any]:
+        return {"existing_grant": self.existing_id} if self.existing_id else {}
 
 
 class InvalidTransitionError(JitError):
+    problem_type = "invalid-transition"
+    status = 409
+    title = "Conflict"
+
     def __init__(self, current: str, target: str) -> None:
         self.current = current
         self.target = target
         super().__init__(f"a grant in state {current!r} cannot move to {target!r}")
+
+
+class RequestTooLargeError(JitError):
+    """The request body is larger than the configured bound; it was not read further."""
+
+    problem_type = "request-too-large"
+    status = 413
+    title = "Request body too large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the request body is larger than {limit} bytes")
+
+
+class RateLimitedError(JitError):
+    """Too many attempts in the window; try again after ``retry_after_s`` seconds."""
+
+    problem_type = "rate-limited"
+    status = 429
+    title = "Too many requests"
+
+    retry_after_s: int
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = max(1, retry_after_s)
+
+
+class InternalError(JitError):
+    """Something failed that nobody raised on purpose; the details are in the server log."""
+
+    problem_type = "internal-error"
+    status = 500
+    title = "Internal error"
+
+
+class UpstreamUnavailableError(JitError):
+    """A system we must ask first (the PSA, Graph...) did not answer; nothing was written."""
+
+    problem_type = "upstream-unavailable"
+    status = 503
+    title = "Upstream unavailable"
+
+
+class NotReadyError(JitError):
+    """This process cannot serve yet (e.g. the database is unreachable)."""
+
+    problem_type = "not-ready"
+    status = 503
+    title = "Service Unavailable"
 
 
 # --- adapter taxonomy -------------------------------------------------------------------

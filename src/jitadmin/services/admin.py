@@ -18,6 +18,7 @@ from jitadmin.core.errors import (
     AdapterError,
     AdapterNotFoundError,
     ConflictError,
+    UpstreamUnavailableError,
     ValidationFailedError,
 )
 from jitadmin.core.events import AuditEvent
@@ -40,7 +41,6 @@ from jitadmin.services.context import (
     require_scope,
     require_unrestricted_admin,
 )
-from jitadmin.services.grants import UpstreamUnavailableError
 from jitadmin.services.tenancy import refuse_tenant_switch
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")

@@ -17,6 +17,7 @@ from jitadmin.core.errors import (
     AdapterNotFoundError,
     ForbiddenError,
     NotFoundError,
+    UpstreamUnavailableError,
 )
 from jitadmin.core.events import AuditEvent
 from jitadmin.core.grant import Grant
@@ -28,7 +29,7 @@ from jitadmin.services.context import (
     require_role,
     require_unrestricted_admin,
 )
-from jitadmin.services.grants import UpstreamUnavailableError, show_grant, visible_grant
+from jitadmin.services.grants import show_grant, visible_grant
 
 
 @dataclass(frozen=True)

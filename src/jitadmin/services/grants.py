@@ -12,9 +12,9 @@ from jitadmin.core.errors import (
     AdapterNotFoundError,
     ConflictError,
     ForbiddenError,
-    JitError,
     MisconfiguredError,
     NotFoundError,
+    UpstreamUnavailableError,
     ValidationFailedError,
 )
 from jitadmin.core.events import AuditEvent
@@ -40,10 +40,6 @@ from jitadmin.services.context import (
 )
 
 S = GrantState
-
-
-class UpstreamUnavailableError(JitError):
-    """A system we must ask first (the PSA, Graph...) did not answer; nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -332,7 +328,6 @@ def extend_grant(ctx: ServiceContext, actor: User, grant_id: str, minutes: objec
 __all__ = [
     "IDENTITY_PROVIDERS",
     "RequestedGrant",
-    "UpstreamUnavailableError",
     "extend_grant",
     "list_grants",
     "request_grant",

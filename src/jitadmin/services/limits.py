@@ -9,16 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from jitadmin.core.errors import JitError
 from jitadmin.ports import AuditQuery, UnitOfWork
-
-
-class RateLimitedError(JitError):
-    """Too many attempts in the window; try again after ``retry_after_s`` seconds."""
-
-    def __init__(self, message: str, retry_after_s: int) -> None:
-        super().__init__(message)
-        self.retry_after_s = max(1, retry_after_s)
 
 
 def count_recent(

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from jitadmin.core.errors import RateLimitedError
 from jitadmin.ports import Customer, Ticket, User
-from jitadmin.services.limits import RateLimitedError
 
 WINDOW = timedelta(minutes=1)
 CacheKey = tuple[str, str, str, tuple[str, ...] | None]

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from jitadmin.core import fields
-from jitadmin.core.errors import ConflictError, ValidationFailedError
+from jitadmin.core.errors import ConflictError, RateLimitedError, ValidationFailedError
 from jitadmin.core.events import AuditEvent
 from jitadmin.core.grant import Grant, GrantState
 from jitadmin.ports import UnitOfWork, User
 from jitadmin.services.context import ADMIN, ServiceContext, require_role
 from jitadmin.services.grants import password_context, visible_grant
-from jitadmin.services.limits import RateLimitedError, count_recent, retry_after
+from jitadmin.services.limits import count_recent, retry_after
 
 S = GrantState
 

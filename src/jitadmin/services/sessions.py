@@ -19,7 +19,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from jitadmin.core import fields
-from jitadmin.core.errors import JitError
+from jitadmin.core.errors import SignInFailedError, SignInThrottledError
 from jitadmin.core.events import AuditEvent
 from jitadmin.ports import User, WebSession
 from jitadmin.services import signin_limits
@@ -28,21 +28,6 @@ from jitadmin.services.context import ServiceContext
 _hasher = PasswordHasher()
 MAX_USERNAME = 200
 MAX_PASSWORD = 1024  # argon2 hashes anything; a cap stops megabyte "passwords" costing CPU
-
-
-class SignInFailedError(JitError):
-    """Unknown user or wrong password; deliberately does not say which."""
-
-    def __init__(self) -> None:
-        super().__init__("unknown username or wrong password")
-
-
-class SignInThrottledError(SignInFailedError):
-    """Too many failed sign-ins for this username or from this address: locked for a while."""
-
-    def __init__(self, retry_after_s: int) -> None:
-        JitError.__init__(self, "too many failed sign-ins; try again later")
-        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import jitadmin
 from jitadmin.entrypoints import web
 from jitadmin.entrypoints.api import docs_page, hardening, health, problems
-from jitadmin.entrypoints.api.routes import UnauthorizedError, router
+from jitadmin.entrypoints.api.routes import router
 from jitadmin.wiring import App
 
 
@@ -19,11 +18,6 @@ def create_app(app: App) -> FastAPI:
     api.state.ctx = app.ctx
     api.state.app = app
     problems.install(api)
-
-    @api.exception_handler(UnauthorizedError)
-    async def _unauthorized(_: Request, error: UnauthorizedError) -> JSONResponse:
-        return problems.problem(401, "Unauthorized", str(error))
-
     api.include_router(router)
     health.install(api, app)  # /healthz, /readyz, /metrics
     if app.settings.api_docs:

@@ -5,9 +5,11 @@ Pure ASGI, so it also covers streamed (chunked) bodies that carry no Content-Len
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+
+from jitadmin.core.errors import RequestTooLargeError
+from jitadmin.entrypoints.api.problems import problem_response
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -23,22 +25,6 @@ API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-act
 NO_STORE = b"no-store"
 CACHEABLE_PATHS = ("/static/",)
 HSTS = "max-age=31536000; includeSubDomains"
-
-
-def _problem_413(limit: int) -> tuple[bytes, list[tuple[bytes, bytes]]]:
-    body = json.dumps(
-        {
-            "type": "about:blank",
-            "title": "Request body too large",
-            "status": 413,
-            "detail": f"the request body is larger than {limit} bytes",
-        }
-    ).encode()
-    headers = [
-        (b"content-type", b"application/problem+json"),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    return body, headers
 
 
 class Hardening:
@@ -79,7 +65,7 @@ class Hardening:
 
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body:
-            await self._reject(send_hardened)
+            await self._reject(scope, receive, send_hardened)
             return
         # Read the (bounded) body first, then replay it: a chunked body without a length is
         # cut off at the limit instead of being parsed.
@@ -93,17 +79,15 @@ class Hardening:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body:
-                await self._reject(send_hardened)
+                await self._reject(scope, receive, send_hardened)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         await self.app(scope, _replay(chunks, None, receive), send_hardened)
 
-    async def _reject(self, send: Send) -> None:
-        body, headers = _problem_413(self.max_body)
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await problem_response(RequestTooLargeError(self.max_body))(scope, receive, send)
 
 
 def _replay(chunks: list[bytes], final: Message | None, then: Receive | None = None) -> Receive:

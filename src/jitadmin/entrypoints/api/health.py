@@ -25,6 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 import jitadmin
+from jitadmin.core.errors import FeatureOffError, NotReadyError, UnauthorizedError
 from jitadmin.core.grant import GrantState
 from jitadmin.entrypoints.api import problems
 from jitadmin.wiring import App
@@ -92,7 +93,7 @@ def install(api: FastAPI, app: App) -> None:
                 connection.execute(text("select 1"))
         except SQLAlchemyError as error:
             log.warning("not ready: database unreachable (%s)", type(error).__name__)
-            return problems.problem(503, "Service Unavailable", "the database is unreachable")
+            return problems.problem_response(NotReadyError("the database is unreachable"))
         return {"status": "ready", "version": jitadmin.__version__}
 
     @api.get("/metrics", response_model=None)
@@ -100,10 +101,12 @@ def install(api: FastAPI, app: App) -> None:
         """Prometheus text, for the bearer of JITADMIN_METRICS_TOKEN (unset: off, 404)."""
         token = app.settings.metrics_token
         if token is None:
-            return problems.problem(404, "Not Found", "metrics are off: set JITADMIN_METRICS_TOKEN")
+            return problems.problem_response(
+                FeatureOffError("metrics are off: set JITADMIN_METRICS_TOKEN")
+            )
         expected = f"Bearer {token.get_secret_value()}".encode()
         given = request.headers.get("authorization", "").encode()
         if not hmac.compare_digest(given, expected):
-            return problems.problem(401, "Unauthorized", "missing or wrong metrics token")
+            return problems.problem_response(UnauthorizedError("missing or wrong metrics token"))
         body = generate_latest(registry) + generate_latest(app.metrics.registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -1,4 +1,8 @@
-"""Errors → RFC 9457 problem+json, in exactly one place."""
+"""Errors → RFC 9457 problem+json, in exactly one place.
+
+Every ``JitError`` carries its problem type, status and title (``core.errors``); this module
+only renders them. Framework errors (an unknown route, a wrong method) keep ``about:blank``.
+"""
 
 from __future__ import annotations
 
@@ -11,27 +15,34 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from jitadmin.core.errors import (
-    ConflictError,
-    ForbiddenError,
-    InvalidTransitionError,
-    NotFoundError,
+    PROBLEM_TYPE_PREFIX,
+    FieldProblem,
+    InternalError,
+    JitError,
     ValidationFailedError,
 )
-from jitadmin.services.grants import UpstreamUnavailableError
-from jitadmin.services.limits import RateLimitedError
 
 log = logging.getLogger("jitadmin.api")
 PROBLEM = "application/problem+json"
 
 
-def problem(
-    status: int, title: str, detail: str, *, retry_after: int | None = None, **extra: Any
-) -> JSONResponse:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+def _response(status: int, body: dict[str, Any], retry_after: int | None = None) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers or None)
+
+
+def problem_response(error: JitError) -> JSONResponse:
+    """The problem+json answer for ``error``: type, title and status from its class."""
+    body = {
+        "type": PROBLEM_TYPE_PREFIX + error.problem_type,
+        "title": error.title,
+        "status": error.status,
+        "detail": str(error),
+        **error.extensions(),
+    }
+    return _response(error.status, body, error.retry_after_s)
 
 
 def _field_of(location: tuple[Any, ...]) -> str:
@@ -39,55 +50,32 @@ def _field_of(location: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+def schema_problems(error: RequestValidationError) -> ValidationFailedError:
+    """FastAPI's schema errors in our vocabulary: one field and rule each."""
+    problems = []
+    for item in error.errors():
+        kind = item.get("type", "")
+        rule = "body is not valid JSON" if kind == "json_invalid" else item.get("msg", "invalid")
+        problems.append(FieldProblem(_field_of(tuple(item.get("loc", ()))), rule))
+    return ValidationFailedError(problems)
+
+
 def install(app: FastAPI) -> None:
-    @app.exception_handler(ValidationFailedError)
-    async def _validation(_: Request, error: ValidationFailedError) -> JSONResponse:
-        errors = [{"field": p.field, "rule": p.rule} for p in error.problems]
-        return problem(422, "Invalid request", str(error), errors=errors)
+    @app.exception_handler(JitError)
+    async def _jit(_: Request, error: JitError) -> JSONResponse:
+        return problem_response(error)
 
     @app.exception_handler(RequestValidationError)
     async def _schema(_: Request, error: RequestValidationError) -> JSONResponse:
-        errors = []
-        for item in error.errors():
-            kind = item.get("type", "")
-            field = _field_of(tuple(item.get("loc", ())))
-            rule = (
-                "body is not valid JSON" if kind == "json_invalid" else item.get("msg", "invalid")
-            )
-            errors.append({"field": field, "rule": rule})
-        detail = "; ".join(f"{e['field']}: {e['rule']}" for e in errors)
-        return problem(422, "Invalid request", detail, errors=errors)
-
-    @app.exception_handler(NotFoundError)
-    async def _not_found(_: Request, error: NotFoundError) -> JSONResponse:
-        return problem(404, "Not found", str(error))
-
-    @app.exception_handler(ConflictError)
-    async def _conflict(_: Request, error: ConflictError) -> JSONResponse:
-        extra: dict[str, Any] = {"existing_grant": error.existing_id} if error.existing_id else {}
-        return problem(409, "Conflict", str(error), **extra)
-
-    @app.exception_handler(InvalidTransitionError)
-    async def _transition(_: Request, error: InvalidTransitionError) -> JSONResponse:
-        return problem(409, "Conflict", str(error))
-
-    @app.exception_handler(ForbiddenError)
-    async def _forbidden(_: Request, error: ForbiddenError) -> JSONResponse:
-        return problem(403, "Forbidden", str(error))
-
-    @app.exception_handler(RateLimitedError)
-    async def _limited(_: Request, error: RateLimitedError) -> JSONResponse:
-        return problem(429, "Too many requests", str(error), retry_after=error.retry_after_s)
-
-    @app.exception_handler(UpstreamUnavailableError)
-    async def _upstream(_: Request, error: UpstreamUnavailableError) -> JSONResponse:
-        return problem(503, "Upstream unavailable", str(error))
+        return problem_response(schema_problems(error))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
-        return problem(error.status_code, "Error", str(error.detail))
+        body = {"type": "about:blank", "title": "Error", "status": error.status_code,
+                "detail": str(error.detail)}  # fmt: skip
+        return _response(error.status_code, body)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, error: Exception) -> JSONResponse:
         log.exception("unhandled error")
-        return problem(500, "Internal error", "an unexpected error occurred; see the server log")
+        return problem_response(InternalError("an unexpected error occurred; see the server log"))

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from jitadmin.core.clock import iso
-from jitadmin.core.errors import ValidationFailedError
+from jitadmin.core.errors import UnauthorizedError, ValidationFailedError
 from jitadmin.entrypoints.api.schemas import (
     AdConnectionIn,
     CustomerIn,
@@ -29,10 +29,6 @@ from jitadmin.services.context import ServiceContext
 
 router = APIRouter(prefix="/api/v1")
 _bearer = HTTPBearer(auto_error=False)
-
-
-class UnauthorizedError(Exception):
-    pass
 
 
 def ctx_of(request: Request) -> ServiceContext:

@@ -13,13 +13,17 @@ from fastapi.responses import RedirectResponse
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
-from jitadmin.core.errors import ConflictError, NotFoundError, ValidationFailedError
+from jitadmin.core.errors import (
+    ConflictError,
+    NotFoundError,
+    UpstreamUnavailableError,
+    ValidationFailedError,
+)
 from jitadmin.entrypoints.web.auth import Ctx, Form, FormVisitor, PageVisitor, Visitor, text
 from jitadmin.entrypoints.web.render import IDP_LABELS, page
 from jitadmin.entrypoints.web.routing import HtmlRoute
 from jitadmin.services import admin, console
 from jitadmin.services.context import ADMIN, ROLES, ServiceContext, require_role
-from jitadmin.services.grants import UpstreamUnavailableError
 
 router = APIRouter(route_class=HtmlRoute, include_in_schema=False, prefix="/admin")
 
@@ -84,11 +88,16 @@ def create_customer(ctx: Ctx, visitor: FormVisitor, form: Form) -> Response:
         )  # fmt: skip
     except ValidationFailedError as error:
         return customers_page(
-            ctx, visitor, status=422, scope="new", errors=_errors(error), values=values
+            ctx, visitor, status=error.status, scope="new", errors=_errors(error), values=values
         )
     except ConflictError as error:
         return customers_page(
-            ctx, visitor, status=409, scope="new", errors={"slug": [str(error)]}, values=values
+            ctx,
+            visitor,
+            status=error.status,
+            scope="new",
+            errors={"slug": [str(error)]},
+            values=values,
         )
     return customers_page(ctx, visitor, notice=f"Customer {values['slug']} added.")
 
@@ -104,7 +113,7 @@ def save_connection(ctx: Ctx, visitor: FormVisitor, form: Form, slug: str, kind:
     except ValidationFailedError as error:
         shown = {k: v for k, v in body.items() if k not in admin.SECRET_FIELDS[kind]}
         return customers_page(
-            ctx, visitor, status=422, scope=scope, errors=_errors(error), values=shown
+            ctx, visitor, status=error.status, scope=scope, errors=_errors(error), values=shown
         )
     return customers_page(ctx, visitor, notice=f"{IDP_LABELS[kind]} connection of {slug} saved.")
 
@@ -154,7 +163,9 @@ def save_psa(ctx: Ctx, visitor: FormVisitor, form: Form) -> Response:
     except ValidationFailedError as error:
         secret = admin.SECRET_FIELDS.get(kind, ())
         shown = {k: v for k, v in body.items() if k not in secret}
-        return psa_page(ctx, visitor, kind, status=422, errors=_errors(error), values=shown)
+        return psa_page(
+            ctx, visitor, kind, status=error.status, errors=_errors(error), values=shown
+        )
     return psa_page(ctx, visitor, kind, notice="PSA connection saved.")
 
 
@@ -197,10 +208,10 @@ def add_user(ctx: Ctx, visitor: FormVisitor, form: Form) -> Response:
             customers=chosen if restrict else None,
         )  # fmt: skip
     except ValidationFailedError as error:
-        return users_page(ctx, visitor, status=422, errors=_errors(error), values=values)
+        return users_page(ctx, visitor, status=error.status, errors=_errors(error), values=values)
     except ConflictError as error:
         return users_page(
-            ctx, visitor, status=409, errors={"username": [str(error)]}, values=values
+            ctx, visitor, status=error.status, errors={"username": [str(error)]}, values=values
         )
     return users_page(ctx, visitor, created=created)
 

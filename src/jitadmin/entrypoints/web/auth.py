@@ -11,7 +11,7 @@ from fastapi import Depends, Request
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
-from jitadmin.core.errors import ForbiddenError
+from jitadmin.core.errors import CsrfRejectedError
 from jitadmin.ports import User
 from jitadmin.services import sessions
 from jitadmin.services.context import ServiceContext
@@ -43,11 +43,6 @@ class SignInRequiredError(Exception):
     def __init__(self, expired: bool) -> None:
         self.expired = expired
         super().__init__("sign in first")
-
-
-class CsrfRejectedError(ForbiddenError):
-    def __init__(self) -> None:
-        super().__init__("the form's security token is missing or stale; reload the page")
 
 
 def ctx_of(request: Request) -> ServiceContext:

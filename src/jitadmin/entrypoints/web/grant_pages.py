@@ -109,10 +109,12 @@ def extend(ctx: Ctx, visitor: FormVisitor, form: Form, grant_id: str) -> Respons
         grants.extend_grant(ctx, visitor.user, grant_id, parse_minutes(raw))
     except ValidationFailedError as error:
         found = {"minutes": [p.rule for p in error.problems]}
-        return grant_page(ctx, visitor, grant_id, status=422, errors=found, values={"minutes": raw})
+        return grant_page(
+            ctx, visitor, grant_id, status=error.status, errors=found, values={"minutes": raw}
+        )
     except ConflictError as error:
         return grant_page(
-            ctx, visitor, grant_id, status=409, errors={"minutes": [str(error)]},
+            ctx, visitor, grant_id, status=error.status, errors={"minutes": [str(error)]},
             values={"minutes": raw},
         )  # fmt: skip
     return RedirectResponse(f"/grants/{grant_id}?done=extended", status_code=303)

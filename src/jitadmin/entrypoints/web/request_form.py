@@ -12,14 +12,19 @@ from fastapi import APIRouter
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
-from jitadmin.core.errors import ConflictError, FieldProblem, ValidationFailedError
+from jitadmin.core.errors import (
+    ConflictError,
+    FieldProblem,
+    RateLimitedError,
+    UpstreamUnavailableError,
+    ValidationFailedError,
+)
 from jitadmin.core.passwords import generate_password
 from jitadmin.entrypoints.web.auth import Ctx, Form, FormVisitor, PageVisitor, Visitor, text
 from jitadmin.entrypoints.web.render import page
 from jitadmin.entrypoints.web.routing import HtmlRoute
 from jitadmin.services import admin, grants
 from jitadmin.services.context import ServiceContext
-from jitadmin.services.limits import RateLimitedError
 
 router = APIRouter(route_class=HtmlRoute, include_in_schema=False)
 
@@ -133,15 +138,17 @@ def submit(ctx: Ctx, visitor: FormVisitor, form: Form) -> Response:
             password=values["password"] or None,
         )  # fmt: skip
     except ValidationFailedError as error:
-        return render_form(ctx, visitor, values, errors=_by_field(error.problems), status=422)
+        return render_form(
+            ctx, visitor, values, errors=_by_field(error.problems), status=error.status
+        )
     except ConflictError as error:
         return render_form(
-            ctx, visitor, values, alert=Alert(str(error), error.existing_id), status=409
+            ctx, visitor, values, alert=Alert(str(error), error.existing_id), status=error.status
         )
-    except grants.UpstreamUnavailableError as error:
-        return render_form(ctx, visitor, values, alert=Alert(str(error)), status=503)
+    except UpstreamUnavailableError as error:
+        return render_form(ctx, visitor, values, alert=Alert(str(error)), status=error.status)
     except RateLimitedError as error:
-        limited = render_form(ctx, visitor, values, alert=Alert(str(error)), status=429)
+        limited = render_form(ctx, visitor, values, alert=Alert(str(error)), status=error.status)
         limited.headers["Retry-After"] = str(error.retry_after_s)
         return limited
     # The one page that shows the password; it is in no URL, session or log.

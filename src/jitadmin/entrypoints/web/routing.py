@@ -12,24 +12,16 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from jitadmin.core.errors import (
-    ConflictError,
-    ForbiddenError,
-    InvalidTransitionError,
-    JitError,
-    NotFoundError,
-    ValidationFailedError,
-)
+from jitadmin.core.errors import JitError, UnauthorizedError
+from jitadmin.entrypoints.api.problems import problem_response
 from jitadmin.entrypoints.web.auth import SignInRequiredError, optional_visitor
 from jitadmin.entrypoints.web.render import harden, page
-from jitadmin.services.grants import UpstreamUnavailableError
-from jitadmin.services.limits import RateLimitedError
 
 log = logging.getLogger("jitadmin.web")
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
@@ -63,22 +55,6 @@ def error_page(request: Request, status: int, detail: str) -> Response:
     )
 
 
-# Most specific first: the page status of each domain error (anything else: 400).
-_STATUS: tuple[tuple[type[JitError], int], ...] = (
-    (ForbiddenError, 403),
-    (NotFoundError, 404),
-    (ConflictError, 409),
-    (InvalidTransitionError, 409),
-    (UpstreamUnavailableError, 503),
-    (RateLimitedError, 429),
-    (ValidationFailedError, 422),  # as the API: bad input (a path, or a field no form shows)
-)
-
-
-def _status_of(error: JitError) -> int:
-    return next((status for kind, status in _STATUS if isinstance(error, kind)), 400)
-
-
 class HtmlRoute(APIRoute):
     def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()
@@ -89,7 +65,7 @@ class HtmlRoute(APIRoute):
             except SignInRequiredError as error:
                 response = signin_redirect(request, error.expired)
             except JitError as error:
-                response = error_page(request, _status_of(error), str(error))
+                response = error_page(request, error.status, str(error))
             except (HTTPException, RequestValidationError):
                 raise
             except Exception:
@@ -109,12 +85,7 @@ class JsonRoute(APIRoute):
                 response = await handler(request)
             except SignInRequiredError:
                 # Domain errors fall through to the app's problem+json handlers.
-                response = JSONResponse(
-                    {"type": "about:blank", "title": "Unauthorized", "status": 401,
-                     "detail": "sign in again"},
-                    status_code=401,
-                    media_type="application/problem+json",
-                )  # fmt: skip
+                response = problem_response(UnauthorizedError("sign in again"))
             response.headers["Cache-Control"] = "no-store"
             return response
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
+from jitadmin.core.errors import SignInFailedError, SignInThrottledError
 from jitadmin.entrypoints.web.auth import (
     CSRF_FIELD,
     SESSION_COOKIE,
@@ -86,16 +87,16 @@ def signin(request: Request, ctx: BareCtx, form: Form) -> Response:
             ctx, username, text(form, "password"), policy_of(request), client=client_of(request),
             replaces=request.cookies.get(SESSION_COOKIE, ""),
         )  # fmt: skip
-    except sessions.SignInThrottledError as throttled:
+    except SignInThrottledError as throttled:
         response = _signin_page(
-            request, next_url=next_url, status=429, username=username,
+            request, next_url=next_url, status=throttled.status, username=username,
             error="Too many failed sign-ins. Please wait a few minutes and try again.",
         )  # fmt: skip
         response.headers["Retry-After"] = str(throttled.retry_after_s)
         return response
-    except sessions.SignInFailedError:
+    except SignInFailedError as failed:
         return _signin_page(
-            request, next_url=next_url, status=401, username=username,
+            request, next_url=next_url, status=failed.status, username=username,
             error="Unknown username or wrong password.",
         )  # fmt: skip
     response = RedirectResponse(safe_next(next_url), status_code=303)
