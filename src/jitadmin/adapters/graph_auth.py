@@ -23,6 +23,7 @@ import msal
 from msal.exceptions import MsalServiceError
 
 from jitadmin.core.errors import AdapterError, MisconfiguredError, TransientError
+from jitadmin.core.retry import parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -145,16 +146,6 @@ class MsalHttpClient:
 
     def close(self) -> None:
         """The owner of the httpx client closes it, not MSAL."""
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        return None  # an HTTP-date; Graph and Entra send seconds
-    return max(seconds, 0.0)
 
 
 def _json_object(text: str) -> dict[str, Any] | None:

@@ -38,7 +38,7 @@ from jitadmin.adapters.graph_errors import (
     typed_error,
 )
 from jitadmin.core.errors import AdapterError, MisconfiguredError, TransientError
-from jitadmin.core.retry import RetryPolicy
+from jitadmin.core.retry import MAX_REVOKE_RETRY_AFTER_S, RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -287,8 +287,11 @@ class GraphClient:
 
     def _hold_tenant(self, retry_after_s: float | None) -> None:
         if retry_after_s:
+            # Held no longer than a revocation may wait: an absurd Retry-After must not keep
+            # this process from calling the tenant for longer than the worker reschedules.
+            hold = min(retry_after_s, MAX_REVOKE_RETRY_AFTER_S)
             with self._hold_lock:
-                self._hold_until = max(self._hold_until, self._monotonic() + retry_after_s)
+                self._hold_until = max(self._hold_until, self._monotonic() + hold)
 
     def _wait_for_tenant(self, started: float, label: str) -> None:
         """Sleep out a tenant-wide Retry-After, or hand the call back to the worker (which

@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 
-from jitadmin.adapters.graph_auth import parse_retry_after
 from jitadmin.core.errors import (
     AdapterError,
     AdapterNotFoundError,
@@ -22,6 +21,7 @@ from jitadmin.core.errors import (
     RejectedError,
     TransientError,
 )
+from jitadmin.core.retry import parse_retry_after
 
 _MAX_MESSAGE = 300
 

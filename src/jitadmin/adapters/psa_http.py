@@ -11,11 +11,9 @@
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, NoReturn, Self, TypeVar
 
@@ -28,6 +26,7 @@ from jitadmin.core.errors import (
     RejectedError,
     TransientError,
 )
+from jitadmin.core.retry import parse_retry_after
 
 __all__ = [
     "Origin",
@@ -63,19 +62,8 @@ def absolute_url(raw: str, what: str) -> httpx.URL:
 
 
 def retry_after(response: httpx.Response) -> float | None:
-    """``Retry-After`` in seconds: a number, or an HTTP date."""
-    raw = response.headers.get("Retry-After")
-    if not raw:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    """``Retry-After`` in seconds (a number or an HTTP date), bounded; None if unusable."""
+    return parse_retry_after(response.headers.get("Retry-After"))
 
 
 class PsaHttp:

@@ -12,6 +12,7 @@ from jitadmin.core.grant import Grant, GrantState
 from jitadmin.db.claims import (
     LEASED_STATE_VALUES,
     WORKER_STATE_VALUES,
+    fair_turns,
     skip_locked,
     unclaimed,
 )
@@ -28,9 +29,14 @@ _GRANT_FIELDS = (
 
 
 def _due(now: Any) -> Any:
-    """Grants a worker may claim at ``now`` (a datetime or a bound parameter)."""
+    """Grants a worker may claim at ``now`` (a datetime or a bound parameter). An expired
+    active grant whose expiry could not even be started has a ``next_attempt_at`` too."""
     driven = GrantRow.state.in_(WORKER_STATE_VALUES) & (GrantRow.next_attempt_at <= now)
-    expired = (GrantRow.state == GrantState.ACTIVE.value) & (GrantRow.expires_at <= now)
+    expired = (
+        (GrantRow.state == GrantState.ACTIVE.value)
+        & (GrantRow.expires_at <= now)
+        & or_(GrantRow.next_attempt_at.is_(None), GrantRow.next_attempt_at <= now)
+    )
     return (driven | expired) & unclaimed(GrantRow.claim_expires_at, now)
 
 
@@ -184,15 +190,34 @@ class SqlGrantRepo:
             update(GrantRow).where(GrantRow.id == grant_id).values(password_sealed=sealed)
         )
 
-    def due(self, now: datetime, limit: int) -> list[tuple[str, str]]:
+    def due(
+        self, now: datetime, limit: int, per_customer: int | None = None
+    ) -> list[tuple[str, str]]:
+        # Taken in turns across customers, so one customer's backlog (or poison rows) at the
+        # head of the queue never keeps another customer's expiry waiting.
+        due_at = func.coalesce(GrantRow.next_attempt_at, GrantRow.expires_at)
+        ranked = fair_turns(select(GrantRow.id), GrantRow.customer, due_at, _due(now))
         query = (
             select(GrantRow.id, GrantRow.customer)
-            .where(_due(now))
-            .order_by(func.coalesce(GrantRow.next_attempt_at, GrantRow.expires_at))
+            .join(ranked, ranked.c.id == GrantRow.id)
+            .order_by(ranked.c.turn, ranked.c.due_at, GrantRow.id)
             .limit(limit)
         )
+        if per_customer is not None:
+            query = query.where(ranked.c.turn <= per_customer)
         rows = self.s.execute(skip_locked(self.s, query, GrantRow))
         return [(r.id, r.customer) for r in rows]
+
+    def defer(self, grant_id: str, error: str, next_attempt_at: datetime) -> None:
+        self.s.execute(
+            update(GrantRow)
+            .where(GrantRow.id == grant_id)
+            .values(
+                attempts=GrantRow.attempts + 1,
+                last_error=error[:1000],
+                next_attempt_at=next_attempt_at,
+            )
+        )
 
     def claim_many(
         self, grant_ids: list[str], worker: str, now: datetime, lease_until: datetime
@@ -238,12 +263,14 @@ class SqlGrantRepo:
         candidates = [
             self.s.scalar(
                 select(func.min(GrantRow.next_attempt_at, type_=UtcDateTime)).where(
-                    GrantRow.state.in_(WORKER_STATE_VALUES), free
+                    GrantRow.state.in_(LEASED_STATE_VALUES), free
                 )
             ),
             self.s.scalar(
                 select(func.min(GrantRow.expires_at, type_=UtcDateTime)).where(
-                    GrantRow.state == GrantState.ACTIVE.value, free
+                    GrantRow.state == GrantState.ACTIVE.value,
+                    GrantRow.next_attempt_at.is_(None),
+                    free,
                 )
             ),
             # Only grants that may still need work: the state index keeps this from scanning

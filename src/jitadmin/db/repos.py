@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from jitadmin.core.grant import Grant
 from jitadmin.db.claims import (
+    fair_turns,
     skip_locked,
     unclaimed,
 )
@@ -151,7 +152,7 @@ class SqlOutbox:
     def _to(row: OutboxRow) -> OutboxMessage:
         return OutboxMessage(
             row.id, row.grant_id, row.customer, row.ticket_id, row.marker, row.text,
-            row.state, row.attempts, row.note_id, row.last_error,
+            row.state, row.attempts, row.note_id, row.last_error, row.next_attempt_at,
         )  # fmt: skip
 
     def enqueue(self, grant: Grant, marker: str, text: str, at: datetime) -> None:
@@ -187,13 +188,22 @@ class SqlOutbox:
             & unclaimed(OutboxRow.claim_expires_at, now)
         )
 
-    def due(self, now: datetime, limit: int) -> list[tuple[int, str]]:
+    def due(
+        self, now: datetime, limit: int, per_customer: int | None = None
+    ) -> list[tuple[int, str]]:
+        # In turns across customers, like grants: one customer's stuck notes go last.
+        ranked = fair_turns(
+            select(OutboxRow.id), OutboxRow.customer, OutboxRow.next_attempt_at,
+            self._due_clause(now),
+        )  # fmt: skip
         query = (
             select(OutboxRow.id, OutboxRow.customer)
-            .where(self._due_clause(now))
-            .order_by(OutboxRow.next_attempt_at)
+            .join(ranked, ranked.c.id == OutboxRow.id)
+            .order_by(ranked.c.turn, ranked.c.due_at, OutboxRow.id)
             .limit(limit)
         )
+        if per_customer is not None:
+            query = query.where(ranked.c.turn <= per_customer)
         rows = self.s.execute(skip_locked(self.s, query, OutboxRow))
         return [(r.id, r.customer) for r in rows]
 

@@ -2,6 +2,8 @@
 
 ``PUT {admin_url}/faults`` with any of ``latency_ms``, ``error_status``, ``error_rate``,
 ``retry_after_s``, ``outage``, ``replication_delay_ms``; ``DELETE {admin_url}/faults`` resets.
+``retry_after`` sends its text as the ``Retry-After`` header as it is (``"1e12"``, ``"nan"``,
+a date), standing in for a broken or hostile server; it wins over ``retry_after_s``.
 Any change releases the requests that the previous ``latency_ms`` is holding.
 ``GET {admin_url}/requests`` lists every vendor request seen, including those still in flight,
 so a test can wait for "the worker is inside call X" without sleeping.
@@ -27,12 +29,19 @@ class FaultSettings(BaseModel):
     error_status: int | None = Field(default=None, ge=400, le=599)
     error_rate: float = Field(default=1.0, ge=0.0, le=1.0)
     retry_after_s: int | None = Field(default=None, ge=0, le=3600)
+    retry_after: str | None = Field(default=None, pattern=r"^[\x20-\x7e]{1,64}$")
     outage: bool = False
     replication_delay_ms: int = Field(default=0, ge=0, le=600_000)
     # Limit an injected error to the next N matching requests (None = until reset).
     error_count: int | None = Field(default=None, ge=0)
     # Only requests whose "METHOD /path" contains this text are affected (None = all).
     match: str | None = None
+
+    @property
+    def retry_after_header(self) -> str | None:
+        if self.retry_after is not None:
+            return self.retry_after
+        return None if self.retry_after_s is None else str(self.retry_after_s)
 
 
 @dataclass
@@ -102,12 +111,12 @@ class FaultState:
         while self.settings is held_by and (left := release_at - loop.time()) > 0:
             await asyncio.sleep(min(left, _RELEASE_CHECK_S))
 
-    def pick_error(self, method: str, path: str) -> tuple[int, int | None] | None:
-        """Decide whether this request fails: (status, retry_after) or None."""
+    def pick_error(self, method: str, path: str) -> tuple[int, str | None] | None:
+        """Decide whether this request fails: (status, Retry-After header value) or None."""
         with self._lock:
             s = self.settings
             if s.outage:
-                return 503, s.retry_after_s
+                return 503, s.retry_after_header
             if s.error_status is None or not self._matches(method, path):
                 return None
             if s.error_count is not None:
@@ -116,4 +125,4 @@ class FaultState:
                 self.settings = s.model_copy(update={"error_count": s.error_count - 1})
             if self._rng.random() >= s.error_rate:
                 return None
-            return s.error_status, s.retry_after_s
+            return s.error_status, s.retry_after_header

@@ -101,10 +101,10 @@ def _is_token_call(path: str) -> bool:
 
 
 def _fault_response(
-    request: Request, status: int, retry_after: int | None, token_call: bool
+    request: Request, status: int, retry_after: str | None, token_call: bool
 ) -> Response:
     request_id, client_request_id = _ids(request)
-    headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+    headers = {"Retry-After": retry_after} if retry_after is not None else {}
     if token_call:
         body = entra_error_body(entra_fault(status), request_id, client_request_id)
         return JSONResponse(body, status_code=status, headers=headers)

@@ -189,7 +189,7 @@ def add_vendor_gate(
         injected = faults.pick_error(request.method, path)
         if injected is not None:
             status, retry_after = injected
-            headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+            headers = {"Retry-After": retry_after} if retry_after is not None else {}
             return answer_fault(status, headers)
         refusal = admit(request, path)
         return refusal if refusal is not None else await call_next(request)

@@ -22,9 +22,10 @@ from datetime import datetime, timedelta
 
 from prometheus_client import start_http_server
 
+from jitadmin.ports import UnitOfWork
 from jitadmin.services.context import ServiceContext
-from jitadmin.services.execution import process_grant
-from jitadmin.services.notes import deliver_note
+from jitadmin.services.execution import process_grant, record_unexpected_failure
+from jitadmin.services.notes import deliver_note, record_unexpected_note_failure
 from jitadmin.services.reconcile import ReconcileReport, reconcile_due
 from jitadmin.wiring import App
 
@@ -188,8 +189,9 @@ class Worker:
             running = set(self._in_flight)
         with self.ctx.uow() as uow:
             wanted: list[tuple[str, str]] = []
-            for grant_id, tenant in uow.grants.due(now, limit * 4):
-                if len(wanted) >= limit or busy[tenant] >= self.options.per_tenant:
+            per_tenant = self.options.per_tenant
+            for grant_id, tenant in uow.grants.due(now, limit * 4, per_customer=per_tenant):
+                if len(wanted) >= limit or busy[tenant] >= per_tenant:
                     continue
                 if f"g:{grant_id}" in running:
                     continue  # our own lease lapsed mid-run; never run one grant twice at once
@@ -203,7 +205,7 @@ class Worker:
                 else:
                     busy[tenant] -= 1
             for message_id, _customer in uow.outbox.due(now, limit * 4):
-                if len(claimed) >= limit or busy[PSA_KEY] >= self.options.per_tenant:
+                if len(claimed) >= limit or busy[PSA_KEY] >= per_tenant:
                     continue
                 if f"o:{message_id}" in running:
                     continue
@@ -217,24 +219,43 @@ class Worker:
         return claimed
 
     def _grant_job(self, grant_id: str) -> Callable[[], object]:
-        def job() -> object:
-            try:
-                return process_grant(self.ctx, grant_id)
-            finally:
-                with self.ctx.uow() as uow:
-                    uow.grants.release(grant_id, self.id)
-                    uow.commit()
-
-        return job
+        return self._guarded(
+            f"grant {grant_id}",
+            lambda: process_grant(self.ctx, grant_id),
+            lambda error: record_unexpected_failure(self.ctx, grant_id, error),
+            lambda uow: uow.grants.release(grant_id, self.id),
+        )
 
     def _note_job(self, message_id: int) -> Callable[[], object]:
+        return self._guarded(
+            f"note {message_id}",
+            lambda: deliver_note(self.ctx, message_id),
+            lambda error: record_unexpected_note_failure(self.ctx, message_id, error),
+            lambda uow: uow.outbox.release(message_id, self.id),
+        )
+
+    def _guarded(
+        self,
+        what: str,
+        work: Callable[[], object],
+        record_failure: Callable[[Exception], bool],
+        release: Callable[[UnitOfWork], None],
+    ) -> Callable[[], object]:
+        """``work``, whose unexpected errors are counted and backed off like any failure, so
+        the item is never claimed again at once; then the claim is handed back."""
+
         def job() -> object:
+            result: object = None
             try:
-                return deliver_note(self.ctx, message_id)
-            finally:
-                with self.ctx.uow() as uow:
-                    uow.outbox.release(message_id, self.id)
-                    uow.commit()
+                result = work()
+            except Exception as error:
+                log.exception("%s: unexpected error; backing off", what)
+                if not record_failure(error):
+                    return None  # the claim is kept until its lease lapses: a backoff too
+            with self.ctx.uow() as uow:
+                release(uow)
+                uow.commit()
+            return result
 
         return job
 

@@ -22,12 +22,12 @@ from jitadmin.ports import (
     RevokeSpec,
     UnitOfWork,
 )
+from jitadmin.services.backoff import SYSTEM, honoured_retry_after, limit_for, next_attempt
 from jitadmin.services.context import ServiceContext, error_kind, log
 from jitadmin.services.grants import password_context
 from jitadmin.services.tampering import note_tampering
 
 S = GrantState
-SYSTEM = "system:worker"
 
 
 def process_grant(ctx: ServiceContext, grant_id: str) -> GrantState | None:
@@ -207,27 +207,57 @@ def _revocation_due(uow: UnitOfWork, grant: Grant) -> datetime:
     return min([grant.expires_at, *(e.at for e in requested)])
 
 
+def record_unexpected_failure(ctx: ServiceContext, grant_id: str, error: Exception) -> bool:
+    """After ``process_grant`` itself raised: count the attempt and back off like any other
+    failure, so a poison grant (an undecryptable password, a row the code cannot handle) is
+    tried once per backoff step, never in a hot loop. False when not even that could be
+    written; the caller then leaves its lease to lapse, which is a backoff too."""
+    failure = TransientError(f"unexpected error: {type(error).__name__}")
+    try:
+        _record_failure(ctx, grant_id, failure)
+        return True
+    except Exception:  # noqa: BLE001 - e.g. a row that cannot even be loaded
+        log.exception("grant %s: could not record a failed attempt; deferring it", grant_id)
+    try:
+        with ctx.uow() as uow:
+            # Without the attempt count at hand: the longest backoff revocation work allows.
+            until = ctx.clock.now() + timedelta(seconds=limit_for(revocation=True))
+            uow.grants.defer(grant_id, failure.message, until)
+            uow.commit()
+        return True
+    except Exception:  # noqa: BLE001 - the database itself is failing
+        log.exception("grant %s: could not defer it either; its lease brings it back", grant_id)
+        return False
+
+
 def _record_failure(ctx: ServiceContext, grant_id: str, error: Exception) -> GrantState:
     """Count the attempt and schedule the next one, or move the grant on when out of budget."""
     message = str(error)[:1000]
-    retry_after = getattr(error, "retry_after_s", None)
     permanent = isinstance(error, AdapterError) and not isinstance(error, TransientError)
     # Another tenant will not become the right one by retrying: say so at once.
     refused = isinstance(error, TenantMismatchError)
     with ctx.uow() as uow:
         grant = uow.grants.get(grant_id, lock=True)
         assert grant is not None
-        if grant.state not in (S.PROVISIONING, S.REVOKING, S.REVOKE_FAILED):
+        now = ctx.clock.now()
+        # An expiry whose start failed (still active, past its end) is revocation work too.
+        expiring = grant.state is S.ACTIVE and grant.expires_at <= now
+        if grant.state not in (S.PROVISIONING, S.REVOKING, S.REVOKE_FAILED) and not expiring:
             return grant.state  # finished elsewhere meanwhile
         ctx.metrics.connector_error(grant.identity_provider, error_kind(error))
-        now = ctx.clock.now()
         grant.attempts += 1
         grant.last_error = message
+        revocation = grant.state is not S.PROVISIONING
+        limit = limit_for(revocation)
+        retry_after = honoured_retry_after(
+            ctx, uow, error, limit_s=limit, work="revocation" if revocation else "provisioning",
+            connector=grant.identity_provider, grant_id=grant.id, customer=grant.customer,
+        )  # fmt: skip
         if grant.state is S.PROVISIONING:
             if permanent or grant.attempts >= ctx.tuning.provision_max_attempts:
                 _fail_provisioning(uow, grant, message, now)
             else:
-                _schedule(ctx, grant, retry_after)
+                grant.next_attempt_at = next_attempt(ctx, grant.attempts, retry_after, limit)
         elif grant.state is S.REVOKING and (
             refused or grant.attempts >= ctx.tuning.revoke_max_attempts
         ):
@@ -253,7 +283,7 @@ def _record_failure(ctx: ServiceContext, grant_id: str, error: Exception) -> Gra
             grant.next_attempt_at = now + timedelta(seconds=delay)
             log.error("grant %s: revocation still failing: %s", grant.id, message)
         else:
-            _schedule(ctx, grant, retry_after)
+            grant.next_attempt_at = next_attempt(ctx, grant.attempts, retry_after, limit)
         uow.audit.append(
             AuditEvent(
                 kind="grant.attempt_failed",
@@ -269,11 +299,6 @@ def _record_failure(ctx: ServiceContext, grant_id: str, error: Exception) -> Gra
         state = grant.state
     ctx.wake()
     return state
-
-
-def _schedule(ctx: ServiceContext, grant: Grant, retry_after: float | None) -> None:
-    delay = ctx.retry.delay(grant.attempts, retry_after)
-    grant.next_attempt_at = ctx.clock.now() + timedelta(seconds=delay)
 
 
 def _fail_provisioning(uow: UnitOfWork, grant: Grant, message: str, now: Any) -> None:

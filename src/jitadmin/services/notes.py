@@ -5,7 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from jitadmin.core.errors import AdapterError, TransientError
+from jitadmin.core.retry import MAX_RETRY_AFTER_S
+from jitadmin.services.backoff import honoured_retry_after, next_attempt
 from jitadmin.services.context import ServiceContext, log
+
+PSA = "psa"
 
 
 def deliver_note(ctx: ServiceContext, message_id: int) -> bool:
@@ -40,12 +44,13 @@ def deliver_note(ctx: ServiceContext, message_id: int) -> bool:
         if note_id is None:
             note_id = system.add_note(message.ticket_id, message.text)
     except (AdapterError, Exception) as error:  # noqa: BLE001
-        retry_after = getattr(error, "retry_after_s", None)
         with ctx.uow() as uow:
-            delay = ctx.retry.delay(message.attempts, retry_after)
-            uow.outbox.mark_retry(
-                message_id, str(error)[:1000], ctx.clock.now() + timedelta(seconds=delay)
-            )
+            retry_after = honoured_retry_after(
+                ctx, uow, error, limit_s=MAX_RETRY_AFTER_S, work="note", connector=PSA,
+                grant_id=message.grant_id, customer=message.customer,
+            )  # fmt: skip
+            until = next_attempt(ctx, message.attempts, retry_after, MAX_RETRY_AFTER_S)
+            uow.outbox.mark_retry(message_id, str(error)[:1000], until)
             uow.commit()
         log.warning(
             "note %s for grant %s not delivered yet: %s", message.marker, message.grant_id, error
@@ -55,3 +60,21 @@ def deliver_note(ctx: ServiceContext, message_id: int) -> bool:
         uow.outbox.mark_sent(message_id, note_id, ctx.clock.now())
         uow.commit()
     return True
+
+
+def record_unexpected_note_failure(ctx: ServiceContext, message_id: int, error: Exception) -> bool:
+    """After ``deliver_note`` itself raised: back the message off like any failed delivery
+    (its claim counted the attempt). False when not even that could be written; the caller
+    then leaves its lease to lapse."""
+    try:
+        with ctx.uow() as uow:
+            message = uow.outbox.get(message_id)
+            if message is not None and message.state != "sent":
+                until = next_attempt(ctx, message.attempts, None, MAX_RETRY_AFTER_S)
+                reason = f"unexpected error: {type(error).__name__}"
+                uow.outbox.mark_retry(message_id, reason, until)
+                uow.commit()
+        return True
+    except Exception:  # noqa: BLE001 - the database itself is failing
+        log.exception("note %s: could not defer it; its lease brings it back", message_id)
+        return False
