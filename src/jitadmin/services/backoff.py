@@ -1,9 +1,10 @@
 """How long failed work waits: its attempt's backoff and the server's Retry-After, bounded.
 
 A ``Retry-After`` is honoured up to ``MAX_RETRY_AFTER_S`` (one hour), and up to
-``MAX_REVOKE_RETRY_AFTER_S`` (five minutes) for revocation work; a server that asked for more is
-an alert (audit event ``worker.retry_after_clamped``, ``jitadmin_security_alerts{kind="retry_after_clamped"}``, a log line), because a PSA or tenant
-that answers ``Retry-After: 1e12`` is broken or hostile and someone should look.
+``MAX_REVOKE_RETRY_AFTER_S`` (five minutes) for revocation work. A server that asked for more
+is broken or hostile and someone should look: that is an alert (audit event
+``worker.retry_after_clamped``, ``jitadmin_security_alerts{kind="retry_after_clamped"}``, and a
+log line).
 """
 
 from __future__ import annotations
