@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from jitadmin.core.events import AuditEvent
+from jitadmin.core.events import AuditEvent, AuditHead
 from jitadmin.core.grant import Grant
 
 # --- time and secrets -------------------------------------------------------------------
@@ -32,6 +32,14 @@ class SecretBox(Protocol):
 
     def needs_rotation(self, sealed: str) -> bool:
         """True when ``sealed`` was not sealed under the current primary key."""
+        ...
+
+    def mac_keys(self, purpose: str) -> tuple[bytes, ...]:
+        """HMAC keys derived for one use (primary key's first, then previous keys')."""
+        ...
+
+    def digests(self, purpose: str, value: str) -> tuple[str, ...]:
+        """Keyed hashes of ``value`` for one use; the first is the one to store."""
         ...
 
 
@@ -310,6 +318,7 @@ class SealedValue:
     customer: str | None
     kind: str
     sealed: str
+    settings: dict[str, Any] | None = None  # a connection's plaintext settings (its AAD)
 
 
 class SealedStore(Protocol):
@@ -407,6 +416,18 @@ class AuditLog(Protocol):
 
     def verify(self) -> tuple[int, int | None]:
         """(entries checked, seq of the first bad entry or None)."""
+        ...
+
+    def head(self) -> AuditHead | None:
+        """The authenticated tip (None: nothing recorded); ``AuditTamperedError`` if forged."""
+        ...
+
+    def hash_at(self, seq: int) -> str | None:
+        """The stored hash of entry ``seq`` (None: no such entry)."""
+        ...
+
+    def adopt_legacy_head(self) -> AuditHead | None:
+        """Key the head of a chain written before keying (one-time, at upgrade); None: nothing."""
         ...
 
 

@@ -17,11 +17,13 @@ from jitadmin.adapters.m365_graph import M365Connection, M365IdentityProvider
 from jitadmin.adapters.prometheus_metrics import PrometheusMetrics
 from jitadmin.adapters.secretbox import AesGcmSecretBox
 from jitadmin.core.errors import ValidationFailedError
+from jitadmin.core.events import AuditKeys
 from jitadmin.core.retry import RetryPolicy
 from jitadmin.db import migrate
 from jitadmin.db.files import private_dir
 from jitadmin.db.session import Database
 from jitadmin.ports import Clock, Customer, IdentityProvider, TicketSystem
+from jitadmin.services import legacy
 from jitadmin.services.context import SecurityTuning, ServiceContext, WorkerTuning
 from jitadmin.services.psa_lookups import PsaLookups
 from jitadmin.settings import Settings
@@ -140,9 +142,12 @@ class App:
 def build(settings: Settings, *, clock: Clock | None = None, upgrade: bool = True) -> App:
     private_dir(settings.data_dir)
     database = Database(settings.effective_database_url)
-    if upgrade:
-        migrate.upgrade(database.engine)
+    before = migrate.upgrade(database.engine) if upgrade else None
     previous = tuple(k.get_secret_value() for k in settings.previous_secret_keys)
+    box = AesGcmSecretBox(settings.require_secret_key(), previous)
+    database.audit_keys = AuditKeys(
+        box.mac_keys(legacy.AUDIT_CHAIN), box.mac_keys(legacy.AUDIT_HEAD)
+    )
     cache = AdapterCache(
         graph_retry_budget_s=settings.graph_retry_budget_seconds,
         graph_backoff_base_s=settings.graph_backoff_base_seconds,
@@ -150,7 +155,7 @@ def build(settings: Settings, *, clock: Clock | None = None, upgrade: bool = Tru
     ctx = ServiceContext(
         uow=database.uow,
         clock=clock or SystemClock(),
-        box=AesGcmSecretBox(settings.require_secret_key(), previous),
+        box=box,
         identity_providers=cache.identity,
         ticket_systems=cache.tickets,
         retry=RetryPolicy(base_s=settings.retry_base_seconds, cap_s=settings.retry_cap_seconds),
@@ -174,4 +179,6 @@ def build(settings: Settings, *, clock: Clock | None = None, upgrade: bool = Tru
     )
     metrics = PrometheusMetrics()
     ctx.metrics = metrics
+    if migrate.predates_keyed_hashes(before):
+        legacy.adopt(ctx)
     return App(settings=settings, database=database, ctx=ctx, metrics=metrics)

@@ -78,7 +78,8 @@ class Matrix:
         with self.system.app.ctx.uow() as uow:
             uow.web_sessions.add(
                 WebSession(
-                    session_hash(session_id), self.users[role].username, csrf, now, now,
+                    session_hash(self.system.app.ctx, session_id), self.users[role].username,
+                    csrf, now, now,
                     now + timedelta(hours=1),
                 )
             )  # fmt: skip

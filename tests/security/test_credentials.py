@@ -107,7 +107,7 @@ def test_audit_events_name_the_web_session_that_acted(quiet_system: System) -> N
     assert kinds["auth.signed_in"] == kinds["customer.created"] == handle
     assert kinds["auth.signed_out"] == handle
     assert handle.startswith("session:") and web.session_id not in str(mine)
-    assert sessions.session_hash(web.session_id) not in str(mine)
+    assert sessions.session_hash(quiet_system.app.ctx, web.session_id) not in str(mine)
 
 
 def test_reveal_limit_holds_for_all_admins_together(quiet_system: System) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 from jitadmin.emulators.seed import CUSTOMERS
+from jitadmin.services.context import settings_context
 
 from conftest import System
 
@@ -48,8 +50,13 @@ def test_revoke_in_another_tenant_is_refused_loudly(system: System) -> None:
         record = uow.connections.get(PEDRO.slug, "m365")
         pinned = uow.grants.get(grant["id"])
         assert record is not None and pinned is not None and pinned.tenant_id
-        # A path around the 409 (direct write): the connection now reaches another tenant.
-        forced = replace(record, settings={**record.settings, "tenant_id": OTHER.tenant_id})
+        # A path around the 409 by someone holding the key (a bare database write no longer
+        # opens the secret at all: test_db_write_access): the connection reaches another tenant.
+        ctx = system.app.ctx
+        settings = {**record.settings, "tenant_id": OTHER.tenant_id}
+        secret = json.dumps(ctx.open_secrets(record))
+        sealed = ctx.box.seal(secret, settings_context(PEDRO.slug, "m365", settings))
+        forced = replace(record, settings=settings, secret_sealed=sealed)
         uow.connections.put(forced, system.app.ctx.clock.now())
         uow.commit()
     with system.client("admin") as admin:

@@ -9,6 +9,7 @@ from datetime import timedelta
 from playwright.sync_api import Browser, Page, expect
 
 from jitadmin.adapters.clock import ManualClock
+from jitadmin.services.sessions import session_hash
 
 from conftest import System
 from web_helpers import new_context, sign_in
@@ -44,8 +45,10 @@ def test_sign_in_wrong_password_then_right_then_out(page: Page, web: System) -> 
     assert cookie["sameSite"] == "Strict"
     assert cookie["secure"] is False  # plain http on loopback; "auto" sets it under https
     with web.app.ctx.uow() as uow:
-        stored = uow.web_sessions.get(hashlib.sha256(cookie["value"].encode()).hexdigest())
-        assert uow.web_sessions.get(cookie["value"]) is None  # only the hash is stored
+        stored = uow.web_sessions.get(session_hash(web.app.ctx, cookie["value"]))
+        assert uow.web_sessions.get(cookie["value"]) is None  # only the keyed hash is stored
+        plain = hashlib.sha256(cookie["value"].encode()).hexdigest()
+        assert uow.web_sessions.get(plain) is None  # not a bare SHA-256 either
     assert stored is not None and stored.username == user["username"]
     assert "auth.signed_in" in audit_kinds(web)
 

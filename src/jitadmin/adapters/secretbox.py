@@ -3,12 +3,16 @@
 Sealed form: ``v1.<key id>.<base64url(nonce || ciphertext+tag)>``. The ``context`` (e.g.
 ``grant:<id>:password``) is bound as associated data, so a ciphertext copied to another row
 does not decrypt.
+
+The same secret key also yields HMAC-SHA256 keys, one HKDF sub-key per purpose (``api-token``,
+``web-session``, ``audit-chain``...), so a value keyed for one use never stands for another.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import os
 
 from cryptography.exceptions import InvalidTag
@@ -32,6 +36,12 @@ def _derive(secret_key: str) -> bytes:
     ).derive(secret_key.encode())
 
 
+def _mac_key(secret_key: str, purpose: str) -> bytes:
+    return HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=b"jitadmin/mac", info=purpose.encode()
+    ).derive(secret_key.encode())
+
+
 def _key_id(key: bytes) -> str:
     return hashlib.sha256(b"jitadmin-key-id" + key).hexdigest()[:8]
 
@@ -41,9 +51,13 @@ class AesGcmSecretBox:
         primary = _derive(secret_key)
         self._primary_id = _key_id(primary)
         self._keys = {self._primary_id: AESGCM(primary)}
+        self._secrets = [secret_key]
         for old in previous_keys:
             derived = _derive(old)
-            self._keys.setdefault(_key_id(derived), AESGCM(derived))
+            if _key_id(derived) not in self._keys:
+                self._keys[_key_id(derived)] = AESGCM(derived)
+                self._secrets.append(old)
+        self._mac_keys: dict[str, tuple[bytes, ...]] = {}
 
     def __repr__(self) -> str:
         return f"AesGcmSecretBox(key_id={self._primary_id!r})"
@@ -72,3 +86,18 @@ class AesGcmSecretBox:
 
     def needs_rotation(self, sealed: str) -> bool:
         return not sealed.startswith(f"v1.{self._primary_id}.")
+
+    def mac_keys(self, purpose: str) -> tuple[bytes, ...]:
+        """The HMAC keys for ``purpose``: the primary key's first, then each previous key's."""
+        keys = self._mac_keys.get(purpose)
+        if keys is None:
+            keys = tuple(_mac_key(secret, purpose) for secret in self._secrets)
+            self._mac_keys[purpose] = keys
+        return keys
+
+    def digests(self, purpose: str, value: str) -> tuple[str, ...]:
+        """HMAC-SHA256 of ``value`` (hex) under each key of ``mac_keys``; the first is current."""
+        data = value.encode()
+        return tuple(
+            hmac.new(key, data, hashlib.sha256).hexdigest() for key in self.mac_keys(purpose)
+        )

@@ -137,6 +137,10 @@ class ConflictError(JitError):
         return {"existing_grant": self.existing_id} if self.existing_id else {}
 
 
+class AuditTamperedError(JitError):
+    """The audit chain's head record failed authentication: nothing more is appended to it."""
+
+
 class InvalidTransitionError(JitError):
     problem_type = "invalid-transition"
     status = 409
@@ -231,6 +235,20 @@ class RejectedError(AdapterError):
 
 class MisconfiguredError(AdapterError):
     """Credentials, consent or permissions are wrong: retrying will not help until fixed."""
+
+
+class ConnectionSettingsAlteredError(MisconfiguredError):
+    """A connection's stored settings are not the ones its secret was sealed with.
+
+    The plaintext settings (URLs, tenant, user...) are the sealed secret's associated data, so a
+    settings change made outside jitadmin (directly in the database) leaves the secret unusable.
+    """
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"{what}: connection settings were altered outside jitadmin (they no longer match "
+            "the sealed secret); save the connection again with its secret"
+        )
 
 
 class TenantMismatchError(MisconfiguredError):

@@ -19,11 +19,24 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+# The revision from which token/session hashes and the audit chain are keyed and connection
+# settings are bound into their sealed secrets; a database upgraded across it has data to adopt.
+KEYED_HASHES_REVISION = "0009"
+
+
+def upgrade(engine: Engine, revision: str = "head") -> str | None:
+    """Migrate; returns the revision the database was at before (None: it was empty)."""
     config = alembic_config(engine)
+    before = current(engine)
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+    return before
+
+
+def predates_keyed_hashes(revision: str | None) -> bool:
+    """Whether a database at ``revision`` held data written before ``KEYED_HASHES_REVISION``."""
+    return revision is not None and revision < KEYED_HASHES_REVISION
 
 
 def downgrade(engine: Engine, revision: str) -> None:

@@ -17,23 +17,32 @@ class SqlSealedStore:
         if column == "connection":
             rows = self.s.execute(
                 select(ConnectionRow.id, CustomerRow.slug, ConnectionRow.kind,
-                       ConnectionRow.secret_sealed)
+                       ConnectionRow.secret_sealed, ConnectionRow.settings)
                 .join(CustomerRow, CustomerRow.id == ConnectionRow.customer_id)
                 .where(ConnectionRow.id > int(after or 0))
                 .order_by(ConnectionRow.id)
                 .limit(limit)
             )  # fmt: skip
             return [
-                SealedValue(column, str(i), slug, kind, sealed) for i, slug, kind, sealed in rows
+                SealedValue(column, str(i), slug, kind, sealed, dict(settings))
+                for i, slug, kind, sealed, settings in rows
             ]
         if column == "psa":
             psa = self.s.execute(
-                select(PsaConfigRow.id, PsaConfigRow.kind, PsaConfigRow.secret_sealed)
+                select(
+                    PsaConfigRow.id,
+                    PsaConfigRow.kind,
+                    PsaConfigRow.secret_sealed,
+                    PsaConfigRow.settings,
+                )
                 .where(PsaConfigRow.id > int(after or 0))
                 .order_by(PsaConfigRow.id)
                 .limit(limit)
             )
-            return [SealedValue(column, str(i), None, kind, sealed) for i, kind, sealed in psa]
+            return [
+                SealedValue(column, str(i), None, kind, sealed, dict(settings))
+                for i, kind, sealed, settings in psa
+            ]
         if column == "grant_password":
             grants = self.s.execute(
                 select(GrantRow.id, GrantRow.customer, GrantRow.password_sealed)

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from jitadmin.core.events import AuditKeys
 from jitadmin.db.audit_log import SqlAuditLog
 from jitadmin.db.files import private_sqlite
 from jitadmin.db.grant_repo import SqlGrantRepo
@@ -77,8 +78,14 @@ _GATE_HELD = "jitadmin_sqlite_gate"
 
 
 class SqlUnitOfWork:
-    def __init__(self, factory: sessionmaker[Session], credential: str | None = None) -> None:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        audit_keys: AuditKeys | None,
+        credential: str | None = None,
+    ) -> None:
         self._factory = factory
+        self._audit_keys = audit_keys
         self._credential = credential
 
     def __enter__(self) -> SqlUnitOfWork:
@@ -86,7 +93,7 @@ class SqlUnitOfWork:
         self.customers = SqlCustomerRepo(self.session)
         self.connections = SqlConnectionRepo(self.session)
         self.grants = SqlGrantRepo(self.session)
-        self.audit = SqlAuditLog(self.session, self._credential)
+        self.audit = SqlAuditLog(self.session, self._audit_keys, self._credential)
         self.outbox = SqlOutbox(self.session)
         self.users = SqlUserRepo(self.session)
         self.web_sessions = SqlWebSessionRepo(self.session)
@@ -106,13 +113,15 @@ class SqlUnitOfWork:
 
 
 class Database:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, audit_keys: AuditKeys | None = None) -> None:
         self.url = url
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Without them (schema-only tools) the audit log can be neither appended to nor verified.
+        self.audit_keys = audit_keys
 
     def uow(self, credential: str | None = None) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self._sessions, credential)
+        return SqlUnitOfWork(self._sessions, self.audit_keys, credential)
 
     def dispose(self) -> None:
         self.engine.dispose()

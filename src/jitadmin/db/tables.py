@@ -142,12 +142,19 @@ class AuditRow(Base):
 
 
 class AuditHeadRow(Base):
-    """One row holding the chain's tip; locking it serialises appends on any database."""
+    """One row holding the chain's tip; locking it serialises appends on any database.
+
+    ``mac`` is the HMAC of (seq, hash, keyed_from) under a key derived from the secret key, so
+    the head cannot be moved back after the newest entries were deleted; ``keyed_from`` is the
+    first entry whose hash is keyed (entries before it were written by an older version).
+    """
 
     __tablename__ = "audit_head"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
+    mac: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    keyed_from: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class OutboxRow(Base):
@@ -192,7 +199,7 @@ class ApiTokenRow(Base):
 
 
 class WebSessionRow(Base):
-    """A signed-in browser. ``id_hash`` is the SHA-256 of the cookie value, never the value."""
+    """A signed-in browser. ``id_hash`` is the keyed hash (HMAC) of the cookie value, never it."""
 
     __tablename__ = "web_sessions"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -18,7 +18,6 @@ from pydantic import SecretStr, ValidationError
 from jitadmin.core.errors import JitError
 from jitadmin.db import migrate
 from jitadmin.db.files import private_dir
-from jitadmin.db.session import Database
 from jitadmin.emulators.server import PSA_KINDS, EmulatorWorld
 from jitadmin.entrypoints import cli_security, logging_redaction
 from jitadmin.entrypoints.api.app import create_app
@@ -26,7 +25,7 @@ from jitadmin.entrypoints.api.schemas import grant_out
 from jitadmin.entrypoints.demo import demo_document, load_or_create_key, seed, write_json
 from jitadmin.entrypoints.worker import attach_worker
 from jitadmin.ports import User
-from jitadmin.services import admin, grants
+from jitadmin.services import admin, audit_anchor, grants
 from jitadmin.settings import Settings
 from jitadmin.wiring import App, build
 
@@ -184,12 +183,13 @@ def worker(
 
 @db_cli.command("upgrade")
 def db_upgrade() -> None:
-    """Create or migrate the schema to the latest version."""
-    settings = _settings()
-    private_dir(settings.data_dir)
-    database = Database(settings.effective_database_url)
-    migrate.upgrade(database.engine)
-    typer.echo(f"database at revision {migrate.current(database.engine)}")
+    """Create or migrate the schema to the latest version (needs JITADMIN_SECRET_KEY: data
+    written by older versions is keyed with it on the way, see docs/security.md)."""
+    app = _app(upgrade=True)
+    try:
+        typer.echo(f"database at revision {migrate.current(app.database.engine)}")
+    finally:
+        app.close()
 
 
 @users_cli.command("add")
@@ -215,12 +215,32 @@ def keys_generate() -> None:
 
 
 @audit_cli.command("verify")
-def audit_verify() -> None:
-    """Check the hash chain; exit 0 when intact, else name the first bad entry."""
-    checked, bad = admin.verify_audit(_app().ctx)
+def audit_verify(
+    checkpoint: Annotated[
+        str | None,
+        typer.Option(
+            help="A value from `jitadmin audit checkpoint`: the chain must still hold it."
+        ),
+    ] = None,
+) -> None:
+    """Check the keyed chain and its head; exit 0 when intact, else name the first bad entry."""
+    ctx = _app().ctx
+    if checkpoint is not None:
+        verdict = audit_anchor.verify_checkpoint(ctx, checkpoint)
+        if not verdict.ok:
+            fail(verdict.message)
+        typer.echo(verdict.message)
+        return
+    checked, bad = admin.verify_audit(ctx)
     if bad is not None:
         fail(f"audit chain broken at entry {bad} ({checked} entries before it are intact)")
     typer.echo(f"audit chain intact: {checked} entries")
+
+
+@audit_cli.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Print the chain's head, signed, to keep outside the database (verify --checkpoint)."""
+    typer.echo(audit_anchor.checkpoint(_app().ctx).value)
 
 
 cli_security.register(keys_cli, audit_cli, cli, _app)

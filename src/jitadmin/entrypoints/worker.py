@@ -22,6 +22,8 @@ from datetime import datetime, timedelta
 
 from prometheus_client import start_http_server
 
+from jitadmin.core.errors import AuditTamperedError
+from jitadmin.services.audit_anchor import checkpoint
 from jitadmin.ports import UnitOfWork
 from jitadmin.services.context import ServiceContext
 from jitadmin.services.execution import process_grant, record_unexpected_failure
@@ -41,6 +43,8 @@ class WorkerOptions:
     lease_s: float = 30.0
     max_idle_s: float = 5.0
     reconcile_interval_s: float = 300.0
+    # How often a signed audit checkpoint goes to the log (an anchor outside the database).
+    checkpoint_interval_s: float = 3600.0
 
 
 class Worker:
@@ -55,6 +59,7 @@ class Worker:
         self._pool: ThreadPoolExecutor | None = None
         self._thread: threading.Thread | None = None
         self._reconciler: threading.Thread | None = None
+        self._checkpointer: threading.Thread | None = None
         self._last_beat = float("-inf")
         self._renew_at = float("-inf")
 
@@ -71,6 +76,11 @@ class Worker:
             target=self._reconcile_loop, name="jit-reconcile", daemon=True
         )
         self._reconciler.start()
+        self.log_checkpoint()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_loop, name="jit-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
         log.info("worker %s started", self.id)
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -79,8 +89,9 @@ class Worker:
         log.info("worker %s stopping; %d step(s) in flight finish first", self.id, self.in_flight)
         if self._thread is not None:
             self._thread.join(timeout)
-        if self._reconciler is not None:
-            self._reconciler.join(timeout)
+        for helper in (self._reconciler, self._checkpointer):
+            if helper is not None:
+                helper.join(timeout)
         if self._pool is not None:
             # Steps in flight finish; queued ones are cancelled and their claims handed back.
             self._pool.shutdown(wait=True, cancel_futures=True)
@@ -172,6 +183,22 @@ class Worker:
                 self.reconcile_now()
             except Exception:  # a database hiccup: the next pass tries again
                 log.exception("reconciler pass failed; next one in %.0f s", interval)
+
+    def log_checkpoint(self) -> None:
+        """Log the audit chain's signed head (``jitadmin audit verify --checkpoint`` checks it)."""
+        try:
+            point = checkpoint(self.ctx)
+        except AuditTamperedError as error:
+            log.error("audit checkpoint refused: %s", error)
+            return
+        except Exception:  # a database hiccup: the next interval tries again
+            log.exception("audit checkpoint failed")
+            return
+        log.info("audit checkpoint %s (entry %d)", point.value, point.seq)
+
+    def _checkpoint_loop(self) -> None:
+        while not self._stop.wait(self.options.checkpoint_interval_s):
+            self.log_checkpoint()
 
     def _free_slots(self) -> int:
         return max(self.options.concurrency - self.in_flight, 0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import secrets
@@ -35,11 +34,11 @@ from jitadmin.services.context import (
     AUDITOR,
     ROLES,
     ServiceContext,
-    connection_context,
     require_customer,
     require_role,
     require_scope,
     require_unrestricted_admin,
+    settings_context,
 )
 from jitadmin.services.tenancy import refuse_tenant_switch
 
@@ -65,9 +64,16 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
 PSA_KINDS = ("connectwise", "autotask", "halopsa")
 
 
-def hash_token(token: str) -> str:
-    # API tokens are 256-bit random values, so a fast hash is enough (no dictionary to attack).
-    return hashlib.sha256(token.encode()).hexdigest()
+TOKEN_PURPOSE = "api-token"  # noqa: S105 (an HKDF label, not a secret)
+
+
+def hash_token(ctx: ServiceContext, token: str) -> str:
+    """What is stored for an API token: its HMAC under a key derived from the secret key.
+
+    Tokens are 256-bit random values, so a fast keyed hash suffices; the key means someone who
+    can write the database cannot make a token of their own (a bare SHA-256 row matches nothing).
+    """
+    return ctx.box.digests(TOKEN_PURPOSE, token)[0]
 
 
 def _audit(
@@ -140,7 +146,7 @@ def put_connection(
         customer = require_customer(uow, actor, slug, "path")
         public, hidden = _split_settings(kind, body)
         refuse_tenant_switch(uow, customer.slug, kind, public)
-        sealed = ctx.box.seal(json.dumps(hidden), connection_context(customer.slug, kind))
+        sealed = ctx.box.seal(json.dumps(hidden), settings_context(customer.slug, kind, public))
         uow.connections.put(ConnectionRecord(kind, public, sealed, customer.slug), ctx.clock.now())
         uow.audit.append(
             _audit(ctx, "connection.saved", actor.username, slug, kind=kind, settings=public)
@@ -153,7 +159,10 @@ def check_connection(ctx: ServiceContext, actor: User, slug: str, kind: str) -> 
     require_role(actor, ADMIN)
     with ctx.uow() as uow:
         customer = require_customer(uow, actor, slug, "path")
-        identity = ctx.identity_for(uow, customer, kind)
+        try:
+            identity = ctx.identity_for(uow, customer, kind)
+        except AdapterError as error:
+            raise UpstreamUnavailableError(f"connection test failed: {error}") from error
     try:
         return identity.check()
     except AdapterError as error:
@@ -167,7 +176,7 @@ def put_psa(ctx: ServiceContext, actor: User, body: dict[str, Any]) -> dict[str,
         raise ValidationFailedError.single("kind", f"must be one of {', '.join(PSA_KINDS)}")
     public, hidden = _split_settings(kind, {k: v for k, v in body.items() if k != "kind"})
     with ctx.uow() as uow:
-        sealed = ctx.box.seal(json.dumps(hidden), connection_context(None, kind))
+        sealed = ctx.box.seal(json.dumps(hidden), settings_context(None, kind, public))
         uow.connections.put_psa(ConnectionRecord(kind, public, sealed), ctx.clock.now())
         uow.audit.append(_audit(ctx, "psa.saved", actor.username, kind=kind, settings=public))
         uow.commit()
@@ -249,7 +258,7 @@ def add_user(
                 raise ValidationFailedError.single("customers", f"no customer {slug!r}")
         now = ctx.clock.now()
         expires = now + timedelta(days=ctx.security.api_token_days)
-        uow.users.add(user, _hasher.hash(password), hash_token(token), now, expires)
+        uow.users.add(user, _hasher.hash(password), hash_token(ctx, token), now, expires)
         uow.audit.append(
             _audit(
                 ctx,
@@ -280,8 +289,11 @@ class Caller:
 
 def authenticate_token(ctx: ServiceContext, token: str) -> Caller | None:
     with ctx.uow() as uow:
-        found = uow.users.by_token_hash(hash_token(token), ctx.clock.now())
-    return None if found is None else Caller(found[0], f"token:{found[1]}")
+        # The current key's hash first; then each previous key's (tokens made before a rotation).
+        for digest in ctx.box.digests(TOKEN_PURPOSE, token):
+            if (found := uow.users.by_token_hash(digest, ctx.clock.now())) is not None:
+                return Caller(found[0], f"token:{found[1]}")
+    return None
 
 
 def list_audit(

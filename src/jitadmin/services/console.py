@@ -138,7 +138,7 @@ def issue_token(ctx: ServiceContext, actor: User, username: str | None = None) -
             raise NotFoundError("user", actor.username)
         now = ctx.clock.now()
         expires = now + timedelta(days=ctx.security.api_token_days)
-        token_id = uow.api_tokens.add(actor.username, hash_token(token), now, expires)
+        token_id = uow.api_tokens.add(actor.username, hash_token(ctx, token), now, expires)
         data = {"user": actor.username, "token_id": token_id}
         uow.audit.append(AuditEvent("token.issued", actor.username, now, data=data))
         uow.commit()

@@ -11,6 +11,7 @@ from typing import Any
 from jitadmin.core import fields
 from jitadmin.core.errors import (
     AdapterError,
+    ConnectionSettingsAlteredError,
     ForbiddenError,
     NotFoundError,
     ValidationFailedError,
@@ -96,8 +97,16 @@ class ServiceContext:
     # -- connections, decrypted only here and only for the call at hand -------------------
 
     def open_secrets(self, record: ConnectionRecord) -> dict[str, Any]:
-        context = connection_context(record.customer, record.kind)
-        loaded: dict[str, Any] = json.loads(self.box.open(record.secret_sealed, context))
+        """The connection's secrets, only if its settings are the ones they were sealed with."""
+        context = settings_context(record.customer, record.kind, record.settings)
+        try:
+            opened = self.box.open(record.secret_sealed, context)
+        except ValueError as error:  # SecretBoxError: another key, another row, edited settings
+            what = f"{record.kind} connection" + (
+                f" of {record.customer}" if record.customer else ""
+            )
+            raise ConnectionSettingsAlteredError(what) from error
+        loaded: dict[str, Any] = json.loads(opened)
         return loaded
 
     def identity_for(self, uow: UnitOfWork, customer: Customer, kind: str) -> IdentityProvider:
@@ -131,6 +140,16 @@ def error_kind(error: Exception) -> str:
 
 def connection_context(customer: str | None, kind: str) -> str:
     return f"connection:{customer or '*'}:{kind}"
+
+
+def settings_context(customer: str | None, kind: str, settings: dict[str, Any]) -> str:
+    """The associated data of a connection's sealed secret: the row and every plaintext setting.
+
+    Canonical JSON (sorted keys, no spaces), so it reads the same from either database; a
+    setting edited in the database (a ``base_url`` pointed elsewhere) no longer opens the secret.
+    """
+    canonical = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
+    return f"{connection_context(customer, kind)}|settings:{canonical}"
 
 
 def require_role(user: User, *roles: str) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from jitadmin.core.events import AuditEvent
 from jitadmin.ports import SealedValue
-from jitadmin.services.context import ServiceContext, connection_context
+from jitadmin.services.context import ServiceContext, settings_context
 from jitadmin.services.grants import password_context
 
 SEALED_COLUMNS = ("connection", "psa", "grant_password")
@@ -33,7 +33,7 @@ class RotationReport:
 def context_of(value: SealedValue) -> str:
     if value.column == "grant_password":
         return password_context(value.key)
-    return connection_context(value.customer, value.kind)
+    return settings_context(value.customer, value.kind, value.settings or {})
 
 
 def rotate(ctx: ServiceContext, *, actor: str, batch_size: int = DEFAULT_BATCH) -> RotationReport:

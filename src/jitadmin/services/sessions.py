@@ -1,6 +1,7 @@
 """Web sign-in: argon2id passwords, server-side sessions, CSRF tokens, sign-out.
 
-The browser holds only a random session id; the database holds its SHA-256, the user, the
+The browser holds only a random session id; the database holds its HMAC (a key derived from
+the secret key, so a row written into the database opens nothing), the user, the
 CSRF token and the times. Sign-in, failed sign-in and sign-out are audited; failures are
 throttled first (``signin_limits``).
 """
@@ -21,7 +22,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from jitadmin.core import fields
 from jitadmin.core.errors import SignInFailedError, SignInThrottledError
 from jitadmin.core.events import AuditEvent
-from jitadmin.ports import User, WebSession
+from jitadmin.ports import UnitOfWork, User, WebSession
 from jitadmin.services import signin_limits
 from jitadmin.services.context import ServiceContext
 
@@ -51,9 +52,22 @@ class ActiveSession:
     expires_at: datetime  # whichever comes first: the idle end or the absolute end
 
 
-def session_hash(session_id: str) -> str:
-    # The id is 256 random bits, so a plain hash suffices: a stolen table yields no cookie.
-    return hashlib.sha256(session_id.encode()).hexdigest()
+SESSION_PURPOSE = "web-session"
+
+
+def session_hash(ctx: ServiceContext, session_id: str) -> str:
+    # The id is 256 random bits, so a fast keyed hash suffices: a stolen table yields no
+    # cookie, and without the secret key no row can be written that a cookie would match.
+    return ctx.box.digests(SESSION_PURPOSE, session_id)[0]
+
+
+def _stored(ctx: ServiceContext, uow: UnitOfWork, session_id: str) -> tuple[str, WebSession | None]:
+    """The stored key and session behind a cookie (hashed under the current or a previous key)."""
+    digests = ctx.box.digests(SESSION_PURPOSE, session_id)
+    for key in digests:
+        if (found := uow.web_sessions.get(key)) is not None:
+            return key, found
+    return digests[0], None
 
 
 def credential_of(session_id: str) -> str:
@@ -102,8 +116,10 @@ def sign_in(
         uow.web_sessions.delete_expired(now, now - policy.idle)
         if replaces:
             # Rotation: whatever session the browser came with ends here (no fixation).
-            uow.web_sessions.delete(session_hash(replaces))
-        uow.web_sessions.add(WebSession(session_hash(session_id), name, csrf, now, now, expires))
+            uow.web_sessions.delete(_stored(ctx, uow, replaces)[0])
+        uow.web_sessions.add(
+            WebSession(session_hash(ctx, session_id), name, csrf, now, now, expires)
+        )
         uow.audit.append(
             AuditEvent(
                 "auth.signed_in",
@@ -133,10 +149,9 @@ def resolve(
     """
     if not session_id or len(session_id) > 128:
         return None
-    key = session_hash(session_id)
     now = ctx.clock.now()
     with ctx.uow() as uow:
-        found = uow.web_sessions.get(key)
+        key, found = _stored(ctx, uow, session_id)
         if found is None:
             return None
         user = uow.users.get(found.username)
@@ -152,9 +167,8 @@ def resolve(
 
 
 def sign_out(ctx: ServiceContext, session_id: str, *, client: str = "") -> None:
-    key = session_hash(session_id)
     with ctx.uow() as uow:
-        found = uow.web_sessions.get(key)
+        key, found = _stored(ctx, uow, session_id)
         if found is None:
             return
         uow.web_sessions.delete(key)
