@@ -23,8 +23,8 @@ from datetime import datetime, timedelta
 from prometheus_client import start_http_server
 
 from jitadmin.core.errors import AuditTamperedError
-from jitadmin.services.audit_anchor import checkpoint
 from jitadmin.ports import UnitOfWork
+from jitadmin.services.audit_anchor import checkpoint
 from jitadmin.services.context import ServiceContext
 from jitadmin.services.execution import process_grant, record_unexpected_failure
 from jitadmin.services.notes import deliver_note, record_unexpected_note_failure
