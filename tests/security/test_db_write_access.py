@@ -20,12 +20,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Table, select, text, update
 
-from jitadmin.core.errors import ConnectionSettingsAlteredError
+from jitadmin.core.errors import ConnectionSettingsAlteredError, UpstreamUnavailableError
 from jitadmin.db.tables import ConnectionRow, PsaConfigRow
 from jitadmin.entrypoints.api.app import create_app
 from jitadmin.ports import User
 from jitadmin.services import admin, sessions
-from jitadmin.services.grants import UpstreamUnavailableError
 from jitadmin.wiring import App, build
 
 from conftest import fast_settings
