@@ -102,7 +102,7 @@ dc: $(STAMP)
 	@if [ ! -f .demo/secret.key ]; then echo "Start the demo (make demo), then run make dc again."; \
 	else set -a; . .run/samba-dc-demo.env; set +a; \
 	  export JITADMIN_DATABASE_URL=sqlite:///$(CURDIR)/.demo/jitadmin.db \
-	    JITADMIN_SECRET_KEY_FILE=$(CURDIR)/.demo/secret.key; \
+	    JITADMIN_SECRET_KEY_FILE=$(CURDIR)/.demo/secret.key JITADMIN_EGRESS_ALLOW=127.0.0.0/8; \
 	  $(BIN)/jitadmin connections set-ad pedroaviary --url "$$SAMBA_DC_URL" \
 	    --bind-user "$$SAMBA_DC_ADMIN_UPN" --bind-password-file "$$SAMBA_DC_ADMIN_PASSWORD_FILE" \
 	    --ca-pem-file "$$SAMBA_DC_CA_FILE" && \

@@ -23,6 +23,7 @@ import pytest
 from pydantic import SecretStr
 
 from jitadmin.adapters.clock import ManualClock
+from jitadmin.core.egress import EgressPolicy
 from jitadmin.emulators.runner import RunningServer, serve_in_thread
 from jitadmin.emulators.seed import CUSTOMERS
 from jitadmin.emulators.server import EmulatorWorld
@@ -40,6 +41,13 @@ METRICS_TOKEN = "test-metrics-token-" + "m" * 16
 REPO = Path(__file__).resolve().parents[1]
 POSTGRES_ENV_FILE = REPO / ".run" / "postgres.env"
 BACKENDS = ("sqlite", "postgresql")
+# The emulators, the Samba DC and every test server listen on loopback, which the egress policy
+# refuses unless listed: every Settings the tests build (in-process, or in a worker or CLI
+# subprocess inheriting this environment) lists it. Attack tests pass egress_allow=[] instead.
+TEST_EGRESS_ALLOW = ["127.0.0.0/8", "::1", "localhost"]
+os.environ.setdefault("JITADMIN_EGRESS_ALLOW", ",".join(TEST_EGRESS_ALLOW))
+# The same policy for adapters a test builds itself.
+TEST_EGRESS = EgressPolicy.parse(TEST_EGRESS_ALLOW)
 
 
 def wait_for(check: Callable[[], T | None], *, timeout: float = 30.0, what: str = "condition") -> T:
@@ -69,6 +77,7 @@ def fast_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "revoke_max_attempts": 3,
         "revoke_failed_interval_seconds": 0.5,
         "provision_max_attempts": 3,
+        "egress_allow": TEST_EGRESS_ALLOW,
     }
     values.update(overrides)
     return Settings(**values)

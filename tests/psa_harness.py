@@ -23,6 +23,8 @@ from jitadmin.emulators.seed import SeedCustomer
 from jitadmin.emulators.server import EmulatorWorld
 from jitadmin.ports import TicketSystem
 
+from conftest import TEST_EGRESS
+
 KINDS = ("connectwise", "autotask", "halopsa")
 # The secret setting of each kind (what must never show in an error or a repr).
 SECRET = {"connectwise": "private_key", "autotask": "secret", "halopsa": "client_secret"}
@@ -106,7 +108,7 @@ class Harness(AdminSwitches):
         """This kind's adapter on the emulator; ``sleep`` records instead of sleeping."""
         p = self.psa
         key = secret if secret is not None else self.secret
-        options: dict[str, Any] = {"sleep": Sleeps(), **overrides}
+        options: dict[str, Any] = {"sleep": Sleeps(), "egress": TEST_EGRESS, **overrides}
         if self.kind == "connectwise":
             base = options.pop("base_url", p["base_url"])
             return ConnectWiseTickets(

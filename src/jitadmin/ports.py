@@ -6,11 +6,12 @@ depend only on this module and on ``jitadmin.core``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from jitadmin.core.egress import IpAddress
 from jitadmin.core.events import AuditEvent, AuditHead
 from jitadmin.core.grant import Grant
 
@@ -585,6 +586,17 @@ class IdentityProviderFactory(Protocol):
     def __call__(
         self, customer: Customer, kind: str, settings: dict[str, Any], secrets: dict[str, Any]
     ) -> IdentityProvider: ...
+
+
+class HostResolver(Protocol):
+    def __call__(self, host: str, port: int) -> Sequence[IpAddress]:
+        """Every address ``host`` resolves to; ``TransientError`` when it cannot be resolved."""
+        ...
+
+
+def no_resolver(host: str, port: int) -> Sequence[IpAddress]:
+    """Resolves nothing: names are judged only when connecting (the default without wiring)."""
+    return ()
 
 
 class TicketSystemFactory(Protocol):

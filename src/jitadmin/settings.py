@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from jitadmin.core.egress import EgressPolicy
 
 MIN_SECRET_KEY_LENGTH = 32
 MIN_LENGTHS = {"secret_key": MIN_SECRET_KEY_LENGTH, "metrics_token": 16}
@@ -69,6 +73,27 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = None
     api_docs: bool = False
     forwarded_allow_ips: str = ""
+    # Egress: networks (CIDR) and host names reachable besides public addresses, as a comma
+    # separated or JSON list; loopback, private and metadata addresses only when listed.
+    egress_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("egress_allow", mode="before")
+    @classmethod
+    def _allow_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            return json.loads(text) if text.startswith("[") else re.split(r"[\s,]+", text)
+        return value
+
+    @field_validator("egress_allow")
+    @classmethod
+    def _allow_entries(cls, value: list[str]) -> list[str]:
+        EgressPolicy.parse(value)  # a ValueError names the entry
+        return [entry.strip() for entry in value if entry.strip()]
+
+    @property
+    def egress_policy(self) -> EgressPolicy:
+        return EgressPolicy.parse(self.egress_allow)
 
     @field_validator("secret_key", "metrics_token")
     @classmethod

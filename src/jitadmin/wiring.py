@@ -12,10 +12,12 @@ from jitadmin.adapters.active_directory import ActiveDirectoryIdentityProvider, 
 from jitadmin.adapters.autotask import AutotaskTickets
 from jitadmin.adapters.clock import SystemClock
 from jitadmin.adapters.connectwise import ConnectWiseTickets
+from jitadmin.adapters.egress import resolve
 from jitadmin.adapters.halopsa import HaloTickets
 from jitadmin.adapters.m365_graph import M365Connection, M365IdentityProvider
 from jitadmin.adapters.prometheus_metrics import PrometheusMetrics
 from jitadmin.adapters.secretbox import AesGcmSecretBox
+from jitadmin.core.egress import EgressPolicy
 from jitadmin.core.errors import ValidationFailedError
 from jitadmin.core.events import AuditKeys
 from jitadmin.core.retry import RetryPolicy
@@ -39,6 +41,7 @@ class AdapterCache:
 
     graph_retry_budget_s: float = 60.0
     graph_backoff_base_s: float = 1.0
+    egress: EgressPolicy = field(default_factory=EgressPolicy)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _items: dict[str, Any] = field(default_factory=dict)
 
@@ -67,6 +70,7 @@ class AdapterCache:
                     connection,
                     budget_s=self.graph_retry_budget_s,
                     backoff_base_s=self.graph_backoff_base_s,
+                    egress=self.egress,
                 ),
             )
             return provider
@@ -84,7 +88,7 @@ class AdapterCache:
             directory: IdentityProvider = self._cached(
                 key,
                 lambda: ActiveDirectoryIdentityProvider(
-                    ad, connect_timeout_s=5.0, receive_timeout_s=10
+                    ad, connect_timeout_s=5.0, receive_timeout_s=10, egress=self.egress
                 ),
             )
             return directory
@@ -92,11 +96,15 @@ class AdapterCache:
 
     def tickets(self, kind: str, settings: dict[str, Any], secrets: dict[str, Any]) -> TicketSystem:
         key = _fingerprint("psa", kind, settings, secrets)
-        system: TicketSystem = self._cached(key, lambda: _ticket_system(kind, settings, secrets))
+        system: TicketSystem = self._cached(
+            key, lambda: _ticket_system(kind, settings, secrets, self.egress)
+        )
         return system
 
 
-def _ticket_system(kind: str, settings: dict[str, Any], secrets: dict[str, Any]) -> TicketSystem:
+def _ticket_system(
+    kind: str, settings: dict[str, Any], secrets: dict[str, Any], egress: EgressPolicy
+) -> TicketSystem:
     """The PSA adapter for ``kind`` (settings names: DESIGN.md §6, PUT /psa)."""
     if kind == "connectwise":
         return ConnectWiseTickets(
@@ -105,6 +113,7 @@ def _ticket_system(kind: str, settings: dict[str, Any], secrets: dict[str, Any])
             settings["public_key"],
             secrets["private_key"],
             settings["client_id"],
+            egress=egress,
         )
     if kind == "autotask":
         return AutotaskTickets(
@@ -114,6 +123,7 @@ def _ticket_system(kind: str, settings: dict[str, Any], secrets: dict[str, Any])
             settings["integration_code"],
             note_type=settings.get("note_type") or 1,
             publish=settings.get("publish") or 2,
+            egress=egress,
         )
     if kind == "halopsa":
         return HaloTickets(
@@ -123,6 +133,7 @@ def _ticket_system(kind: str, settings: dict[str, Any], secrets: dict[str, Any])
             secrets["client_secret"],
             settings.get("tenant"),
             outcome_id=settings.get("outcome_id") or 7,
+            egress=egress,
         )
     raise ValidationFailedError.single("kind", f"PSA {kind} is not supported yet")
 
@@ -148,9 +159,11 @@ def build(settings: Settings, *, clock: Clock | None = None, upgrade: bool = Tru
     database.audit_keys = AuditKeys(
         box.mac_keys(legacy.AUDIT_CHAIN), box.mac_keys(legacy.AUDIT_HEAD)
     )
+    egress = settings.egress_policy
     cache = AdapterCache(
         graph_retry_budget_s=settings.graph_retry_budget_seconds,
         graph_backoff_base_s=settings.graph_backoff_base_seconds,
+        egress=egress,
     )
     ctx = ServiceContext(
         uow=database.uow,
@@ -173,6 +186,8 @@ def build(settings: Settings, *, clock: Clock | None = None, upgrade: bool = Tru
             signin_failures_global=settings.signin_failures_global,
             api_token_days=settings.api_token_days,
         ),
+        egress=egress,
+        resolve=resolve,
     )
     ctx.psa_lookups = PsaLookups(
         per_minute=settings.psa_lookups_per_minute, cache_ttl_s=settings.psa_ticket_cache_seconds

@@ -20,7 +20,7 @@ from ldap3 import LEVEL, MODIFY_DELETE
 from ldap3.utils.conv import escape_filter_chars
 
 from jitadmin.adapters import ad_ldap
-from jitadmin.adapters.active_directory import ActiveDirectoryIdentityProvider
+from jitadmin.adapters.active_directory import ActiveDirectoryIdentityProvider, AdConnection
 from jitadmin.core import naming
 from jitadmin.core.errors import (
     AlreadyExistsError,
@@ -32,8 +32,14 @@ from jitadmin.core.passwords import generate_password
 from jitadmin.ports import AccessResult, AccessSpec, RevokeSpec
 
 from ad_support import SambaDc, unique_requester
+from conftest import TEST_EGRESS
 
 GRACE = timedelta(minutes=5)
+
+
+def provider_for(connection: AdConnection, **options: Any) -> ActiveDirectoryIdentityProvider:
+    """The adapter under the tests' egress policy (the DC listens on loopback)."""
+    return ActiveDirectoryIdentityProvider(connection, egress=TEST_EGRESS, **options)
 
 
 class Steps:
@@ -52,7 +58,7 @@ class Steps:
 
 @pytest.fixture
 def provider(samba_dc: SambaDc) -> ActiveDirectoryIdentityProvider:
-    return ActiveDirectoryIdentityProvider(samba_dc.ad_connection())
+    return provider_for(samba_dc.ad_connection())
 
 
 def spec(requester: str, password: str | None = None) -> AccessSpec:
@@ -90,7 +96,7 @@ def test_check_refuses_a_bind_account_without_rights(samba_dc: SambaDc) -> None:
     password = generate_password()
     with samba_dc.admin() as admin:
         admin.add_user(sam, password=password)
-    weak = ActiveDirectoryIdentityProvider(
+    weak = provider_for(
         samba_dc.ad_connection(bind_user=f"{sam}@{samba_dc.dns_name}", bind_password=password)
     )
     with pytest.raises(MisconfiguredError, match="may not create user accounts"):
@@ -104,31 +110,29 @@ def test_bad_credentials_and_untrusted_certificates_are_misconfiguration(
     samba_dc: SambaDc,
 ) -> None:
     wrong = "Wrong-password-4-sure!"
-    bad_password = ActiveDirectoryIdentityProvider(samba_dc.ad_connection(bind_password=wrong))
+    bad_password = provider_for(samba_dc.ad_connection(bind_password=wrong))
     with pytest.raises(MisconfiguredError, match="wrong user name or password") as refused:
         bad_password.check()
     assert wrong not in str(refused.value)
 
-    stranger = ActiveDirectoryIdentityProvider(samba_dc.ad_connection(ca_pem=_other_ca_pem()))
+    stranger = provider_for(samba_dc.ad_connection(ca_pem=_other_ca_pem()))
     with pytest.raises(MisconfiguredError, match="not trusted"):
         stranger.check()
-    no_ca = ActiveDirectoryIdentityProvider(samba_dc.ad_connection(ca_pem=None))
+    no_ca = provider_for(samba_dc.ad_connection(ca_pem=None))
     with pytest.raises(MisconfiguredError, match="not trusted"):
         no_ca.check()
     with pytest.raises(MisconfiguredError, match="ldaps://"):
-        ActiveDirectoryIdentityProvider(samba_dc.ad_connection(url="http://x")).check()
-    missing_ou = ActiveDirectoryIdentityProvider(samba_dc.ad_connection(ou="OU=Nowhere"))
+        provider_for(samba_dc.ad_connection(url="http://x")).check()
+    missing_ou = provider_for(samba_dc.ad_connection(ou="OU=Nowhere"))
     with pytest.raises(MisconfiguredError, match=r"OU=Nowhere,DC=.* does not exist"):
         missing_ou.check()
 
 
 def test_starttls_on_389_works_and_an_unreachable_dc_is_transient(samba_dc: SambaDc) -> None:
-    starttls = ActiveDirectoryIdentityProvider(
-        samba_dc.ad_connection(url=f"ldap://{samba_dc.ip}:389")
-    )
+    starttls = provider_for(samba_dc.ad_connection(url=f"ldap://{samba_dc.ip}:389"))
     assert "may change the members of Domain Admins" in starttls.check()
     # Nothing listens on 127.0.0.1:1: refused at once, like a DC that is down.
-    down = ActiveDirectoryIdentityProvider(samba_dc.ad_connection(url="ldaps://127.0.0.1:1"))
+    down = provider_for(samba_dc.ad_connection(url="ldaps://127.0.0.1:1"))
     with pytest.raises(TransientError, match="unreachable"):
         down.grant(spec(unique_requester()), Steps())
 
@@ -406,8 +410,8 @@ def test_over_long_names_are_cut_to_20_characters_with_a_stable_hash(
 ) -> None:
     stem = f"averyveryverylongfirstname{uuid.uuid4().hex[:4]}"
     one, two = f"{stem}.one@msp.example", f"{stem}.two@msp.example"
-    provider = ActiveDirectoryIdentityProvider(samba_dc.ad_connection())
-    again = ActiveDirectoryIdentityProvider(samba_dc.ad_connection())
+    provider = provider_for(samba_dc.ad_connection())
+    again = provider_for(samba_dc.ad_connection())
     request = spec(one)
     result = provider.grant(request, Steps())
     assert len(result.username) <= 20
@@ -431,7 +435,7 @@ def test_names_that_need_escaping(samba_dc: SambaDc) -> None:
     with samba_dc.admin() as admin:
         admin.ok(admin.conn.add(ou, ["top", "organizationalUnit"]))
         administrator = admin.find("Administrator")
-    provider = ActiveDirectoryIdentityProvider(samba_dc.ad_connection(ou=f"OU={ou_name}"))
+    provider = provider_for(samba_dc.ad_connection(ou=f"OU={ou_name}"))
     hostile = f"*)(sAMAccountName=*{uuid.uuid4().hex[:4]}@msp.example"
     request = spec(hostile)
     steps = Steps()
@@ -460,9 +464,7 @@ def test_no_password_reaches_a_log(
     request = spec(unique_requester())
     result = provider.grant(request, Steps())
     revoke_password = "Revoke-pw-that-nobody-knows-9"
-    quiet = ActiveDirectoryIdentityProvider(
-        samba_dc.ad_connection(), revoke_password=lambda: revoke_password
-    )
+    quiet = provider_for(samba_dc.ad_connection(), revoke_password=lambda: revoke_password)
     quiet.revoke(revoke_spec(request, result), Steps())
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert caplog.records  # the adapter does log its steps

@@ -18,6 +18,8 @@ from jitadmin.emulators.server import EmulatorWorld
 from psa_clients import autotask_client
 from psa_harness import Harness, Sleeps, fresh_harness, running_world
 
+from conftest import TEST_EGRESS
+
 PEDRO, NORTHWIND = CUSTOMERS
 
 
@@ -194,7 +196,7 @@ def test_zone_is_discovered_once_and_again_after_a_401(at: Harness) -> None:
 
 def test_unknown_user_and_foreign_zone_are_misconfigured(at: Harness) -> None:
     psa = at.psa
-    stranger = AutotaskTickets(psa["base_url"], "nobody@x.example", "s", "c")
+    stranger = AutotaskTickets(psa["base_url"], "nobody@x.example", "s", "c", egress=TEST_EGRESS)
     with pytest.raises(MisconfiguredError, match="no zone"):
         stranger.get_ticket("48211")
 

@@ -25,7 +25,7 @@ from jitadmin.emulators.runner import RunningServer, free_port, serve_in_thread
 from jitadmin.emulators.seed import CUSTOMERS, SeedCredentials
 from psa_harness import BIGCO, AdminSwitches, Sleeps
 
-from conftest import HELD_MS, wait_for
+from conftest import HELD_MS, TEST_EGRESS, wait_for
 
 PEDRO = CUSTOMERS[0]
 NO_FLAGS_MESSAGE = "Please choose where to display the notes in order to save this record."
@@ -65,6 +65,7 @@ class World(AdminSwitches):
             "private_key": c.cw_private_key,
             "client_id": c.cw_client_id,
             "sleep": Sleeps(),
+            "egress": TEST_EGRESS,
         }
         return ConnectWiseTickets(**(args | overrides))
 

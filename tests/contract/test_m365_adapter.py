@@ -35,7 +35,7 @@ from jitadmin.emulators.graph import GraphState, create_graph_app
 from jitadmin.emulators.runner import serve_in_thread
 from jitadmin.ports import AccessResult, AccessSpec, RevokeSpec
 
-from conftest import HELD_MS
+from conftest import HELD_MS, TEST_EGRESS
 
 GA = "62e90394-69f5-4237-9190-012177145e10"
 CUSTOMER = seed.CUSTOMERS[0]
@@ -159,9 +159,10 @@ def make_provider(emulator: Emulator) -> Iterator[ProviderFactory]:
                 authority_url=connection.authority_url,
                 graph_url=connection.graph_url,
                 sleep=sleep,
+                egress=TEST_EGRESS,
                 **timing,
             )
-        provider = M365IdentityProvider(connection, client=client, **timing)
+        provider = M365IdentityProvider(connection, client=client, egress=TEST_EGRESS, **timing)
         made.append(provider)
         return provider
 
@@ -648,6 +649,7 @@ def test_paging_follows_same_origin_next_links(emulator: Emulator) -> None:
         emulator.creds.graph_client_secret,
         authority_url=f"{emulator.url}/login",
         graph_url=f"{emulator.url}/v1.0",
+        egress=TEST_EGRESS,
     )
     try:
         users = client.list_all("/users", {"$top": "1", "$select": "id"})

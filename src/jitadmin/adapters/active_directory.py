@@ -52,6 +52,7 @@ from jitadmin.adapters.ad_ldap import (
 )
 from jitadmin.core import naming
 from jitadmin.core.clock import iso
+from jitadmin.core.egress import EgressPolicy
 from jitadmin.core.errors import (
     AdapterNotFoundError,
     AlreadyExistsError,
@@ -98,8 +99,10 @@ class ActiveDirectoryIdentityProvider:
         # later, so it never cuts a technician off early (the clock starts at activation).
         expiry_grace: timedelta = timedelta(minutes=5),
         revoke_password: Callable[[], str] = lambda: generate_password(32),
+        egress: EgressPolicy | None = None,
     ) -> None:
         self.connection = connection
+        self._egress = egress or EgressPolicy()
         self._connect_timeout_s = connect_timeout_s
         self._receive_timeout_s = int(receive_timeout_s)
         self._expiry_grace = expiry_grace
@@ -308,6 +311,7 @@ class ActiveDirectoryIdentityProvider:
             c.bind_password,
             connect_timeout_s=self._connect_timeout_s,
             receive_timeout_s=self._receive_timeout_s,
+            egress=self._egress,
         )
         try:
             domain = self._domain or discover(session, c.base_dn, c.ou)

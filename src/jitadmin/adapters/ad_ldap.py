@@ -25,6 +25,8 @@ from ldap3.core.exceptions import (
     LDAPStartTLSError,
 )
 
+from jitadmin.adapters.egress import checked_address
+from jitadmin.core.egress import EgressPolicy
 from jitadmin.core.errors import (
     AdapterError,
     AdapterNotFoundError,
@@ -235,11 +237,17 @@ def open_session(
     *,
     connect_timeout_s: float,
     receive_timeout_s: int,
+    egress: EgressPolicy,
 ) -> LdapSession:
-    """Connect, encrypt, verify the certificate, then simple-bind; never binds in clear."""
+    """Connect, encrypt, verify the certificate, then simple-bind; never binds in clear.
+
+    ldap3 gets the address the egress policy checked, never the name to resolve again; TLS
+    still verifies the certificate for the configured host name.
+    """
+    address = checked_address(egress, endpoint.host, endpoint.port)
     tls = VerifiedTls(context, endpoint.host)
     server = Server(
-        endpoint.host,
+        address,
         port=endpoint.port,
         use_ssl=not endpoint.start_tls,
         tls=tls,

@@ -19,6 +19,7 @@ import httpx
 
 from jitadmin.adapters import psa_http
 from jitadmin.adapters.autotask_budget import RequestBudget, Usage
+from jitadmin.core.egress import EgressPolicy
 from jitadmin.core.errors import (
     AdapterError,
     AdapterNotFoundError,
@@ -57,6 +58,7 @@ class AutotaskTickets(psa_http.PsaAdapter):
         page_size: int = _MAX_PAGE,
         timeout_s: float = 10.0,
         http: httpx.Client | None = None,
+        egress: EgressPolicy | None = None,
         read_attempts: int = 3,
         retry_backoff_s: float = 0.25,
         max_retry_wait_s: float = 2.0,
@@ -81,6 +83,7 @@ class AutotaskTickets(psa_http.PsaAdapter):
         self._http = psa_http.PsaHttp(
             "Autotask", http=http, timeout_s=timeout_s, read_attempts=read_attempts,
             backoff_s=retry_backoff_s, max_retry_wait_s=max_retry_wait_s, sleep=sleep,
+            egress=egress,
         )  # fmt: skip
         self._budget = RequestBudget(
             self._read_usage, slow_ratio=slow_ratio, stop_ratio=stop_ratio, sleep=sleep,
@@ -166,7 +169,7 @@ class AutotaskTickets(psa_http.PsaAdapter):
                 )
         count_query = {"filter": [{"op": "noteq", "field": "status", "value": COMPLETE}]}
         counted = _json(self._read("POST", "Tickets/query/count", json=count_query))
-        open_count = counted.get("queryCount") if isinstance(counted, Mapping) else None
+        open_count = psa_http.count(counted, "queryCount")
         return [
             f"zone {zone}",
             f"authenticated as {self._username}",

@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 import httpx
 
 from jitadmin.adapters import psa_http
+from jitadmin.core.egress import EgressPolicy
 from jitadmin.core.errors import (
     AdapterError,
     AdapterNotFoundError,
@@ -46,6 +47,7 @@ class ConnectWiseTickets(psa_http.PsaAdapter):
         *,
         timeout_s: float = 10.0,
         http: httpx.Client | None = None,
+        egress: EgressPolicy | None = None,
         get_attempts: int = 3,
         retry_backoff_s: float = 0.25,
         max_retry_wait_s: float = 2.0,
@@ -60,6 +62,7 @@ class ConnectWiseTickets(psa_http.PsaAdapter):
         self._http = psa_http.PsaHttp(
             "ConnectWise", http=http, timeout_s=timeout_s, read_attempts=get_attempts,
             backoff_s=retry_backoff_s, max_retry_wait_s=max_retry_wait_s, sleep=sleep,
+            egress=egress,
         )  # fmt: skip
 
     def __repr__(self) -> str:
@@ -128,7 +131,7 @@ class ConnectWiseTickets(psa_http.PsaAdapter):
             not_found=MisconfiguredError,
         )
         body = _json(response)
-        count = body.get("count") if isinstance(body, Mapping) else None
+        count = psa_http.count(body, "count")
         return [
             f"REST root {self._base}",
             f"authenticated as {self._company_id}+<public key>",

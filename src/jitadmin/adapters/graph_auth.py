@@ -23,6 +23,7 @@ import msal
 from msal.exceptions import MsalServiceError
 
 from jitadmin.core.errors import AdapterError, MisconfiguredError, TransientError
+from jitadmin.core.naming import TENANT_ID_RULE, is_tenant_id
 from jitadmin.core.retry import parse_retry_after
 
 log = logging.getLogger(__name__)
@@ -170,6 +171,8 @@ class MsalTokenProvider:
         http: httpx.Client,
     ) -> None:
         authority = check_endpoint(authority_url, "authority_url")
+        if not is_tenant_id(tenant_id):
+            raise MisconfiguredError(f"tenant_id {TENANT_ID_RULE}")
         self._tenant = tenant_id
         self._client_id = client_id
         self._secret = client_secret

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from jitadmin.adapters.egress import egress_client
 from jitadmin.adapters.graph_auth import (
     CANONICAL_AUTHORITY,
     MsalTokenProvider,
@@ -37,6 +38,7 @@ from jitadmin.adapters.graph_errors import (
     sensitive_values,
     typed_error,
 )
+from jitadmin.core.egress import EgressPolicy
 from jitadmin.core.errors import AdapterError, MisconfiguredError, TransientError
 from jitadmin.core.retry import MAX_REVOKE_RETRY_AFTER_S, RetryPolicy
 
@@ -65,6 +67,7 @@ class GraphClient:
         tokens: TokenProvider,
         *,
         http: httpx.Client | None = None,
+        egress: EgressPolicy | None = None,
         timeout_s: float = 30.0,
         backoff_base_s: float = 1.0,
         backoff_cap_s: float = 16.0,
@@ -77,7 +80,7 @@ class GraphClient:
         self._origin = urlsplit(self._base)[:2]
         self._tokens = tokens
         self._owns_http = http is None
-        self._http = http or httpx.Client(timeout=timeout_s)
+        self._http = http or egress_client(egress or EgressPolicy(), timeout=timeout_s)
         self._policy = RetryPolicy(base_s=backoff_base_s, cap_s=backoff_cap_s)
         self._budget_s = budget_s
         self._max_attempts = max(max_attempts, 1)
@@ -98,11 +101,17 @@ class GraphClient:
         authority_url: str = CANONICAL_AUTHORITY,
         graph_url: str = GRAPH_URL,
         timeout_s: float = 30.0,
+        egress: EgressPolicy | None = None,
         **knobs: Any,
     ) -> GraphClient:
-        """A client whose tokens come from MSAL (one confidential client for this tenant)."""
+        """A client whose tokens come from MSAL (one confidential client for this tenant).
+
+        MSAL's token and discovery requests go through the same egress-checked client.
+        """
         check_endpoint(graph_url, "graph_url")
-        http = httpx.Client(timeout=timeout_s, headers={"User-Agent": "jitadmin"})
+        http = egress_client(
+            egress or EgressPolicy(), timeout=timeout_s, headers={"User-Agent": "jitadmin"}
+        )
         try:
             tokens = MsalTokenProvider(
                 tenant_id,

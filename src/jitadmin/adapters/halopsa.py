@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 import httpx
 
 from jitadmin.adapters import psa_http
+from jitadmin.core.egress import EgressPolicy
 from jitadmin.core.errors import (
     AdapterError,
     AdapterNotFoundError,
@@ -55,6 +56,7 @@ class HaloTickets(psa_http.PsaAdapter):
         page_size: int = 100,
         timeout_s: float = 10.0,
         http: httpx.Client | None = None,
+        egress: EgressPolicy | None = None,
         read_attempts: int = 3,
         retry_backoff_s: float = 0.25,
         max_retry_wait_s: float = 2.0,
@@ -74,6 +76,7 @@ class HaloTickets(psa_http.PsaAdapter):
         self._http = psa_http.PsaHttp(
             "HaloPSA", http=http, timeout_s=timeout_s, read_attempts=read_attempts,
             backoff_s=retry_backoff_s, max_retry_wait_s=max_retry_wait_s, sleep=sleep,
+            egress=egress,
         )  # fmt: skip
         self._monotonic = monotonic
         self._lock = threading.Lock()
@@ -151,7 +154,7 @@ class HaloTickets(psa_http.PsaAdapter):
         findings.append(f"notes use outcome {self._outcome_id} {known[self._outcome_id]!r}")
         params = {"open_only": "true", "pageinate": "true", "page_size": "1", "page_no": "1"}
         page = _json(self._read("Tickets", params))
-        findings.append(f"{_record_count(page)} open tickets visible")
+        findings.append(f"{psa_http.count(page, 'record_count')} open tickets visible")
         return findings
 
     # --- Halo specifics -----------------------------------------------------------------
@@ -180,7 +183,7 @@ class HaloTickets(psa_http.PsaAdapter):
                 raise MisconfiguredError(f"HaloPSA {path} did not return {key}")
             yield from (i for i in items if isinstance(i, Mapping))
             seen += len(items)
-            total = _record_count(page)
+            total = psa_http.count(page, "record_count")
             if len(items) < self._page_size or (total is not None and seen >= total):
                 return
         raise MisconfiguredError(f"HaloPSA {path} paging did not end after {_MAX_PAGES} pages")
@@ -309,14 +312,6 @@ def _vendor_message(response: httpx.Response) -> str:
             if body.get(key):
                 return str(body[key])[:300]
     return ""
-
-
-def _record_count(page: Any) -> int | None:
-    raw = page.get("record_count") if isinstance(page, Mapping) else None
-    try:
-        return None if raw is None else int(raw)
-    except (TypeError, ValueError):
-        return None
 
 
 def _json(response: httpx.Response) -> Any:

@@ -27,6 +27,7 @@ from jitadmin.adapters.m365_directory import (
     tampered_fields,
 )
 from jitadmin.core import naming
+from jitadmin.core.egress import EgressPolicy
 from jitadmin.core.errors import AlreadyExistsError, MisconfiguredError, TransientError
 from jitadmin.ports import (
     TAMPERING_STEP,
@@ -66,6 +67,7 @@ class M365IdentityProvider:
         budget_s: float = 60.0,
         max_attempts: int = 8,
         client: GraphClient | None = None,
+        egress: EgressPolicy | None = None,
     ) -> None:
         self.connection = connection
         self._graph = client or GraphClient.connect(
@@ -79,6 +81,7 @@ class M365IdentityProvider:
             backoff_cap_s=backoff_cap_s,
             budget_s=budget_s,
             max_attempts=max_attempts,
+            egress=egress,
         )
         self._dir = Directory(self._graph, connection.domain)
 

@@ -19,6 +19,8 @@ from typing import Any, NoReturn, Self, TypeVar
 
 import httpx
 
+from jitadmin.adapters.egress import egress_client
+from jitadmin.core.egress import EgressPolicy
 from jitadmin.core.errors import (
     AdapterError,
     AdapterNotFoundError,
@@ -74,6 +76,7 @@ class PsaHttp:
         vendor: str,
         *,
         http: httpx.Client | None = None,
+        egress: EgressPolicy | None = None,
         timeout_s: float = 10.0,
         read_attempts: int = 3,
         backoff_s: float = 0.25,
@@ -82,7 +85,9 @@ class PsaHttp:
     ) -> None:
         self.vendor = vendor
         self._owns_http = http is None
-        self._http = http if http is not None else httpx.Client()
+        # Without a client of its own, every connection passes the egress policy (default:
+        # public addresses only).
+        self._http = http if http is not None else egress_client(egress or EgressPolicy())
         self._timeout = httpx.Timeout(timeout_s)
         self._attempts = max(1, read_attempts)
         self._backoff_s = backoff_s
@@ -209,6 +214,17 @@ def json_body(response: httpx.Response, vendor: str) -> Any:
         raise MisconfiguredError(
             f"{vendor} {response.request.url.path} did not answer JSON (check base_url)"
         ) from None
+
+
+def count(body: Any, key: str) -> int | None:
+    """``body[key]`` as a count; anything else (text the server chose) is None, never echoed."""
+    raw = body.get(key) if isinstance(body, Mapping) else None
+    if isinstance(raw, bool):
+        return None
+    try:
+        return None if raw is None else int(raw)
+    except (TypeError, ValueError):
+        return None
 
 
 def numeric_id(

@@ -48,3 +48,17 @@ def m365_mail_nickname(requester: str, grant_id: str) -> str:
 
 def m365_user_principal_name(requester: str, grant_id: str, domain: str) -> str:
     return f"{m365_mail_nickname(requester, grant_id)}@{domain.lower()}"
+
+
+# An Entra tenant is named by its GUID or one of its domain names, nothing else: the value
+# becomes a path segment of the authority URL, so "../x", "x/y" or "?" must never pass.
+_TENANT_GUID = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+_DOMAIN_LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
+_TENANT_DOMAIN = re.compile(rf"({_DOMAIN_LABEL}\.)+[A-Za-z]{{2,63}}")
+TENANT_ID_RULE = "must be the tenant's GUID or a domain name (contoso.onmicrosoft.com)"
+
+
+def is_tenant_id(value: str) -> bool:
+    return len(value) <= 253 and bool(
+        _TENANT_GUID.fullmatch(value) or _TENANT_DOMAIN.fullmatch(value)
+    )

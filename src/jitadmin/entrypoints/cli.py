@@ -22,7 +22,13 @@ from jitadmin.emulators.server import PSA_KINDS, EmulatorWorld
 from jitadmin.entrypoints import cli_security, logging_redaction
 from jitadmin.entrypoints.api.app import create_app
 from jitadmin.entrypoints.api.schemas import grant_out
-from jitadmin.entrypoints.demo import demo_document, load_or_create_key, seed, write_json
+from jitadmin.entrypoints.demo import (
+    demo_document,
+    egress_allow,
+    load_or_create_key,
+    seed,
+    write_json,
+)
 from jitadmin.entrypoints.worker import attach_worker
 from jitadmin.ports import User
 from jitadmin.services import admin, audit_anchor, grants
@@ -105,6 +111,7 @@ def demo(
         data_dir=data_dir,
         database_url=f"sqlite:///{database_file.resolve()}",
         secret_key=SecretStr(load_or_create_key(data_dir)),
+        egress_allow=egress_allow(host, _settings().egress_allow),
     )
     world = EmulatorWorld(psa_kind=psa)
     world.start(host)

@@ -14,6 +14,13 @@ from jitadmin.services import admin
 from jitadmin.wiring import App
 
 SYSTEM_ADMIN = User("system:demo", "admin")
+# The demo's emulators (and `make dc`'s DC) listen on loopback: the demo's egress policy lets it
+# reach them, besides whatever JITADMIN_EGRESS_ALLOW lists.
+DEMO_EGRESS_ALLOW = ("127.0.0.0/8", "::1", "localhost")
+
+
+def egress_allow(host: str, configured: list[str]) -> list[str]:
+    return list(dict.fromkeys([*DEMO_EGRESS_ALLOW, host, *configured]))
 
 
 def load_or_create_key(data_dir: Path) -> str:

@@ -29,11 +29,13 @@ from jitadmin.ports import (
     Ticket,
     User,
 )
+from jitadmin.services.connection_checks import check_settings, run_test
 from jitadmin.services.context import (
     ADMIN,
     AUDITOR,
     ROLES,
     ServiceContext,
+    connection_of,
     require_customer,
     require_role,
     require_scope,
@@ -145,6 +147,7 @@ def put_connection(
         # A customer outside the admin's scope is unknown to it, whatever the body says.
         customer = require_customer(uow, actor, slug, "path")
         public, hidden = _split_settings(kind, body)
+        check_settings(ctx, kind, public)
         refuse_tenant_switch(uow, customer.slug, kind, public)
         sealed = ctx.box.seal(json.dumps(hidden), settings_context(customer.slug, kind, public))
         uow.connections.put(ConnectionRecord(kind, public, sealed, customer.slug), ctx.clock.now())
@@ -156,17 +159,15 @@ def put_connection(
 
 
 def check_connection(ctx: ServiceContext, actor: User, slug: str, kind: str) -> list[str]:
+    """The connection test's findings, or 503 with a fixed message (never the remote's words)."""
     require_role(actor, ADMIN)
     with ctx.uow() as uow:
         customer = require_customer(uow, actor, slug, "path")
-        try:
-            identity = ctx.identity_for(uow, customer, kind)
-        except AdapterError as error:
-            raise UpstreamUnavailableError(f"connection test failed: {error}") from error
-    try:
-        return identity.check()
-    except AdapterError as error:
-        raise UpstreamUnavailableError(f"connection test failed: {error}") from error
+        record = connection_of(uow, customer, kind)
+    return run_test(
+        ctx, actor, lambda: ctx.identity_from(customer, record).check(),
+        event="connection.tested", kind=kind, customer=slug,
+    )  # fmt: skip
 
 
 def put_psa(ctx: ServiceContext, actor: User, body: dict[str, Any]) -> dict[str, Any]:
@@ -175,6 +176,7 @@ def put_psa(ctx: ServiceContext, actor: User, body: dict[str, Any]) -> dict[str,
     if kind not in PSA_KINDS:
         raise ValidationFailedError.single("kind", f"must be one of {', '.join(PSA_KINDS)}")
     public, hidden = _split_settings(kind, {k: v for k, v in body.items() if k != "kind"})
+    check_settings(ctx, kind, public)
     with ctx.uow() as uow:
         sealed = ctx.box.seal(json.dumps(hidden), settings_context(None, kind, public))
         uow.connections.put_psa(ConnectionRecord(kind, public, sealed), ctx.clock.now())
@@ -188,16 +190,14 @@ def check_psa(ctx: ServiceContext, actor: User) -> dict[str, Any]:
     require_unrestricted_admin(actor, "the PSA connection (shared by every customer)")
     with ctx.uow() as uow:
         record = uow.connections.get_psa()
-        if record is None:
-            raise ValidationFailedError.single("kind", "no PSA is configured (PUT /psa)")
-        try:
-            system = ctx.tickets(uow)
-        except AdapterError as error:
-            raise UpstreamUnavailableError(f"PSA connection test failed: {error}") from error
-    try:
-        findings = system.check()
-    except AdapterError as error:
-        raise UpstreamUnavailableError(f"PSA connection test failed: {error}") from error
+    if record is None:
+        raise ValidationFailedError.single("kind", "no PSA is configured (PUT /psa)")
+    findings = run_test(
+        ctx, actor, lambda: ctx.ticket_systems(
+            record.kind, record.settings, ctx.open_secrets(record)
+        ).check(),
+        event="psa.tested", kind=record.kind,
+    )  # fmt: skip
     return {"kind": record.kind, "findings": findings}
 
 

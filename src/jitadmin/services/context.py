@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from jitadmin.core import fields
+from jitadmin.core.egress import EgressPolicy
 from jitadmin.core.errors import (
     AdapterError,
     ConnectionSettingsAlteredError,
@@ -21,6 +22,7 @@ from jitadmin.ports import (
     Clock,
     ConnectionRecord,
     Customer,
+    HostResolver,
     IdentityProvider,
     IdentityProviderFactory,
     Metrics,
@@ -31,6 +33,7 @@ from jitadmin.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
     User,
+    no_resolver,
 )
 from jitadmin.services.psa_lookups import PsaLookups
 
@@ -79,6 +82,10 @@ class ServiceContext:
     metrics: Metrics = field(default_factory=NoMetrics)
     # Each user's budget of PSA calls and the ticket picker's cache (services/psa_lookups).
     psa_lookups: PsaLookups = field(default_factory=PsaLookups)
+    # Which addresses connection settings may point at (checked again on every connection).
+    egress: EgressPolicy = field(default_factory=EgressPolicy)
+    # Resolves the host names in connection settings when they are saved (wiring: DNS).
+    resolve: HostResolver = no_resolver
     # The credential acting in this request ("token:<id>", "session:<handle>"); None for the
     # worker and the CLI. Set by ``acting``; every audit event written through ``uow`` names it.
     credential: str | None = None
@@ -110,12 +117,7 @@ class ServiceContext:
         return loaded
 
     def identity_for(self, uow: UnitOfWork, customer: Customer, kind: str) -> IdentityProvider:
-        record = uow.connections.get(customer.slug, kind)
-        if record is None:
-            raise ValidationFailedError.single(
-                "identity_provider", f"{kind} is not configured for customer {customer.slug}"
-            )
-        return self.identity_from(customer, record)
+        return self.identity_from(customer, connection_of(uow, customer, kind))
 
     def identity_from(self, customer: Customer, record: ConnectionRecord) -> IdentityProvider:
         """The identity provider of a connection record already read in this transaction."""
@@ -136,6 +138,16 @@ def error_kind(error: Exception) -> str:
         name = type(error).__name__.removesuffix("Error")
         return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
     return "unexpected"
+
+
+def connection_of(uow: UnitOfWork, customer: Customer, kind: str) -> ConnectionRecord:
+    """The customer's ``kind`` connection; a 422 naming the identity provider if there is none."""
+    record = uow.connections.get(customer.slug, kind)
+    if record is None:
+        raise ValidationFailedError.single(
+            "identity_provider", f"{kind} is not configured for customer {customer.slug}"
+        )
+    return record
 
 
 def connection_context(customer: str | None, kind: str) -> str:

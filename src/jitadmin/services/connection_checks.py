@@ -1,0 +1,159 @@
+"""Connection settings against the egress policy, and what a connection test may say.
+
+``check_settings`` runs when a PSA or customer connection is saved: every URL must be https
+(plain http only for a host ``JITADMIN_EGRESS_ALLOW`` lists; LDAP: ldaps or ldap with StartTLS)
+and its host must not be, or resolve to, an address the policy refuses; ``tenant_id`` must be
+a GUID or a domain name. A broken rule is a 422 naming the field, and nothing is written. The
+adapters check again on every connection (a name may resolve differently later).
+
+``run_test`` runs a connection test and answers with a fixed message per kind of failure:
+never the remote's body, status text or exception text, so a test cannot read what some
+server answers. Each test is audited (outcome and fixed message; no secret, no remote text).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from jitadmin.core.egress import EgressRefusedError
+from jitadmin.core.errors import (
+    AdapterError,
+    AdapterNotFoundError,
+    ConnectionSettingsAlteredError,
+    FieldProblem,
+    MisconfiguredError,
+    TenantMismatchError,
+    TransientError,
+    UpstreamUnavailableError,
+    ValidationFailedError,
+)
+from jitadmin.core.events import AuditEvent
+from jitadmin.core.naming import TENANT_ID_RULE, is_tenant_id
+from jitadmin.ports import User
+from jitadmin.services.context import ServiceContext
+
+# The settings of each kind that name a server jitadmin connects to.
+URL_FIELDS: dict[str, tuple[str, ...]] = {
+    "connectwise": ("base_url",),
+    "autotask": ("base_url",),
+    "halopsa": ("base_url", "auth_url"),
+    "m365": ("authority_url", "graph_url"),
+    "ad": ("url",),
+}
+_DEFAULT_PORTS = {"https": 443, "http": 80, "ldaps": 636, "ldap": 389}
+
+# What a failed test says, by the kind of failure (first match wins; subclasses first).
+FIXED_MESSAGES: tuple[tuple[type[AdapterError], str, str], ...] = (
+    (EgressRefusedError, "blocked", "blocked by the egress policy"),
+    (
+        TenantMismatchError,
+        "tenant_mismatch",
+        "the connection reaches another tenant or domain than its grants were made in",
+    ),
+    (
+        ConnectionSettingsAlteredError,
+        "settings_altered",
+        "connection settings were altered outside jitadmin; save the connection again",
+    ),
+    (MisconfiguredError, "refused", "the server refused the credentials or the settings"),
+    (TransientError, "unreachable", "could not reach the server"),
+    (AdapterNotFoundError, "not_found", "the server does not know the configured account"),
+    (AdapterError, "failed", "the server refused the request"),
+)
+
+
+def check_settings(ctx: ServiceContext, kind: str, settings: dict[str, Any]) -> None:
+    """Raise ``ValidationFailedError`` (every broken field) unless the settings may be saved."""
+    problems = [
+        FieldProblem(name, rule)
+        for name in URL_FIELDS.get(kind, ())
+        if settings.get(name) is not None
+        for rule in [_url_rule(ctx, kind, str(settings[name]))]
+        if rule is not None
+    ]
+    tenant = settings.get("tenant_id")
+    if kind == "m365" and tenant is not None and not is_tenant_id(str(tenant)):
+        problems.append(FieldProblem("tenant_id", TENANT_ID_RULE))
+    if problems:
+        raise ValidationFailedError(problems)
+
+
+def _url_rule(ctx: ServiceContext, kind: str, url: str) -> str | None:
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return "must be a URL with a valid host and port"
+    if not parts.hostname:
+        return "must be a URL with a host"
+    if parts.username is not None or parts.password is not None:
+        return "must not carry a user name or password (they belong in the secret fields)"
+    rule = _scheme_rule(ctx, kind, parts.scheme.lower(), parts.hostname)
+    if rule is not None:
+        return rule
+    return _address_rule(ctx, parts.hostname, port or _DEFAULT_PORTS[parts.scheme.lower()])
+
+
+def _scheme_rule(ctx: ServiceContext, kind: str, scheme: str, host: str) -> str | None:
+    if kind == "ad":
+        if scheme in ("ldaps", "ldap"):
+            return None
+        return "must be ldaps://host[:port] (LDAPS) or ldap://host[:port] (StartTLS)"
+    if scheme == "http":
+        return ctx.egress.plain_http_refusal(host)
+    return None if scheme == "https" else "must be an https URL"
+
+
+def _address_rule(ctx: ServiceContext, host: str, port: int) -> str | None:
+    policy = ctx.egress
+    literal = policy.literal_refusal(host)
+    if literal is not None:
+        return literal
+    try:
+        addresses = list(ctx.resolve(host, port))
+    except AdapterError:
+        return None  # unresolvable now: judged when connecting, like any later DNS change
+    return policy.refusal(host, addresses) if addresses else None
+
+
+def outcome_of(error: AdapterError) -> tuple[str, str]:
+    """``(outcome, message)`` for a failed test; the message never quotes the remote."""
+    for kind, outcome, message in FIXED_MESSAGES:
+        if isinstance(error, kind):
+            if isinstance(error, EgressRefusedError):
+                # Our own words (host, kind of address, the setting), never the remote's.
+                return outcome, f"{message}: {error.message}"
+            return outcome, message
+    return "failed", "the server refused the request"  # pragma: no cover (AdapterError matches)
+
+
+def run_test(
+    ctx: ServiceContext,
+    actor: User,
+    test: Callable[[], list[str]],
+    *,
+    event: str,
+    kind: str,
+    customer: str | None = None,
+) -> list[str]:
+    """``test()``'s findings; a failure is a 503 with a fixed message. Audited either way."""
+    try:
+        findings = test()
+    except AdapterError as error:
+        outcome, message = outcome_of(error)
+        _audit(ctx, actor, event, customer, kind=kind, outcome=outcome, message=message)
+        raise UpstreamUnavailableError(f"connection test failed: {message}") from error
+    _audit(ctx, actor, event, customer, kind=kind, outcome="ok")
+    return findings
+
+
+def _audit(ctx: ServiceContext, actor: User, event: str, customer: str | None, **data: Any) -> None:
+    with ctx.uow() as uow:
+        uow.audit.append(
+            AuditEvent(
+                kind=event, actor=actor.username, at=ctx.clock.now(), customer=customer, data=data
+            )
+        )
+        uow.commit()
