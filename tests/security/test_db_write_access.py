@@ -23,7 +23,7 @@ from sqlalchemy import Table, select, text, update
 from jitadmin.core.errors import ConnectionSettingsAlteredError, UpstreamUnavailableError
 from jitadmin.db.tables import ConnectionRow, PsaConfigRow
 from jitadmin.entrypoints.api.app import create_app
-from jitadmin.ports import User
+from jitadmin.ports import AuditQuery, User
 from jitadmin.services import admin, sessions
 from jitadmin.wiring import App, build
 
@@ -166,7 +166,14 @@ def test_an_edited_psa_base_url_makes_the_secret_unusable(app: App, trap: Trap) 
     for message in (str(tested.value), str(used.value)):
         assert PRIVATE_KEY not in message and trap.url not in message
     assert trap.hits == []  # the private key never left for the attacker's server
-    assert _snapshot(app, "grant_events", "psa_config") == before
+    assert _snapshot(app, "psa_config") == {"psa_config": before["psa_config"]}
+    # The only row written: the test's own audit event (item 7), naming the refusal.
+    with app.ctx.uow() as uow:
+        events = sorted(uow.audit.search(AuditQuery(), 1000), key=lambda e: e.seq)
+    assert len(events) == len(before["grant_events"]) + 1
+    last = events[-1]
+    assert (last.kind, last.data["outcome"]) == ("psa.tested", "settings_altered")
+    assert trap.url not in repr(last.data)
 
     # The settings it was sealed with open it again: only the edit was refused.
     _set_settings(app, PSA_TABLE, stored)
