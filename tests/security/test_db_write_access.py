@@ -167,13 +167,7 @@ def test_an_edited_psa_base_url_makes_the_secret_unusable(app: App, trap: Trap) 
         assert PRIVATE_KEY not in message and trap.url not in message
     assert trap.hits == []  # the private key never left for the attacker's server
     assert _snapshot(app, "psa_config") == {"psa_config": before["psa_config"]}
-    # The only row written: the test's own audit event (item 7), naming the refusal.
-    with app.ctx.uow() as uow:
-        events = sorted(uow.audit.search(AuditQuery(), 1000), key=lambda e: e.seq)
-    assert len(events) == len(before["grant_events"]) + 1
-    last = events[-1]
-    assert (last.kind, last.data["outcome"]) == ("psa.tested", "settings_altered")
-    assert trap.url not in repr(last.data)
+    _assert_only_the_test_was_audited(app, before, "psa.tested", trap.url)
 
     # The settings it was sealed with open it again: only the edit was refused.
     _set_settings(app, PSA_TABLE, stored)
@@ -200,4 +194,16 @@ def test_an_edited_identity_connection_is_refused_before_any_request(app: App, t
     assert "m365 connection of pedro: connection settings were altered" in str(tested.value)
     assert "s" * 30 not in str(tested.value)
     assert trap.hits == []
-    assert _snapshot(app, "grant_events", "connections") == before
+    assert _snapshot(app, "connections") == {"connections": before["connections"]}
+    _assert_only_the_test_was_audited(app, before, "connection.tested", trap.url)
+
+
+def _assert_only_the_test_was_audited(
+    app: App, before: dict[str, list[tuple[Any, ...]]], kind: str, url: str
+) -> None:
+    """The only row a refused connection test writes: its own audit event (issue 12 item 7)."""
+    with app.ctx.uow() as uow:
+        events = sorted(uow.audit.search(AuditQuery(), 1000), key=lambda e: e.seq)
+    assert len(events) == len(before["grant_events"]) + 1
+    assert (events[-1].kind, events[-1].data["outcome"]) == (kind, "settings_altered")
+    assert url not in repr(events[-1].data)

@@ -52,11 +52,7 @@ FIXED_MESSAGES: tuple[tuple[type[AdapterError], str, str], ...] = (
         "tenant_mismatch",
         "the connection reaches another tenant or domain than its grants were made in",
     ),
-    (
-        ConnectionSettingsAlteredError,
-        "settings_altered",
-        "connection settings were altered outside jitadmin; save the connection again",
-    ),
+    (ConnectionSettingsAlteredError, "settings_altered", "refused before any request"),
     (MisconfiguredError, "refused", "the server refused the credentials or the settings"),
     (TransientError, "unreachable", "could not reach the server"),
     (AdapterNotFoundError, "not_found", "the server does not know the configured account"),
@@ -122,8 +118,8 @@ def outcome_of(error: AdapterError) -> tuple[str, str]:
     """``(outcome, message)`` for a failed test; the message never quotes the remote."""
     for kind, outcome, message in FIXED_MESSAGES:
         if isinstance(error, kind):
-            if isinstance(error, EgressRefusedError):
-                # Our own words (host, kind of address, the setting), never the remote's.
+            if isinstance(error, EgressRefusedError | ConnectionSettingsAlteredError):
+                # Our own words (host, kind of address, which connection), never the remote's.
                 return outcome, f"{message}: {error.message}"
             return outcome, message
     return "failed", "the server refused the request"  # pragma: no cover (AdapterError matches)
