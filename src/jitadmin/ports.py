@@ -364,9 +364,10 @@ class GrantRepo(Protocol):
         requester: str | None = None,
         limit: int = 500,
     ) -> list[Grant]: ...
-    def find_unfinished(
-        self, requester: str, customer: str, identity_provider: str
-    ) -> Grant | None: ...
+    def find_live(self, requester: str, customer: str, identity_provider: str) -> Grant | None:
+        """The requester's grant on this customer and identity provider in a ``LIVE`` state."""
+        ...
+
     def find_by_object_ids(
         self, customer: str, identity_provider: str, object_ids: list[str]
     ) -> list[Grant]:

@@ -20,13 +20,14 @@ from jitadmin.adapters.secretbox import AesGcmSecretBox
 from jitadmin.core.egress import EgressPolicy
 from jitadmin.core.errors import ValidationFailedError
 from jitadmin.core.events import AuditKeys
+from jitadmin.core.grant import WorkerTuning
 from jitadmin.core.retry import RetryPolicy
 from jitadmin.db import migrate
 from jitadmin.db.files import private_dir
 from jitadmin.db.session import Database
 from jitadmin.ports import Clock, Customer, IdentityProvider, TicketSystem
 from jitadmin.services import legacy
-from jitadmin.services.context import SecurityTuning, ServiceContext, WorkerTuning
+from jitadmin.services.context import SecurityTuning, ServiceContext
 from jitadmin.services.psa_lookups import PsaLookups
 from jitadmin.settings import Settings
 

@@ -49,11 +49,11 @@ def parse_retry_after(raw: str | None, now: datetime | None = None) -> float | N
 
 @dataclass(frozen=True)
 class RetryPolicy:
+    """The backoff curve (how many attempts a grant's work gets: ``core.grant.WorkerTuning``)."""
+
     base_s: float = 1.0
     cap_s: float = 60.0
     jitter: float = 0.25  # +/- fraction of the delay
-    max_attempts: int = 6  # after this many, a revoke turns revoke_failed
-    slow_interval_s: float = 300.0  # the forever-retry pace once revoke_failed
 
     def delay(
         self, attempt: int, retry_after_s: float | None = None, rng: random.Random | None = None

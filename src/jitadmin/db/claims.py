@@ -8,12 +8,11 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, Subquery, func, or_
 from sqlalchemy.orm import Session
 
-from jitadmin.core.grant import UNFINISHED_STATES, WORKER_STATES, GrantState
+from jitadmin.core.grant import LEASED, WORKER, values
 
-WORKER_STATE_VALUES = [s.value for s in WORKER_STATES]
+WORKER_STATE_VALUES = values(WORKER)
 # States a grant can be claimed in: driven by the worker, or active and due to expire.
-LEASED_STATE_VALUES = [*WORKER_STATE_VALUES, GrantState.ACTIVE.value]
-UNFINISHED_VALUES = [s.value for s in UNFINISHED_STATES]
+LEASED_STATE_VALUES = values(LEASED)
 
 
 def unclaimed(claim_column: Any, now: datetime) -> Any:

@@ -8,7 +8,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from jitadmin.core.grant import Grant, GrantState
+from jitadmin.core.grant import LIVE, Grant, GrantState, values
 from jitadmin.db.claims import (
     LEASED_STATE_VALUES,
     WORKER_STATE_VALUES,
@@ -24,7 +24,7 @@ from jitadmin.db.tables import (
 _GRANT_FIELDS = (
     "customer", "identity_provider", "ticket_id", "requester", "reason", "duration_minutes",
     "created_at", "expires_at", "username", "activated_at", "revoked_at", "attempts",
-    "next_attempt_at", "last_error", "revoke_requested_by", "tenant_id",
+    "next_attempt_at", "last_error", "revoke_requested_by", "tenant_id", "access_missing_at",
 )  # fmt: skip
 
 
@@ -68,18 +68,13 @@ _RELEASE = (
 )
 
 
-_UNFINISHED = (
+_LIVE = (
     select(GrantRow)
     .where(
         GrantRow.requester == bindparam("requester"),
         GrantRow.customer == bindparam("customer"),
         GrantRow.identity_provider == bindparam("kind"),
-        or_(
-            *(
-                GrantRow.state == s.value
-                for s in (GrantState.REQUESTED, GrantState.PROVISIONING, GrantState.ACTIVE)
-            )
-        ),
+        GrantRow.state.in_(values(LIVE)),
     )
     .limit(1)
 )
@@ -152,11 +147,9 @@ class SqlGrantRepo:
             query = query.where(GrantRow.requester == requester)
         return [self._to(r) for r in self.s.scalars(query)]
 
-    def find_unfinished(
-        self, requester: str, customer: str, identity_provider: str
-    ) -> Grant | None:
+    def find_live(self, requester: str, customer: str, identity_provider: str) -> Grant | None:
         row = self.s.scalar(
-            _UNFINISHED, {"requester": requester, "customer": customer, "kind": identity_provider}
+            _LIVE, {"requester": requester, "customer": customer, "kind": identity_provider}
         )
         return None if row is None else self._to(row)
 

@@ -8,13 +8,10 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from jitadmin.core.grant import GrantState
+from jitadmin.core.grant import MUST_END_BY_EXPIRY, values
 from jitadmin.db.tables import GrantRow, ReconcileRunRow, WorkerHeartbeatRow
 
-# Grants that must end by their expiry: still live, or on their way out.
-_OVERDUE_STATES = [
-    s.value for s in (GrantState.ACTIVE, GrantState.REVOKING, GrantState.REVOKE_FAILED)
-]
+_OVERDUE_STATES = values(MUST_END_BY_EXPIRY)
 # A worker silent this long is gone; its row (and metric label) is dropped.
 _HEARTBEAT_RETENTION = timedelta(days=1)
 

@@ -115,6 +115,7 @@ class GrantRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     revoke_requested_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     tenant_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    access_missing_at: Mapped[datetime | None] = mapped_column(nullable=True)
     claimed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
     claim_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
 

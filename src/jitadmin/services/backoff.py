@@ -1,10 +1,10 @@
 """How long failed work waits: its attempt's backoff and the server's Retry-After, bounded.
 
 A ``Retry-After`` is honoured up to ``MAX_RETRY_AFTER_S`` (one hour), and up to
-``MAX_REVOKE_RETRY_AFTER_S`` (five minutes) for revocation work. A server that asked for more
-is broken or hostile and someone should look: that is an alert (audit event
-``worker.retry_after_clamped``, ``jitadmin_security_alerts{kind="retry_after_clamped"}``, and a
-log line).
+``MAX_REVOKE_RETRY_AFTER_S`` (five minutes) for revocation work (``Grant.retry_limit_s``).
+A server that asked for more is broken or hostile and someone should look: that is an alert
+(audit event ``worker.retry_after_clamped``,
+``jitadmin_security_alerts{kind="retry_after_clamped"}``, and a log line).
 """
 
 from __future__ import annotations
@@ -13,18 +13,14 @@ import math
 from datetime import datetime, timedelta
 
 from jitadmin.core.events import AuditEvent
-from jitadmin.core.retry import MAX_RETRY_AFTER_S, MAX_REVOKE_RETRY_AFTER_S, RETRY_AFTER_CEILING_S
+from jitadmin.core.grant import WORKER_ACTOR
+from jitadmin.core.retry import RETRY_AFTER_CEILING_S
 from jitadmin.ports import UnitOfWork
 from jitadmin.services.context import ServiceContext, log
 
-SYSTEM = "system:worker"
+SYSTEM = WORKER_ACTOR
 CLAMPED = "worker.retry_after_clamped"
 ALERT = "retry_after_clamped"  # the security-alert metric's kind
-
-
-def limit_for(revocation: bool) -> float:
-    """The longest a Retry-After (and any backoff) may postpone this kind of work."""
-    return MAX_REVOKE_RETRY_AFTER_S if revocation else MAX_RETRY_AFTER_S
 
 
 def asked_retry_after(error: BaseException) -> float | None:
@@ -71,7 +67,8 @@ def honoured_retry_after(
 def next_attempt(
     ctx: ServiceContext, attempts: int, retry_after_s: float | None, limit_s: float
 ) -> datetime:
-    """When attempt ``attempts + 1`` is due: exponential backoff with jitter, never earlier
-    than ``retry_after_s``, never later than ``limit_s`` from now."""
+    """When attempt ``attempts + 1`` of a ticket note is due: exponential backoff with
+    jitter, never earlier than ``retry_after_s``, never later than ``limit_s`` from now (a
+    grant's own attempts: ``Grant.record_failure``)."""
     delay = min(ctx.retry.delay(max(attempts, 1), retry_after_s), limit_s)
     return ctx.clock.now() + timedelta(seconds=delay)

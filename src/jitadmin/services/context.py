@@ -17,6 +17,7 @@ from jitadmin.core.errors import (
     NotFoundError,
     ValidationFailedError,
 )
+from jitadmin.core.grant import WorkerTuning
 from jitadmin.core.retry import RetryPolicy
 from jitadmin.ports import (
     Clock,
@@ -44,13 +45,6 @@ TECHNICIAN = "technician"
 APPROVER = "approver"
 AUDITOR = "auditor"
 ROLES = (ADMIN, TECHNICIAN, APPROVER, AUDITOR)
-
-
-@dataclass(frozen=True)
-class WorkerTuning:
-    provision_max_attempts: int = 6
-    revoke_max_attempts: int = 6
-    revoke_failed_interval_s: float = 300.0
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from typing import Any
 from jitadmin.core import texts
 from jitadmin.core.errors import AdapterError, TenantMismatchError, TransientError
 from jitadmin.core.events import AuditEvent
-from jitadmin.core.grant import Grant, GrantState
+from jitadmin.core.grant import REVOCATION_PENDING, WORKER, Failure, Grant, GrantState
+from jitadmin.core.retry import MAX_REVOKE_RETRY_AFTER_S
 from jitadmin.ports import (
     TAMPERING_STEP,
     AccessSpec,
@@ -22,7 +23,7 @@ from jitadmin.ports import (
     RevokeSpec,
     UnitOfWork,
 )
-from jitadmin.services.backoff import SYSTEM, honoured_retry_after, limit_for, next_attempt
+from jitadmin.services.backoff import SYSTEM, honoured_retry_after
 from jitadmin.services.context import ServiceContext, error_kind, log
 from jitadmin.services.grants import password_context
 from jitadmin.services.tampering import note_tampering
@@ -36,14 +37,12 @@ def process_grant(ctx: ServiceContext, grant_id: str) -> GrantState | None:
         grant = uow.grants.get(grant_id, lock=True)
         if grant is None:
             return None
-        now = ctx.clock.now()
-        if grant.state is S.ACTIVE and grant.expires_at <= now:
-            uow.audit.append(
-                grant.transition(S.REVOKING, actor="system:expiry", at=now, trigger="expiry")
-            )
+        expired = grant.expire(ctx.clock.now())
+        if expired is not None:
+            uow.audit.append(expired)
             uow.grants.save(grant)
             uow.commit()
-        if grant.state not in (S.PROVISIONING, S.REVOKING, S.REVOKE_FAILED):
+        if grant.state not in WORKER:
             return grant.state
         customer = uow.customers.get(grant.customer)
         assert customer is not None, "grants always belong to a customer"
@@ -149,16 +148,7 @@ def _provision(
             # Revoked while we were provisioning: the revoke path will clean up.
             return current.state
         now = ctx.clock.now()
-        current.username = result.username
-        current.account.update(result.account)
-        # The clock starts when access really exists.
-        current.expires_at = now + timedelta(minutes=current.duration_minutes)
-        uow.audit.append(
-            current.transition(
-                S.ACTIVE, actor=SYSTEM, at=now, username=result.username,
-                expires_at=current.expires_at.isoformat(),
-            )
-        )  # fmt: skip
+        uow.audit.append(current.activate(result.username, result.account, actor=SYSTEM, at=now))
         uow.grants.save(current)
         uow.outbox.enqueue(
             current, texts.marker(current.id, "granted"), texts.granted_note(current), now
@@ -183,7 +173,7 @@ def _revoke(ctx: ServiceContext, identity: IdentityProvider, grant: Grant) -> Gr
     with ctx.uow() as uow:
         current = uow.grants.get(grant.id, lock=True)
         assert current is not None
-        if current.state not in (S.REVOKING, S.REVOKE_FAILED):
+        if current.state not in REVOCATION_PENDING:
             # Another worker finished it first (its lease had lapsed); nothing left to record.
             return current.state
         now = ctx.clock.now()
@@ -221,7 +211,7 @@ def record_unexpected_failure(ctx: ServiceContext, grant_id: str, error: Excepti
     try:
         with ctx.uow() as uow:
             # Without the attempt count at hand: the longest backoff revocation work allows.
-            until = ctx.clock.now() + timedelta(seconds=limit_for(revocation=True))
+            until = ctx.clock.now() + timedelta(seconds=MAX_REVOKE_RETRY_AFTER_S)
             uow.grants.defer(grant_id, failure.message, until)
             uow.commit()
         return True
@@ -231,69 +221,32 @@ def record_unexpected_failure(ctx: ServiceContext, grant_id: str, error: Excepti
 
 
 def _record_failure(ctx: ServiceContext, grant_id: str, error: Exception) -> GrantState:
-    """Count the attempt and schedule the next one, or move the grant on when out of budget."""
+    """Count the attempt and schedule the next one, or move the grant on when out of budget
+    (the rules: ``Grant.record_failure``); notes, metrics and logs of the outcome here."""
     message = str(error)[:1000]
-    permanent = isinstance(error, AdapterError) and not isinstance(error, TransientError)
-    # Another tenant will not become the right one by retrying: say so at once.
-    refused = isinstance(error, TenantMismatchError)
     with ctx.uow() as uow:
         grant = uow.grants.get(grant_id, lock=True)
         assert grant is not None
         now = ctx.clock.now()
-        # An expiry whose start failed (still active, past its end) is revocation work too.
-        expiring = grant.state is S.ACTIVE and grant.expires_at <= now
-        if grant.state not in (S.PROVISIONING, S.REVOKING, S.REVOKE_FAILED) and not expiring:
+        if not grant.needs_worker(now):
             return grant.state  # finished elsewhere meanwhile
         ctx.metrics.connector_error(grant.identity_provider, error_kind(error))
-        grant.attempts += 1
-        grant.last_error = message
-        revocation = grant.state is not S.PROVISIONING
-        limit = limit_for(revocation)
+        before, tried = grant.state, grant.attempts + 1
         retry_after = honoured_retry_after(
-            ctx, uow, error, limit_s=limit, work="revocation" if revocation else "provisioning",
+            ctx, uow, error, limit_s=grant.retry_limit_s,
+            work="provisioning" if before is S.PROVISIONING else "revocation",
             connector=grant.identity_provider, grant_id=grant.id, customer=grant.customer,
         )  # fmt: skip
-        if grant.state is S.PROVISIONING:
-            if permanent or grant.attempts >= ctx.tuning.provision_max_attempts:
-                _fail_provisioning(uow, grant, message, now)
-            else:
-                grant.next_attempt_at = next_attempt(ctx, grant.attempts, retry_after, limit)
-        elif grant.state is S.REVOKING and (
-            refused or grant.attempts >= ctx.tuning.revoke_max_attempts
-        ):
-            attempts = grant.attempts
-            uow.audit.append(
-                grant.transition(
-                    S.REVOKE_FAILED, actor=SYSTEM, at=now, error=message, attempts=attempts
-                )
-            )
-            grant.last_error = message
-            grant.next_attempt_at = now + timedelta(seconds=ctx.tuning.revoke_failed_interval_s)
-            uow.outbox.enqueue(
-                grant, texts.marker(grant.id, "revoke_failed"), texts.revoke_failed_note(grant), now
-            )
-            log.error(
-                "grant %s: revocation not verified after %d attempts: %s",
-                grant.id,
-                attempts,
-                message,
-            )
-        elif grant.state is S.REVOKE_FAILED:
-            delay = max(ctx.tuning.revoke_failed_interval_s, retry_after or 0.0)
-            grant.next_attempt_at = now + timedelta(seconds=delay)
-            log.error("grant %s: revocation still failing: %s", grant.id, message)
-        else:
-            grant.next_attempt_at = next_attempt(ctx, grant.attempts, retry_after, limit)
-        uow.audit.append(
-            AuditEvent(
-                kind="grant.attempt_failed",
-                actor=SYSTEM,
-                at=now,
-                grant_id=grant.id,
-                customer=grant.customer,
-                data={"state": grant.state.value, "attempts": grant.attempts, "error": message},
-            )
+        failure = Failure(
+            message,
+            permanent=isinstance(error, AdapterError) and not isinstance(error, TransientError),
+            # Another tenant will not become the right one by retrying: say so at once.
+            refused=isinstance(error, TenantMismatchError),
+            retry_after_s=retry_after,
         )
+        for event in grant.record_failure(failure, at=now, tuning=ctx.tuning, retry=ctx.retry):
+            uow.audit.append(event)
+        _tell(uow, grant, before, tried, message, now)
         uow.grants.save(grant)
         uow.commit()
         state = grant.state
@@ -301,13 +254,21 @@ def _record_failure(ctx: ServiceContext, grant_id: str, error: Exception) -> Gra
     return state
 
 
-def _fail_provisioning(uow: UnitOfWork, grant: Grant, message: str, now: Any) -> None:
-    uow.audit.append(grant.transition(S.FAILED, actor=SYSTEM, at=now, error=message))
-    grant.last_error = message
-    uow.outbox.enqueue(
-        grant, texts.marker(grant.id, "failed"), texts.provision_failed_note(grant), now
-    )
-    # Whatever was half made is taken away by the normal, verified revoke path.
-    uow.audit.append(grant.transition(S.REVOKING, actor=SYSTEM, at=now, trigger="cleanup"))
-    grant.last_error = message
-    log.warning("grant %s: provisioning failed: %s", grant.id, message)
+def _tell(
+    uow: UnitOfWork, grant: Grant, before: GrantState, tried: int, message: str, now: datetime
+) -> None:
+    """The ticket note and log line for where a failed attempt left the grant."""
+    if before is S.PROVISIONING and grant.state is not S.PROVISIONING:
+        uow.outbox.enqueue(
+            grant, texts.marker(grant.id, "failed"), texts.provision_failed_note(grant), now
+        )
+        log.warning("grant %s: provisioning failed: %s", grant.id, message)
+    elif before is S.REVOKING and grant.state is S.REVOKE_FAILED:
+        uow.outbox.enqueue(
+            grant, texts.marker(grant.id, "revoke_failed"), texts.revoke_failed_note(grant), now
+        )
+        log.error(
+            "grant %s: revocation not verified after %d attempts: %s", grant.id, tried, message
+        )
+    elif grant.state is S.REVOKE_FAILED:
+        log.error("grant %s: revocation still failing: %s", grant.id, message)

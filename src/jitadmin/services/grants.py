@@ -172,7 +172,7 @@ def request_grant(
 
 
 def _refuse_second_grant(uow: UnitOfWork, requester: str, customer: str, kind: str) -> None:
-    existing = uow.grants.find_unfinished(requester, customer, kind)
+    existing = uow.grants.find_live(requester, customer, kind)
     if existing is not None:
         raise ConflictError(
             f"you already have a {existing.state.value} grant ({existing.id}) for {customer} on "
@@ -184,7 +184,7 @@ def _refuse_second_grant(uow: UnitOfWork, requester: str, customer: str, kind: s
         # revocation of that same account is still unverified.
         unverified = [
             grant
-            for state in (S.REVOKING, S.REVOKE_FAILED)
+            for state in (S.REVOKING, S.REVOKE_FAILED)  # REVOCATION_PENDING
             for grant in uow.grants.find(state=state.value, customer=customer, requester=requester)
             if grant.identity_provider == kind
         ]
@@ -244,13 +244,9 @@ def revoke_now(ctx: ServiceContext, actor: User, grant_id: str) -> Grant:
         grant = visible_grant(uow, actor, grant_id, lock=True)
         if actor.role == AUDITOR:
             raise ForbiddenError("auditors may not revoke grants")
-        if grant.state in (S.REVOKING, S.REVOKE_FAILED, S.REVOKED):
+        event = grant.request_revoke(actor=actor.username, at=ctx.clock.now())
+        if event is None:
             return grant
-        if grant.state not in (S.PROVISIONING, S.ACTIVE, S.FAILED):
-            raise ConflictError(f"a {grant.state.value} grant cannot be revoked")
-        now = ctx.clock.now()
-        grant.revoke_requested_by = actor.username
-        event = grant.transition(S.REVOKING, actor=actor.username, at=now, trigger="revoke")
         uow.grants.save(grant)
         uow.audit.append(event)
         uow.commit()
@@ -269,19 +265,7 @@ def extend_grant(ctx: ServiceContext, actor: User, grant_id: str, minutes: objec
         maximum = _max_minutes(customer)
         check_duration(minutes, maximum, "minutes")
         assert isinstance(minutes, int)
-        if grant.state is not S.ACTIVE:
-            raise ConflictError(
-                f"only an active grant can be extended (this one is {grant.state.value})"
-            )
-        new_expiry = grant.expires_at + timedelta(minutes=minutes)
-        # The cap is on the grant's whole life, from activation, never from "now": repeated
-        # extends must not add up to standing access.
-        started = grant.activated_at or grant.created_at
-        if new_expiry - started > timedelta(minutes=maximum):
-            raise ValidationFailedError.single(
-                "minutes",
-                f"would make the grant last more than {maximum} minutes from its activation",
-            )
+        new_expiry = grant.check_extension(minutes, maximum)
         ticket_system = ctx.tickets(uow)
         identity = ctx.identity_for(uow, customer, grant.identity_provider)
     # The ticket must still be open and the customer's at every extend (no transaction open).
@@ -295,25 +279,10 @@ def extend_grant(ctx: ServiceContext, actor: User, grant_id: str, minutes: objec
         if current.state is not S.ACTIVE or current.expires_at != grant.expires_at:
             raise ConflictError("the grant changed meanwhile; look at it again and retry")
         now = ctx.clock.now()
-        current.expires_at = new_expiry
-        current.duration_minutes += minutes
-        sequence = sum(1 for step in current.steps if step.startswith("extended")) + 1
-        current.steps.append(f"extended-{sequence}")
+        extended = current.extend(minutes, until=new_expiry, actor=actor.username, at=now)
+        sequence = current.extensions
         uow.grants.save(current)
-        uow.audit.append(
-            AuditEvent(
-                kind="grant.extended",
-                actor=actor.username,
-                at=now,
-                grant_id=current.id,
-                customer=current.customer,
-                data={
-                    "minutes": minutes,
-                    "from": grant.expires_at.isoformat(),
-                    "to": new_expiry.isoformat(),
-                },
-            )
-        )
+        uow.audit.append(extended)
         uow.outbox.enqueue(
             current,
             texts.marker(current.id, f"extended-{sequence}"),

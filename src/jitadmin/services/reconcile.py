@@ -7,8 +7,9 @@ For every connected customer and identity provider it lists the accounts tagged 
   the tech account back into Domain Admins, or gave the temporary M365 account a role again)
   is revoked through the adapter's own idempotent, verified ``revoke``, audited, counted and
   noted on the ticket of the grant it belonged to;
-* an active grant whose access is gone on the target is flagged (audit event, ``last_error``
-  visible in GET /grants/{id}) without changing its state: it still ends, and is revoked, on time.
+* an active grant whose access is gone on the target is flagged (audit event and
+  ``Grant.access_missing_at``; GET /grants/{id} shows it as a ``last_error`` starting with
+  ``drift:``) without changing its state: it still ends, and is revoked, on time.
 
 Several workers may run it; a lease row per customer and kind lets one at a time do each.
 """
@@ -31,7 +32,6 @@ from jitadmin.services.tenancy import unfinished_grants
 ACTOR = "system:reconciler"
 ADMIN_WITHOUT_GRANT = "admin_without_grant"
 ACCESS_MISSING = "access_missing"
-FLAG = "drift: "  # how a flagged grant's last_error starts
 # AD keeps one tech account per requester; this many of a customer's latest grants are searched
 # for the one an account last belonged to (only for the ticket note; safety never depends on it).
 _HISTORY = 500
@@ -259,8 +259,7 @@ def _flag_missing_access(
             continue  # activated while we listed
         account = _account_of(candidate, accounts)
         has_access = account is not None and account.holds_admin and account.enabled
-        flagged = (candidate.last_error or "").startswith(FLAG)
-        if has_access == (not flagged):
+        if has_access != candidate.access_missing:
             continue  # nothing new: present and unflagged, or missing and flagged already
         with ctx.uow() as uow:
             grant = uow.grants.get(candidate.id, lock=True)
@@ -268,13 +267,10 @@ def _flag_missing_access(
                 continue
             now = ctx.clock.now()
             if has_access:
-                grant.last_error = None
+                grant.clear_access_missing()
                 kind_of_event = "drift.access_restored"
             else:
-                grant.last_error = (
-                    f"{FLAG}admin access not found on the target at {iso(now)}; the grant stays "
-                    "active and still ends on time"
-                )
+                grant.flag_access_missing(now)
                 kind_of_event = "drift.access_missing"
             uow.grants.save(grant)
             uow.audit.append(_event(kind_of_event, now, customer, grant, account))

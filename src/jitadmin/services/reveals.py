@@ -13,13 +13,11 @@ from datetime import timedelta
 from jitadmin.core import fields
 from jitadmin.core.errors import ConflictError, RateLimitedError, ValidationFailedError
 from jitadmin.core.events import AuditEvent
-from jitadmin.core.grant import Grant, GrantState
+from jitadmin.core.grant import Grant
 from jitadmin.ports import UnitOfWork, User
 from jitadmin.services.context import ADMIN, ServiceContext, require_role
 from jitadmin.services.grants import password_context, visible_grant
 from jitadmin.services.limits import count_recent, retry_after
-
-S = GrantState
 
 
 def reveal_password(ctx: ServiceContext, actor: User, grant_id: str, reason: str | None) -> str:
@@ -34,7 +32,7 @@ def reveal_password(ctx: ServiceContext, actor: User, grant_id: str, reason: str
     with ctx.uow() as uow:
         grant = visible_grant(uow, actor, grant_id)
         sealed = uow.grants.password_sealed(grant_id)
-        if sealed is None or grant.state in (S.REVOKED, S.DENIED):
+        if sealed is None or grant.is_finished:
             raise ConflictError("this grant's password no longer exists (the grant has ended)")
         password = ctx.box.open(sealed, password_context(grant_id))
         uow.audit.append(

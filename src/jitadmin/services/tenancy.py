@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from jitadmin.core.errors import ConflictError
-from jitadmin.core.grant import UNFINISHED_STATES, Grant
+from jitadmin.core.grant import UNFINISHED, Grant
 from jitadmin.ports import UnitOfWork
 
 
@@ -46,7 +46,7 @@ def tenant_switch(
 def unfinished_grants(uow: UnitOfWork, customer: str, kind: str) -> list[Grant]:
     return [
         grant
-        for state in sorted(UNFINISHED_STATES)
+        for state in sorted(UNFINISHED)
         for grant in uow.grants.find(state=state.value, customer=customer)
         if grant.identity_provider == kind
     ]

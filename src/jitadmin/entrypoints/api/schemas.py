@@ -95,7 +95,7 @@ def grant_out(grant: Grant) -> dict[str, Any]:
         "revoked_at": iso(grant.revoked_at),
         "attempts": grant.attempts,
         "next_attempt_at": iso(grant.next_attempt_at),
-        "last_error": grant.last_error,
+        "last_error": grant.shown_error,
     }
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from jitadmin.core.clock import iso
+from jitadmin.core.grant import REVOCABLE
 from jitadmin.core.passwords import generate_password
 from jitadmin.entrypoints.api.schemas import ExtendIn
 from jitadmin.entrypoints.web.auth import Ctx, JsonVisitor, PollVisitor
@@ -50,9 +51,9 @@ def status_out(status: console.GrantStatus, changeable: bool) -> dict[str, Any]:
         "expires_at_text": when(grant.expires_at),
         "activated_at": iso(grant.activated_at),
         "revoked_at": iso(grant.revoked_at),
-        "last_error": grant.last_error,
+        "last_error": grant.shown_error,
         "failure": status.failure,
-        "may_revoke": changeable and state in ("provisioning", "active", "failed"),
+        "may_revoke": changeable and grant.state in REVOCABLE,
         "may_extend": changeable and state == "active",
     }
 

@@ -11,6 +11,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from starlette.responses import Response
 
 from jitadmin.core.clock import iso, utc
+from jitadmin.core.grant import FINISHED, values
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
@@ -29,7 +30,7 @@ STATE_LABELS = {
     "revoke_failed": "Revocation failing, retrying",
     "revoked": "Revoked",
 }
-FINAL_STATES = ("revoked", "denied")
+FINAL_STATES = values(FINISHED)
 
 # Only our own files, no inline script or style: a stored XSS has nothing to run with.
 SECURITY_HEADERS = {
