@@ -11,7 +11,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from starlette.responses import Response
 
 from jitadmin.core.clock import iso, utc
-from jitadmin.core.grant import FINISHED, values
+from jitadmin.core.grant import FINISHED, REVOCABLE, values
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
@@ -31,6 +31,7 @@ STATE_LABELS = {
     "revoked": "Revoked",
 }
 FINAL_STATES = values(FINISHED)
+REVOCABLE_STATES = values(REVOCABLE)
 
 # Only our own files, no inline script or style: a stored XSS has nothing to run with.
 SECURITY_HEADERS = {
@@ -61,7 +62,10 @@ def _environment() -> Environment:
     )
     env.filters["when"] = when
     env.filters["iso"] = iso
-    env.globals.update(IDP_LABELS=IDP_LABELS, STATE_LABELS=STATE_LABELS, FINAL_STATES=FINAL_STATES)
+    env.globals.update(
+        IDP_LABELS=IDP_LABELS, STATE_LABELS=STATE_LABELS, FINAL_STATES=FINAL_STATES,
+        REVOCABLE_STATES=REVOCABLE_STATES,
+    )  # fmt: skip
     return env
 
 
