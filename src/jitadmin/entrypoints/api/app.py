@@ -7,7 +7,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import jitadmin
 from jitadmin.entrypoints import web
-from jitadmin.entrypoints.api import docs_page, hardening, health, problems
+from jitadmin.entrypoints.api import docs_page, hardening, health, problems, responses
 from jitadmin.entrypoints.api.routes import router
 from jitadmin.wiring import App
 
@@ -18,6 +18,7 @@ def create_app(app: App) -> FastAPI:
     api.state.ctx = app.ctx
     api.state.app = app
     problems.install(api)
+    responses.describe_problems(api)
     api.include_router(router)
     health.install(api, app)  # /healthz, /readyz, /metrics
     if app.settings.api_docs:

@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import text
@@ -28,6 +28,7 @@ import jitadmin
 from jitadmin.core.errors import FeatureOffError, NotReadyError, UnauthorizedError
 from jitadmin.core.grant import GrantState
 from jitadmin.entrypoints.api import problems
+from jitadmin.entrypoints.api.responses import Health, problem_responses
 from jitadmin.wiring import App
 
 log = logging.getLogger("jitadmin.api")
@@ -80,12 +81,12 @@ def install(api: FastAPI, app: App) -> None:
     registry = CollectorRegistry()
     registry.register(DatabaseCollector(app))
 
-    @api.get("/healthz")
+    @api.get("/healthz", response_model=Health)
     def healthz() -> dict[str, Any]:
         """Liveness: the process answers. The database is readiness, not liveness."""
         return {"status": "ok", "version": jitadmin.__version__}
 
-    @api.get("/readyz", response_model=None)
+    @api.get("/readyz", response_model=Health, responses=problem_responses(503))
     def readyz() -> dict[str, Any] | JSONResponse:
         """Readiness: fails (503) while the database cannot be reached."""
         try:
@@ -96,7 +97,12 @@ def install(api: FastAPI, app: App) -> None:
             return problems.problem_response(NotReadyError("the database is unreachable"))
         return {"status": "ready", "version": jitadmin.__version__}
 
-    @api.get("/metrics", response_model=None)
+    @api.get(
+        "/metrics",
+        response_model=None,
+        response_class=PlainTextResponse,
+        responses=problem_responses(401, 404),
+    )
     def metrics(request: Request) -> Response:
         """Prometheus text, for the bearer of JITADMIN_METRICS_TOKEN (unset: off, 404)."""
         token = app.settings.metrics_token

@@ -10,6 +10,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from jitadmin.core.clock import iso
 from jitadmin.core.errors import UnauthorizedError, ValidationFailedError
+from jitadmin.entrypoints.api import responses as out
+from jitadmin.entrypoints.api.responses import problem_responses
 from jitadmin.entrypoints.api.schemas import (
     AdConnectionIn,
     CustomerIn,
@@ -27,7 +29,7 @@ from jitadmin.ports import AuditQuery, User
 from jitadmin.services import admin, console, grants, reveals
 from jitadmin.services.context import ServiceContext
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", responses=problem_responses(401, 403, 422))
 _bearer = HTTPBearer(auto_error=False)
 
 
@@ -65,7 +67,7 @@ Ctx = Annotated[ServiceContext, Depends(_ctx)]
 Actor = Annotated[User, Depends(current_user)]
 
 
-@router.get("/customers")
+@router.get("/customers", response_model=out.CustomerList)
 def list_customers(ctx: Ctx, actor: Actor) -> dict[str, Any]:
     return {
         "items": [
@@ -82,7 +84,12 @@ def list_customers(ctx: Ctx, actor: Actor) -> dict[str, Any]:
     }
 
 
-@router.post("/customers", status_code=201)
+@router.post(
+    "/customers",
+    status_code=201,
+    response_model=out.CustomerCreated,
+    responses=problem_responses(409),
+)
 def create_customer(body: CustomerIn, ctx: Ctx, actor: Actor) -> dict[str, Any]:
     c = admin.create_customer(
         ctx, actor, slug=body.slug, name=body.name, psa_company_id=str(body.psa_company_id),
@@ -92,36 +99,52 @@ def create_customer(body: CustomerIn, ctx: Ctx, actor: Actor) -> dict[str, Any]:
             "domain_prefix": c.domain_prefix, "identity_providers": []}  # fmt: skip
 
 
-@router.put("/customers/{slug}/connections/m365")
+@router.put(
+    "/customers/{slug}/connections/m365",
+    response_model=out.ConnectionSaved,
+    responses=problem_responses(404),
+)
 def put_m365(slug: str, body: M365ConnectionIn, ctx: Ctx, actor: Actor) -> dict[str, Any]:
     saved = admin.put_connection(ctx, actor, slug, "m365", body.model_dump())
     return {"customer": slug, "kind": "m365", "settings": saved}
 
 
-@router.put("/customers/{slug}/connections/ad")
+@router.put(
+    "/customers/{slug}/connections/ad",
+    response_model=out.ConnectionSaved,
+    responses=problem_responses(404),
+)
 def put_ad(slug: str, body: AdConnectionIn, ctx: Ctx, actor: Actor) -> dict[str, Any]:
     saved = admin.put_connection(ctx, actor, slug, "ad", body.model_dump())
     return {"customer": slug, "kind": "ad", "settings": saved}
 
 
-@router.post("/customers/{slug}/connections/{kind}/test")
+@router.post(
+    "/customers/{slug}/connections/{kind}/test",
+    response_model=out.ConnectionChecked,
+    responses=problem_responses(404, 503),
+)
 def test_connection(slug: str, kind: str, ctx: Ctx, actor: Actor) -> dict[str, Any]:
     if kind not in ("m365", "ad"):
         raise ValidationFailedError.single("kind", "must be m365 or ad")
     return {"ok": True, "findings": admin.check_connection(ctx, actor, slug, kind)}
 
 
-@router.put("/psa")
+@router.put("/psa", response_model=out.PsaSaved)
 def put_psa(body: PsaIn, ctx: Ctx, actor: Actor) -> dict[str, Any]:
     return admin.put_psa(ctx, actor, body.model_dump())
 
 
-@router.post("/psa/test")
+@router.post("/psa/test", response_model=out.PsaChecked, responses=problem_responses(503))
 def test_psa(ctx: Ctx, actor: Actor) -> dict[str, Any]:
     return {"ok": True, **admin.check_psa(ctx, actor)}
 
 
-@router.get("/customers/{slug}/tickets")
+@router.get(
+    "/customers/{slug}/tickets",
+    response_model=out.TicketList,
+    responses=problem_responses(404, 503),
+)
 def list_tickets(slug: str, ctx: Ctx, actor: Actor) -> dict[str, Any]:
     return {
         "items": [
@@ -131,7 +154,9 @@ def list_tickets(slug: str, ctx: Ctx, actor: Actor) -> dict[str, Any]:
     }
 
 
-@router.post("/users", status_code=201)
+@router.post(
+    "/users", status_code=201, response_model=out.UserCreated, responses=problem_responses(409)
+)
 def add_user(body: UserIn, ctx: Ctx, actor: Actor) -> dict[str, Any]:
     new = admin.add_user(
         ctx, actor, username=body.username, role=body.role, customers=body.customers
@@ -144,7 +169,7 @@ def add_user(body: UserIn, ctx: Ctx, actor: Actor) -> dict[str, Any]:
     }
 
 
-@router.get("/users")
+@router.get("/users", response_model=out.UserList)
 def list_users(ctx: Ctx, actor: Actor) -> dict[str, Any]:
     return {
         "items": [
@@ -158,7 +183,12 @@ def list_users(ctx: Ctx, actor: Actor) -> dict[str, Any]:
     }
 
 
-@router.post("/grants", status_code=202)
+@router.post(
+    "/grants",
+    status_code=202,
+    response_model=out.GrantRequested,
+    responses=problem_responses(409, 503),
+)
 def request_grant(body: GrantIn, ctx: Ctx, actor: Actor) -> dict[str, Any]:
     result = grants.request_grant(
         ctx, actor, customer=body.customer, identity_provider=body.identity_provider,
@@ -169,7 +199,7 @@ def request_grant(body: GrantIn, ctx: Ctx, actor: Actor) -> dict[str, Any]:
     return {**grant_out(result.grant), "password": result.password}
 
 
-@router.get("/grants")
+@router.get("/grants", response_model=out.GrantList)
 def list_grants(
     ctx: Ctx, actor: Actor, state: str | None = None, customer: str | None = None
 ) -> dict[str, Any]:
@@ -180,23 +210,36 @@ def list_grants(
     }
 
 
-@router.get("/grants/{grant_id}")
+@router.get("/grants/{grant_id}", response_model=out.GrantDetail, responses=problem_responses(404))
 def show_grant(grant_id: str, ctx: Ctx, actor: Actor) -> dict[str, Any]:
     grant, events = grants.show_grant(ctx, actor, grant_id)
     return {**grant_out(grant), "events": [event_out(e) for e in events]}
 
 
-@router.post("/grants/{grant_id}/revoke", status_code=202)
+@router.post(
+    "/grants/{grant_id}/revoke",
+    status_code=202,
+    response_model=out.GrantOut,
+    responses=problem_responses(404, 409),
+)
 def revoke(grant_id: str, ctx: Ctx, actor: Actor) -> dict[str, Any]:
     return grant_out(grants.revoke_now(ctx, actor, grant_id))
 
 
-@router.post("/grants/{grant_id}/extend")
+@router.post(
+    "/grants/{grant_id}/extend",
+    response_model=out.GrantOut,
+    responses=problem_responses(404, 409, 503),
+)
 def extend(grant_id: str, body: ExtendIn, ctx: Ctx, actor: Actor) -> dict[str, Any]:
     return grant_out(grants.extend_grant(ctx, actor, grant_id, body.minutes))
 
 
-@router.post("/grants/{grant_id}/password")
+@router.post(
+    "/grants/{grant_id}/password",
+    response_model=out.Revealed,
+    responses=problem_responses(404, 409, 429),
+)
 def reveal(grant_id: str, ctx: Ctx, actor: Actor, body: RevealIn | None = None) -> dict[str, Any]:
     password = reveals.reveal_password(ctx, actor, grant_id, body.reason if body else None)
     return {"id": grant_id, "password": password}
@@ -208,7 +251,7 @@ def _aware(name: str, value: datetime | None) -> datetime | None:
     return value
 
 
-@router.get("/audit")
+@router.get("/audit", response_model=out.AuditList)
 def audit(
     ctx: Ctx,
     actor: Actor,
@@ -227,7 +270,7 @@ def audit(
     return {"items": [event_out(e) for e in admin.list_audit(ctx, actor, limit=limit, query=query)]}
 
 
-@router.get("/tokens")
+@router.get("/tokens", response_model=out.TokenList)
 def list_tokens(ctx: Ctx, actor: Actor) -> dict[str, Any]:
     return {
         "items": [
@@ -238,14 +281,16 @@ def list_tokens(ctx: Ctx, actor: Actor) -> dict[str, Any]:
     }  # fmt: skip
 
 
-@router.post("/tokens", status_code=201)
+@router.post("/tokens", status_code=201, response_model=out.TokenIssued)
 def issue_token(ctx: Ctx, actor: Actor, body: TokenIn | None = None) -> dict[str, Any]:
     # For the caller only (another username: 403). Shown this once; only a hash is stored.
     token = console.issue_token(ctx, actor, body.username if body else None)
     return {"username": actor.username, "token": token}
 
 
-@router.delete("/tokens/{token_id}")
+@router.delete(
+    "/tokens/{token_id}", response_model=out.TokenRevoked, responses=problem_responses(404)
+)
 def revoke_token(token_id: int, ctx: Ctx, actor: Actor) -> dict[str, Any]:
     removed = console.revoke_token(ctx, actor, token_id)
     return {"id": removed.id, "username": removed.username, "revoked": True}
