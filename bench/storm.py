@@ -34,10 +34,10 @@ from bench.common import (
     stop_process,
 )
 from bench.throttle import WriteThrottle
-from jitadmin.adapters.m365_directory import MANAGED_TAG, display_name
+from jitadmin.adapters.m365.directory import MANAGED_TAG, display_name
 from jitadmin.core.grant import Grant, GrantState
 from jitadmin.db.tables import GrantRow
-from jitadmin.emulators.graph_model import GLOBAL_ADMINISTRATOR, assignment_id
+from jitadmin.emulators.graph.model import GLOBAL_ADMINISTRATOR, assignment_id
 from jitadmin.emulators.server import EmulatorWorld
 from jitadmin.entrypoints.demo import seed
 from jitadmin.settings import Settings

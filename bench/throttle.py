@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from jitadmin.emulators.graph_state import GraphState
+from jitadmin.emulators.graph.state import GraphState
 
 WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 

@@ -21,9 +21,9 @@ from ldap3 import BASE, MODIFY_REPLACE, NONE, SIMPLE, SUBTREE, Connection, Serve
 from ldap3.core.exceptions import LDAPException
 from ldap3.utils.conv import escape_filter_chars
 
-from jitadmin.adapters.active_directory import AdConnection
-from jitadmin.adapters.ad_account import from_filetime, sid_text, unicode_pwd
-from jitadmin.adapters.ad_ldap import VerifiedTls, tls_context
+from jitadmin.adapters.ad.account import from_filetime, sid_text, unicode_pwd
+from jitadmin.adapters.ad.ldap import VerifiedTls, tls_context
+from jitadmin.adapters.ad.provider import AdConnection
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "samba-dc.sh"

@@ -14,11 +14,11 @@ from typing import Any
 
 import httpx
 
-from jitadmin.adapters.autotask import AutotaskTickets
-from jitadmin.adapters.connectwise import ConnectWiseTickets
-from jitadmin.adapters.halopsa import HaloTickets
-from jitadmin.emulators.at_state import COMPLETE
-from jitadmin.emulators.halo_state import CLOSED
+from jitadmin.adapters.psa.autotask.adapter import AutotaskTickets
+from jitadmin.adapters.psa.connectwise.adapter import ConnectWiseTickets
+from jitadmin.adapters.psa.halopsa.adapter import HaloTickets
+from jitadmin.emulators.psa.autotask.state import COMPLETE
+from jitadmin.emulators.psa.halopsa.state import CLOSED
 from jitadmin.emulators.seed import SeedCustomer
 from jitadmin.emulators.server import EmulatorWorld
 from jitadmin.ports import TicketSystem

@@ -8,14 +8,14 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from jitadmin.adapters.active_directory import ActiveDirectoryIdentityProvider, AdConnection
-from jitadmin.adapters.autotask import AutotaskTickets
+from jitadmin.adapters.ad.provider import ActiveDirectoryIdentityProvider, AdConnection
 from jitadmin.adapters.clock import SystemClock
-from jitadmin.adapters.connectwise import ConnectWiseTickets
 from jitadmin.adapters.egress import resolve
-from jitadmin.adapters.halopsa import HaloTickets
-from jitadmin.adapters.m365_graph import M365Connection, M365IdentityProvider
+from jitadmin.adapters.m365.provider import M365Connection, M365IdentityProvider
 from jitadmin.adapters.prometheus_metrics import PrometheusMetrics
+from jitadmin.adapters.psa.autotask.adapter import AutotaskTickets
+from jitadmin.adapters.psa.connectwise.adapter import ConnectWiseTickets
+from jitadmin.adapters.psa.halopsa.adapter import HaloTickets
 from jitadmin.adapters.secretbox import AesGcmSecretBox
 from jitadmin.core.egress import EgressPolicy
 from jitadmin.core.errors import ValidationFailedError

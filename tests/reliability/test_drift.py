@@ -20,7 +20,7 @@ import pytest
 from ldap3 import MODIFY_ADD
 
 from jitadmin.adapters.clock import ManualClock
-from jitadmin.adapters.m365_directory import GLOBAL_ADMIN_ROLE_ID, display_name
+from jitadmin.adapters.m365.directory import GLOBAL_ADMIN_ROLE_ID, display_name
 from jitadmin.emulators.seed import CUSTOMERS
 from jitadmin.ports import StoredAuditEvent
 from jitadmin.services.reconcile import reconcile_due

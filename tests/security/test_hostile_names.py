@@ -15,7 +15,7 @@ import pytest
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn, parse_dn
 
-from jitadmin.adapters.m365_directory import odata_quote
+from jitadmin.adapters.m365.directory import odata_quote
 from jitadmin.core import naming
 
 from conftest import System, start_system, stop_system

@@ -6,7 +6,7 @@ answer that changes between check and connect (rebinding) changes nothing. TLS s
 host (SNI and certificate check) and HTTP still sends its ``Host``.
 
 - ``EgressTransport``: an httpx transport that does this for every request (PSA, Graph, the
-  token requests MSAL makes through ``graph_auth.MsalHttpClient``); plain http is refused unless
+  token requests MSAL makes through ``m365.auth.MsalHttpClient``); plain http is refused unless
   the allow list names the host. ``egress_client`` builds an ``httpx.Client`` on it that ignores
   proxy environment variables (a proxy would connect on our behalf, unchecked).
 - ``checked_address``: the same check for LDAP (ldap3 is handed the checked address).

@@ -8,11 +8,11 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from jitadmin.emulators.autotask import GLOBAL_ROOT as AT_GLOBAL_ROOT
-from jitadmin.emulators.autotask import create_autotask_app
-from jitadmin.emulators.connectwise import create_connectwise_app
-from jitadmin.emulators.graph import create_graph_app
-from jitadmin.emulators.halopsa import create_halopsa_app
+from jitadmin.emulators.graph.app import create_graph_app
+from jitadmin.emulators.psa.autotask.app import GLOBAL_ROOT as AT_GLOBAL_ROOT
+from jitadmin.emulators.psa.autotask.app import create_autotask_app
+from jitadmin.emulators.psa.connectwise.app import create_connectwise_app
+from jitadmin.emulators.psa.halopsa.app import create_halopsa_app
 from jitadmin.emulators.runner import RunningServer, serve_in_thread
 from jitadmin.emulators.seed import CUSTOMERS, SeedCredentials, SeedCustomer
 

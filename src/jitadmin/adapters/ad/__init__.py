@@ -1,0 +1,1 @@
+"""On-premises Active Directory over LDAPS: the IdentityProvider and its LDAP plumbing."""

@@ -1,0 +1,350 @@
+"""A thin synchronous Microsoft Graph v1.0 client: base URL, tokens, retries, typed errors.
+
+Retry policy (spec §4.2, §4.3), all inside one budget of seconds and attempts per call:
+
+* 429: wait ``Retry-After`` (else exponential backoff with jitter), any method;
+* 5xx, timeouts, connection errors: retried only for idempotent calls;
+* 401: drop the cached token, fetch a new one, retry once;
+* replication lag: statuses the caller names (404 right after a create, 403 right after a
+  role removal) are retried too.
+
+When the budget runs out a ``TransientError`` is raised (with the server's ``Retry-After``, if
+any) so the durable worker reschedules. Errors are classified on ``error.code`` and
+``details[].code``, never on message text, except the password-complexity case (spec §3.2).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import httpx
+
+from jitadmin.adapters.egress import egress_client
+from jitadmin.adapters.m365.auth import (
+    CANONICAL_AUTHORITY,
+    MsalTokenProvider,
+    check_endpoint,
+    graph_scope,
+)
+from jitadmin.adapters.m365.errors import (
+    GraphNotFoundError,
+    parse_error,
+    sensitive_values,
+    typed_error,
+)
+from jitadmin.core.egress import EgressPolicy
+from jitadmin.core.errors import AdapterError, MisconfiguredError, TransientError
+from jitadmin.core.retry import MAX_REVOKE_RETRY_AFTER_S, RetryPolicy
+
+log = logging.getLogger(__name__)
+
+GRAPH_URL = "https://graph.microsoft.com/v1.0"
+# (status, error.code) pairs that mean "the directory has not caught up yet".
+NOT_YET_REPLICATED: tuple[tuple[int, str], ...] = ((404, "Request_ResourceNotFound"),)
+DENIED_UNTIL_REPLICATED: tuple[tuple[int, str], ...] = ((403, "Authorization_RequestDenied"),)
+_IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE"})
+_MAX_PAGES = 1000
+
+
+class TokenProvider(Protocol):
+    def token(self) -> str: ...
+
+    def invalidate(self) -> None: ...
+
+
+class GraphClient:
+    """Synchronous Graph calls for one tenant. Paths are relative to ``base_url``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        tokens: TokenProvider,
+        *,
+        http: httpx.Client | None = None,
+        egress: EgressPolicy | None = None,
+        timeout_s: float = 30.0,
+        backoff_base_s: float = 1.0,
+        backoff_cap_s: float = 16.0,
+        budget_s: float = 60.0,
+        max_attempts: int = 8,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._base = check_endpoint(base_url, "graph_url")
+        self._origin = urlsplit(self._base)[:2]
+        self._tokens = tokens
+        self._owns_http = http is None
+        self._http = http or egress_client(egress or EgressPolicy(), timeout=timeout_s)
+        self._policy = RetryPolicy(base_s=backoff_base_s, cap_s=backoff_cap_s)
+        self._budget_s = budget_s
+        self._max_attempts = max(max_attempts, 1)
+        self._sleep = sleep
+        self._monotonic = monotonic
+        # Until when the tenant asked us (429 + Retry-After) to send nothing at all: every
+        # thread using this client waits, not only the call that was throttled.
+        self._hold_until = float("-inf")
+        self._hold_lock = threading.Lock()
+
+    @classmethod
+    def connect(
+        cls,
+        tenant_id: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        authority_url: str = CANONICAL_AUTHORITY,
+        graph_url: str = GRAPH_URL,
+        timeout_s: float = 30.0,
+        egress: EgressPolicy | None = None,
+        **knobs: Any,
+    ) -> GraphClient:
+        """A client whose tokens come from MSAL (one confidential client for this tenant).
+
+        MSAL's token and discovery requests go through the same egress-checked client.
+        """
+        check_endpoint(graph_url, "graph_url")
+        http = egress_client(
+            egress or EgressPolicy(), timeout=timeout_s, headers={"User-Agent": "jitadmin"}
+        )
+        try:
+            tokens = MsalTokenProvider(
+                tenant_id,
+                client_id,
+                client_secret,
+                authority_url=authority_url,
+                scope=graph_scope(graph_url),
+                http=http,
+            )
+        except BaseException:
+            http.close()
+            raise
+        client = cls(graph_url, tokens, http=http, timeout_s=timeout_s, **knobs)
+        client._owns_http = True
+        return client
+
+    def __repr__(self) -> str:
+        return f"GraphClient({self._base!r})"
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    # -- calls -------------------------------------------------------------------------
+
+    def tenant_id(self) -> str:
+        """The tenant GUID the tokens are issued for (see ``MsalTokenProvider.tenant_id``)."""
+        if not isinstance(self._tokens, MsalTokenProvider):
+            raise MisconfiguredError("this Graph client cannot tell which tenant it reaches")
+        return self._tokens.tenant_id()
+
+    def ensure_token(self) -> None:
+        """Fail fast on credentials/consent problems before touching anything."""
+        self._tokens.token()
+
+    def get(
+        self,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        retry_on: Collection[tuple[int, str]] = (),
+    ) -> dict[str, Any]:
+        return _json_object(self._send("GET", path, params=params, retry_on=retry_on))
+
+    def get_optional(
+        self, path: str, params: Mapping[str, str] | None = None
+    ) -> dict[str, Any] | None:
+        """GET that answers ``None`` for 404 instead of raising."""
+        try:
+            return self.get(path, params)
+        except GraphNotFoundError:
+            return None
+
+    def list_all(self, path: str, params: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        """All items of a collection, following ``@odata.nextLink`` on the same origin only."""
+        items: list[dict[str, Any]] = []
+        page = self.get(path, params)
+        for _ in range(_MAX_PAGES):
+            value = page.get("value")
+            if isinstance(value, list):
+                items.extend(item for item in value if isinstance(item, dict))
+            next_link = page.get("@odata.nextLink")
+            if not isinstance(next_link, str) or not next_link:
+                return items
+            if urlsplit(next_link)[:2] != self._origin:
+                # Never send our bearer token to another host.
+                raise MisconfiguredError(
+                    f"Graph GET {path}: refusing @odata.nextLink to another origin "
+                    f"({urlsplit(next_link).netloc})"
+                )
+            page = _json_object(self._send("GET", next_link, label_path=path))
+        raise TransientError(f"Graph GET {path}: more than {_MAX_PAGES} pages")
+
+    def post(
+        self,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        *,
+        idempotent: bool = False,
+        retry_on: Collection[tuple[int, str]] = (),
+    ) -> dict[str, Any]:
+        response = self._send("POST", path, body=body, idempotent=idempotent, retry_on=retry_on)
+        return _json_object(response)
+
+    def patch(
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        *,
+        retry_on: Collection[tuple[int, str]] = (),
+    ) -> None:
+        self._send("PATCH", path, body=body, retry_on=retry_on)
+
+    def delete(self, path: str, *, retry_on: Collection[tuple[int, str]] = ()) -> bool:
+        """True if this call deleted it, False if it was already gone (404)."""
+        try:
+            self._send("DELETE", path, retry_on=retry_on)
+        except GraphNotFoundError:
+            return False
+        return True
+
+    def poll(self, probe: Callable[[], bool]) -> bool:
+        """Call ``probe`` with backoff until it returns True or the budget runs out."""
+        started = self._monotonic()
+        for attempt in range(1, self._max_attempts + 1):
+            if probe():
+                return True
+            delay = self._policy.delay(attempt)
+            if (
+                attempt >= self._max_attempts
+                or self._monotonic() - started + delay > self._budget_s
+            ):
+                return False
+            self._sleep(delay)
+        return False
+
+    # -- the retry loop ----------------------------------------------------------------
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+        idempotent: bool | None = None,
+        retry_on: Collection[tuple[int, str]] = (),
+        label_path: str | None = None,
+    ) -> httpx.Response:
+        url = path if path.startswith(("http://", "https://")) else self._base + path
+        label = f"Graph {method} {label_path or path}"
+        safe = method in _IDEMPOTENT_METHODS if idempotent is None else idempotent
+        secrets = sensitive_values(body)
+        correlation = str(uuid.uuid4())
+        started = self._monotonic()
+        reauthenticated = False
+        attempt = 0
+        while True:
+            attempt += 1
+            self._wait_for_tenant(started, label)
+            try:
+                headers = self._headers(correlation)
+            except TransientError as exc:
+                self._backoff(started, attempt, exc.retry_after_s, exc)
+                continue
+            try:
+                response = self._http.request(
+                    method, url, params=params, json=body, headers=headers
+                )
+            except httpx.TransportError as exc:
+                failure = TransientError(f"{label}: {_describe(exc)}")
+                if not safe:
+                    # The call may have landed; the caller re-reads before trying again.
+                    raise failure from None
+                self._backoff(started, attempt, None, failure)
+                continue
+            log.debug(
+                "%s -> %s request-id=%s client-request-id=%s",
+                label,
+                response.status_code,
+                response.headers.get("request-id"),
+                correlation,
+            )
+            if response.status_code < 400:
+                return response
+            err = parse_error(response)
+            if err.status == 401 and not reauthenticated:
+                reauthenticated = True
+                self._tokens.invalidate()
+                continue
+            typed = typed_error(label, err, secrets)
+            replication = (err.status, err.code or "") in retry_on
+            if err.status == 429:
+                self._hold_tenant(err.retry_after_s)
+            if err.status == 429 or (err.status >= 500 and safe) or replication:
+                transient = TransientError(
+                    typed.message, vendor_code=err.code, retry_after_s=err.retry_after_s
+                )
+                self._backoff(started, attempt, err.retry_after_s, transient)
+                continue
+            raise typed
+
+    def _hold_tenant(self, retry_after_s: float | None) -> None:
+        if retry_after_s:
+            # Held no longer than a revocation may wait: an absurd Retry-After must not keep
+            # this process from calling the tenant for longer than the worker reschedules.
+            hold = min(retry_after_s, MAX_REVOKE_RETRY_AFTER_S)
+            with self._hold_lock:
+                self._hold_until = max(self._hold_until, self._monotonic() + hold)
+
+    def _wait_for_tenant(self, started: float, label: str) -> None:
+        """Sleep out a tenant-wide Retry-After, or hand the call back to the worker (which
+        reschedules it after that wait) when the wait would overrun this call's budget."""
+        wait = self._hold_until - self._monotonic()
+        if wait <= 0:
+            return
+        if self._monotonic() - started + wait > self._budget_s:
+            raise TransientError(f"{label}: tenant throttled (429)", retry_after_s=wait)
+        self._sleep(wait)
+
+    def _headers(self, correlation: str) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {self._tokens.token()}",
+            "Accept": "application/json",
+            "client-request-id": correlation,
+        }
+
+    def _backoff(
+        self, started: float, attempt: int, retry_after_s: float | None, failure: AdapterError
+    ) -> None:
+        """Sleep before the next attempt, or raise ``failure`` when the budget is spent."""
+        delay = self._policy.delay(attempt, retry_after_s)
+        elapsed = self._monotonic() - started
+        if attempt >= self._max_attempts or elapsed + delay > self._budget_s:
+            if isinstance(failure, TransientError):
+                raise failure
+            raise TransientError(
+                failure.message, vendor_code=failure.vendor_code, retry_after_s=retry_after_s
+            )
+        self._sleep(delay)
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    if response.status_code == 204 or not response.content:
+        return {}
+    try:
+        payload = response.json()
+    except ValueError:
+        return {}
+    return payload if isinstance(payload, dict) else {}
+
+
+def _describe(exc: httpx.TransportError) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return f"no answer in time ({type(exc).__name__})"
+    return f"connection failed ({type(exc).__name__})"

@@ -1,0 +1,361 @@
+"""IdentityProvider for Microsoft 365: temporary Global Administrator via Graph v1.0.
+
+Grant (spec §10.1) creates a per-grant cloud account tagged ``employeeType = "jitadmin"`` with
+the grant id in its display name, assigns Global Administrator at "/" and reads it back.
+Revoke (spec §10.2) removes every role assignment of that account, verifies, disables it,
+revokes its sessions, deletes and purges it, and returns only after reading all of that back.
+Every step treats "already so" as success and reports progress through ``record`` at once,
+so a retry after a crash at any point converges.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from jitadmin.adapters.m365.auth import CANONICAL_AUTHORITY
+from jitadmin.adapters.m365.client import GRAPH_URL, GraphClient
+from jitadmin.adapters.m365.directory import (
+    GLOBAL_ADMIN_ROLE_ID,
+    MANAGED_TAG,
+    Directory,
+    display_name,
+    grant_id_in,
+    is_ours,
+    tampered_fields,
+)
+from jitadmin.adapters.m365.errors import GraphConflictError
+from jitadmin.core import naming
+from jitadmin.core.egress import EgressPolicy
+from jitadmin.core.errors import AlreadyExistsError, MisconfiguredError, TransientError
+from jitadmin.ports import (
+    TAMPERING_STEP,
+    AccessResult,
+    AccessSpec,
+    ManagedAccount,
+    ProgressRecorder,
+    RevokeSpec,
+)
+
+log = logging.getLogger(__name__)
+
+# POST /users is not idempotent: after an ambiguous failure we re-read, then try again.
+_CREATE_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class M365Connection:
+    tenant_id: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    authority_url: str = CANONICAL_AUTHORITY
+    graph_url: str = GRAPH_URL
+    domain: str | None = None
+
+
+class M365IdentityProvider:
+    kind = "m365"
+
+    def __init__(
+        self,
+        connection: M365Connection,
+        *,
+        timeout_s: float = 30.0,
+        backoff_base_s: float = 1.0,
+        backoff_cap_s: float = 16.0,
+        budget_s: float = 60.0,
+        max_attempts: int = 8,
+        client: GraphClient | None = None,
+        egress: EgressPolicy | None = None,
+    ) -> None:
+        self.connection = connection
+        self._graph = client or GraphClient.connect(
+            connection.tenant_id,
+            connection.client_id,
+            connection.client_secret,
+            authority_url=connection.authority_url,
+            graph_url=connection.graph_url,
+            timeout_s=timeout_s,
+            backoff_base_s=backoff_base_s,
+            backoff_cap_s=backoff_cap_s,
+            budget_s=budget_s,
+            max_attempts=max_attempts,
+            egress=egress,
+        )
+        self._dir = Directory(self._graph, connection.domain)
+
+    def __repr__(self) -> str:
+        return f"M365IdentityProvider(tenant={self.connection.tenant_id!r})"
+
+    def close(self) -> None:
+        self._graph.close()
+
+    # -- IdentityProvider --------------------------------------------------------------
+
+    def planned_username(self, grant_id: str, requester: str) -> str:
+        return naming.m365_user_principal_name(requester, grant_id, self._dir.upn_domain())
+
+    def check(self) -> list[str]:
+        findings: list[str] = []
+        self._graph.ensure_token()
+        findings.append("token acquired")
+        domains = self._dir.domains()
+        configured = self.connection.domain
+        if configured:
+            verified = {str(d.get("id", "")).lower() for d in domains if d.get("isVerified")}
+            if configured.lower() not in verified:
+                raise MisconfiguredError(f"domain {configured} is not a verified tenant domain")
+            findings.append(f"configured domain {configured.lower()}")
+        else:
+            findings.append(f"initial domain {self._dir.upn_domain()}")
+        admins = self._graph.list_all(
+            "/roleManagement/directory/roleAssignments",
+            {"$filter": f"roleDefinitionId eq '{GLOBAL_ADMIN_ROLE_ID}'"},
+        )
+        findings.append(f"role assignments readable ({len(admins)} Global Administrator)")
+        return findings
+
+    def grant(self, spec: AccessSpec, record: ProgressRecorder) -> AccessResult:
+        self._graph.ensure_token()  # fail fast on consent/secret problems (spec §10.1 step 1)
+        upn = self.planned_username(spec.grant_id, spec.requester)
+        user = self._find_for_grant(spec, upn, record)
+        created = False
+        if user is None:
+            user, created = self._create_user(spec, upn)
+        user_id = str(user["id"])
+        upn = str(user.get("userPrincipalName") or upn)
+        if spec.account.get("user_id") != user_id:
+            record("user_created", {"user_id": user_id, "upn": upn})
+        if not created and user.get("accountEnabled") is False:
+            self._dir.enable_user(user_id)  # still no admin role, so User.ReadWrite.All suffices
+            record("user_enabled", {})
+
+        existing = None if created else self._dir.global_admin_of(user_id)
+        assignment_id = str(existing["id"]) if existing else self._dir.assign_global_admin(user_id)
+        if spec.account.get("assignment_id") != assignment_id:
+            record("role_assigned", {"assignment_id": assignment_id})
+        if self._dir.global_admin_eventually(user_id) is None:
+            raise TransientError(
+                f"Global Administrator for {upn} is not visible yet (pending replication)"
+            )
+        record("verified_granted", {})
+        return AccessResult(
+            username=upn,
+            account={"user_id": user_id, "upn": upn, "assignment_id": assignment_id},
+        )
+
+    def extend(self, spec: AccessSpec) -> None:
+        """Nothing to move: the tenant holds no expiry of its own for a direct assignment."""
+
+    def revoke(self, spec: RevokeSpec, record: ProgressRecorder) -> None:
+        """Trusts the object id jitadmin recorded at creation, never the account's attributes:
+        the grantee, while Global Administrator, can rewrite its own tag and name. What was
+        changed is reported as tampering and the revocation goes on."""
+        self._graph.ensure_token()
+        account = spec.account
+        user_id = _text(account.get("user_id"))
+        upn = _text(account.get("upn")) or spec.username
+        if user_id is None:
+            # A crash between POST /users and record() leaves an account we never noted.
+            upn = upn or self.planned_username(spec.grant_id, spec.requester)
+            found = self._dir.user_by_upn(upn)
+            if found is None:
+                record("verified_revoked", {})  # never created: nothing to take away
+                return
+            if not is_ours(found, spec.grant_id):
+                # Someone else's account holds the name (the grant failed on that collision):
+                # nothing of ours exists, and theirs is never touched.
+                log.warning("grant %s: %s belongs to someone else; left alone", spec.grant_id, upn)
+                record("verified_revoked", {"foreign_account_left_alone": True})
+                return
+            user_id = str(found["id"])
+            record("user_found", {"user_id": user_id, "upn": found.get("userPrincipalName")})
+        else:
+            self._report_tampering(user_id, spec.grant_id, _text(account.get("upn")), record)
+        label = upn or user_id
+
+        self._remove_stored_role(user_id, _text(account.get("assignment_id")))
+        if not self._graph.poll(lambda: self._roles_cleared(user_id)):
+            raise TransientError(f"role assignments of {label} are still listed after removal")
+        record("role_removed", {})
+        if self._dir.disable_user(user_id):
+            record("user_disabled", {})
+        if self._dir.revoke_sessions(user_id):
+            record("sessions_revoked", {})
+        if self._dir.delete_user(user_id):
+            record("user_deleted", {"user_deleted": True})
+
+        # "Gone" needs one positive observation (corrections §4): the deleted item seen in the
+        # recycle bin, or a purge that succeeded. Two 404s alone prove nothing (another
+        # tenant, a replica that has not caught up).
+        proof = [key for key in ("deleted_seen", "user_purged") if account.get(key)]
+        remaining: list[str] = []
+        if not self._graph.poll(lambda: self._confirm_gone(user_id, remaining, proof, record)):
+            raise TransientError(f"revoke of {label} not verified; still missing: {remaining}")
+        record("verified_revoked", {})
+
+    def tenant_id(self) -> str:
+        return self._graph.tenant_id()
+
+    def list_managed(self) -> list[ManagedAccount]:
+        """Tagged accounts, and every user holding Global Administrator without the tag (the
+        reconciler matches those against the object ids in its ledger)."""
+        self._graph.ensure_token()
+        found = []
+        for user in self._dir.managed_users():
+            user_id = str(user["id"])
+            found.append(self._managed(user, bool(self._dir.assignments_of(user_id)), True))
+        listed = {account.object_id for account in found}
+        for principal in self._dir.role_members(GLOBAL_ADMIN_ROLE_ID):
+            if principal in listed:
+                continue
+            member = self._dir.user(principal)
+            if member is not None:  # None: a service principal, or gone since the listing
+                found.append(self._managed(member, True, False))
+        return found
+
+    @staticmethod
+    def _managed(user: dict[str, Any], holds_admin: bool, tagged: bool) -> ManagedAccount:
+        user_id, upn = str(user["id"]), str(user.get("userPrincipalName") or user["id"])
+        return ManagedAccount(
+            username=upn,
+            object_id=user_id,
+            grant_id=grant_id_in(user),
+            requester=None,
+            enabled=user.get("accountEnabled") is not False,
+            holds_admin=holds_admin,
+            account={"user_id": user_id, "upn": upn},
+            tagged=tagged,
+        )
+
+    # -- grant helpers -----------------------------------------------------------------
+
+    def _find_for_grant(
+        self, spec: AccessSpec, upn: str, record: ProgressRecorder
+    ) -> dict[str, Any] | None:
+        recorded = _text(spec.account.get("user_id"))
+        if recorded is not None:
+            user = self._dir.user_eventually(recorded)
+            if user is not None:
+                # Ours by the id we recorded, whatever its attributes say now.
+                self._report_tampering(recorded, spec.grant_id, _text(spec.account.get("upn")),
+                                       record, user)  # fmt: skip
+                return user
+            # Gone (deleted by someone, or purged): forget it and go by UPN.
+            log.warning("recorded user %s of grant %s is gone", recorded, spec.grant_id)
+        return self._adoptable(self._dir.user_by_upn(upn), spec.grant_id, upn)
+
+    @staticmethod
+    def _adoptable(user: dict[str, Any] | None, grant_id: str, upn: str) -> dict[str, Any] | None:
+        if user is not None and not is_ours(user, grant_id):
+            raise AlreadyExistsError(
+                f"UPN collision with an account jitadmin does not manage: {upn}"
+            )
+        return user
+
+    def _create_user(self, spec: AccessSpec, upn: str) -> tuple[dict[str, Any], bool]:
+        body = {
+            "accountEnabled": True,
+            "displayName": display_name(spec.grant_id),
+            "mailNickname": naming.m365_mail_nickname(spec.requester, spec.grant_id),
+            "userPrincipalName": upn,
+            "employeeType": MANAGED_TAG,
+            "passwordProfile": {
+                "forceChangePasswordNextSignIn": False,
+                "password": spec.password,
+            },
+        }
+        for attempt in range(1, _CREATE_ATTEMPTS + 1):
+            try:
+                return self._dir.create_user(body), True
+            except GraphConflictError:
+                # Perhaps our own earlier attempt succeeded before a timeout.
+                existing = self._adoptable(self._dir.user_by_upn(upn), spec.grant_id, upn)
+                if existing is None:
+                    raise TransientError(
+                        f"UPN {upn} is taken but the account is not visible yet",
+                        vendor_code="ObjectConflict",
+                    ) from None
+                return existing, False
+            except TransientError:
+                # 5xx/timeout on a non-idempotent call: look before trying again.
+                existing = self._adoptable(self._dir.user_by_upn(upn), spec.grant_id, upn)
+                if existing is not None:
+                    return existing, False
+                if attempt == _CREATE_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- revoke helpers ----------------------------------------------------------------
+
+    def _report_tampering(
+        self,
+        user_id: str,
+        grant_id: str,
+        upn: str | None,
+        record: ProgressRecorder,
+        user: dict[str, Any] | None = None,
+    ) -> None:
+        """Record (never refuse) an account whose tag, name or UPN someone changed."""
+        deleted = False
+        if user is None:
+            user = self._dir.user(user_id)
+        if user is None:
+            user, deleted = self._dir.deleted_user(user_id), True
+        if user is None:
+            return  # not visible (yet, or any more): nothing to compare
+        changed = tampered_fields(user, grant_id, upn, deleted=deleted)
+        if changed:
+            log.warning("grant %s: account %s was changed: %s", grant_id, user_id, changed)
+            record(TAMPERING_STEP, {"tampered_fields": ",".join(changed)})
+
+    def _remove_stored_role(self, user_id: str, stored_id: str | None) -> None:
+        """Delete the assignment we made; any others go in the poll that follows."""
+        if stored_id:
+            stored = self._dir.assignment(stored_id)
+            # Only ever delete an assignment that belongs to our principal.
+            if stored is not None and stored.get("principalId") == user_id:
+                self._dir.delete_assignment(stored_id)
+
+    def _roles_cleared(self, user_id: str) -> bool:
+        """Strip what is listed; if anything was, read the list back at once."""
+        return self._strip_roles(user_id) or not self._dir.assignments_of(user_id)
+
+    def _strip_roles(self, user_id: str) -> bool:
+        """Delete whatever the list shows; True when the list was already empty."""
+        listed = self._dir.assignments_of(user_id)
+        for item in listed:
+            if isinstance(item.get("id"), str):
+                self._dir.delete_assignment(str(item["id"]))
+        return not listed
+
+    def _confirm_gone(
+        self, user_id: str, remaining: list[str], proof: list[str], record: ProgressRecorder
+    ) -> bool:
+        """One read-back round; re-issues a step whose effect a lagging replica undid, and
+        collects the positive evidence that the account went away."""
+        remaining.clear()
+        if not self._strip_roles(user_id):
+            remaining.append("role assignment")
+        if self._dir.user(user_id) is not None:
+            remaining.append("user")
+            if self._dir.delete_user(user_id):
+                record("user_deleted", {"user_deleted": True})
+        elif self._dir.deleted_user(user_id) is not None:
+            if "deleted_seen" not in proof:
+                # Noted before the purge: a crash right after it still leaves the evidence.
+                proof.append("deleted_seen")
+                record("deleted_seen", {"deleted_seen": True})
+            if self._dir.purge_user(user_id):
+                proof.append("user_purged")
+                record("user_purged", {"user_purged": True})
+            else:
+                remaining.append("deleted item")  # 404 right after the delete: not yet
+        if not remaining and not proof:
+            remaining.append("evidence of deletion (seen in deletedItems or purged)")
+        return not remaining
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None

@@ -1,0 +1,1 @@
+"""PSA ticket systems (ConnectWise, Autotask, HaloPSA) on their shared HTTP plumbing (``http``)."""

@@ -1,0 +1,1 @@
+"""TicketSystem over the Autotask PSA REST API, with its hourly request budget."""

@@ -1,0 +1,1 @@
+"""TicketSystem over the ConnectWise PSA (Manage) REST API."""

@@ -1,0 +1,1 @@
+"""TicketSystem over the HaloPSA API."""

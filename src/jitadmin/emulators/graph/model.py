@@ -1,0 +1,392 @@
+"""Directory objects of the Graph emulator and the validation rules Entra applies to them.
+
+Spec: specs/microsoft-graph.md §5 (default property set), §6 (domains), §7.1 (required
+properties, UPN characters, password complexity), §8.1/§8.3 (role ids, assignment ids).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from jitadmin.emulators.graph.http import GraphError, bad_request, iso_z
+
+GLOBAL_ADMINISTRATOR = "62e90394-69f5-4237-9190-012177145e10"
+PRIVILEGED_ROLE_ADMINISTRATOR = "e8611ab8-c189-46e8-94e1-60213ab1f814"
+PRIVILEGED_AUTHENTICATION_ADMINISTRATOR = "7be44c8a-adaf-4e2a-84d6-ab2649e08a13"
+USER_ADMINISTRATOR = "fe930be7-5e62-47db-91af-98c3a49a38b1"
+GLOBAL_READER = "f2ef992c-3afb-46b9-b7cf-a126ee74c451"
+
+ROLE_DEFINITIONS: dict[str, str] = {
+    GLOBAL_ADMINISTRATOR: "Global Administrator",
+    PRIVILEGED_ROLE_ADMINISTRATOR: "Privileged Role Administrator",
+    PRIVILEGED_AUTHENTICATION_ADMINISTRATOR: "Privileged Authentication Administrator",
+    USER_ADMINISTRATOR: "User Administrator",
+    GLOBAL_READER: "Global Reader",
+}
+
+# What the seed consents in every tenant (spec §1.5, recommended bundle).
+CONSENTED_PERMISSIONS: tuple[str, ...] = (
+    "User.ReadWrite.All",
+    "RoleManagement.ReadWrite.Directory",
+    "User.RevokeSessions.All",
+    "User.DeleteRestore.All",
+    "Domain.Read.All",
+)
+
+USER_DEFAULT_SELECT: tuple[str, ...] = (
+    "id",
+    "businessPhones",
+    "displayName",
+    "givenName",
+    "jobTitle",
+    "mail",
+    "mobilePhone",
+    "officeLocation",
+    "preferredLanguage",
+    "surname",
+    "userPrincipalName",
+)
+
+# Property -> Python type of its JSON value (list = list of strings).
+USER_PROPERTIES: dict[str, type] = {
+    "id": str,
+    "businessPhones": list,
+    "displayName": str,
+    "givenName": str,
+    "jobTitle": str,
+    "mail": str,
+    "mobilePhone": str,
+    "officeLocation": str,
+    "preferredLanguage": str,
+    "surname": str,
+    "userPrincipalName": str,
+    "accountEnabled": bool,
+    "ageGroup": str,
+    "city": str,
+    "companyName": str,
+    "country": str,
+    "createdDateTime": str,
+    "deletedDateTime": str,
+    "department": str,
+    "employeeId": str,
+    "employeeType": str,
+    "mailNickname": str,
+    "onPremisesImmutableId": str,
+    "onPremisesSyncEnabled": bool,
+    "otherMails": list,
+    "passwordPolicies": str,
+    "passwordProfile": dict,
+    "postalCode": str,
+    "proxyAddresses": list,
+    "signInSessionsValidFromDateTime": str,
+    "state": str,
+    "streetAddress": str,
+    "usageLocation": str,
+    "userType": str,
+}
+USER_READ_ONLY = frozenset(
+    {
+        "id",
+        "createdDateTime",
+        "deletedDateTime",
+        "signInSessionsValidFromDateTime",
+        "onPremisesSyncEnabled",
+        "proxyAddresses",
+    }
+)
+USER_REQUIRED = ("accountEnabled", "displayName", "mailNickname", "userPrincipalName")
+# Changing these on a user who holds an admin role needs PAA/GA on the caller (spec §7.3).
+SENSITIVE_PROPERTIES = frozenset(
+    {
+        "accountEnabled",
+        "passwordProfile",
+        "userPrincipalName",
+        "businessPhones",
+        "mobilePhone",
+        "otherMails",
+        "onPremisesImmutableId",
+    }
+)
+USER_FILTERABLE: dict[str, type] = {
+    "id": str,
+    "userPrincipalName": str,
+    "mail": str,
+    "mailNickname": str,
+    "displayName": str,
+    "givenName": str,
+    "surname": str,
+    "employeeType": str,
+    "userType": str,
+    "accountEnabled": bool,
+}
+DOMAIN_PROPERTIES: tuple[str, ...] = (
+    "authenticationType",
+    "availabilityStatus",
+    "id",
+    "isAdminManaged",
+    "isDefault",
+    "isInitial",
+    "isRoot",
+    "isVerified",
+    "supportedServices",
+    "passwordValidityPeriodInDays",
+    "passwordNotificationWindowInDays",
+    "state",
+)
+ASSIGNMENT_PROPERTIES: tuple[str, ...] = (
+    "id",
+    "principalId",
+    "resourceScope",
+    "directoryScopeId",
+    "roleDefinitionId",
+    "appScopeId",
+    "condition",
+)
+ASSIGNMENT_DEFAULT_SELECT = (
+    "id",
+    "principalId",
+    "resourceScope",
+    "directoryScopeId",
+    "roleDefinitionId",
+)
+ASSIGNMENT_FILTERABLE: dict[str, type] = {
+    "id": str,
+    "principalId": str,
+    "roleDefinitionId": str,
+    "directoryScopeId": str,
+}
+
+COMPLEXITY_MESSAGE = (
+    "The specified password does not comply with password complexity requirements. "
+    "Please provide a different password."
+)
+_ALIAS = re.compile(r"[A-Za-z0-9'.\-_!#^~]+")
+_NICKNAME_FORBIDDEN = set(' @()\\[]";:<>,')
+
+
+@dataclass
+class User:
+    id: str
+    props: dict[str, Any]
+    password: str = field(repr=False)
+    created_mono: float
+    deleted_at: datetime | None = None
+    deleted_mono: float | None = None  # when it went to the recycle bin (replication delay)
+
+    @property
+    def upn(self) -> str:
+        return str(self.props["userPrincipalName"])
+
+    def view(self) -> dict[str, Any]:
+        """Every readable property; the password is never part of a view."""
+        out: dict[str, Any] = {
+            name: ([] if kind is list else None) for name, kind in USER_PROPERTIES.items()
+        }
+        out.update(self.props)
+        out["passwordProfile"] = None
+        out["deletedDateTime"] = iso_z(self.deleted_at) if self.deleted_at else None
+        return out
+
+
+@dataclass(frozen=True)
+class Domain:
+    id: str
+    is_initial: bool
+    is_default: bool
+    is_verified: bool
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "authenticationType": "Managed",
+            "availabilityStatus": None,
+            "id": self.id,
+            "isAdminManaged": True,
+            "isDefault": self.is_default,
+            "isInitial": self.is_initial,
+            "isRoot": True,
+            "isVerified": self.is_verified,
+            "supportedServices": ["Email", "OfficeCommunicationsOnline"]
+            if self.is_verified
+            else [],
+            "passwordValidityPeriodInDays": 2147483647,
+            "passwordNotificationWindowInDays": 14,
+            "state": None,
+        }
+
+
+@dataclass
+class RoleAssignment:
+    id: str
+    role_definition_id: str
+    principal_id: str
+    directory_scope_id: str = "/"
+    removed_mono: float | None = None
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "principalId": self.principal_id,
+            "resourceScope": self.directory_scope_id,
+            "directoryScopeId": self.directory_scope_id,
+            "roleDefinitionId": self.role_definition_id,
+            "appScopeId": None,
+            "condition": None,
+        }
+
+
+@dataclass
+class AppConsent:
+    """The multi-tenant app as consented in one tenant (its service principal there)."""
+
+    client_id: str
+    secret: str = field(repr=False)
+    roles: frozenset[str]
+    sp_id: str
+    consented: bool = True
+    secret_expired: bool = False
+
+
+@dataclass
+class Tenant:
+    id: str
+    name: str
+    domains: list[Domain]
+    users: dict[str, User] = field(default_factory=dict)
+    deleted: dict[str, User] = field(default_factory=dict)
+    assignments: dict[str, RoleAssignment] = field(default_factory=dict)
+    # Removed assignments, kept so replication delay can keep showing them for a while.
+    removed: dict[str, RoleAssignment] = field(default_factory=dict)
+    apps: dict[str, AppConsent] = field(default_factory=dict)
+
+    @property
+    def initial_domain(self) -> str:
+        return next(d.id for d in self.domains if d.is_initial)
+
+
+def assignment_id(role_definition_id: str, principal_id: str) -> str:
+    """Spec §8.3: base64url(bytes_le(role) + bytes_le(principal)) without padding, then ``-1``."""
+    raw = uuid.UUID(role_definition_id).bytes_le + uuid.UUID(principal_id).bytes_le
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=") + "-1"
+
+
+def parse_guid(value: object) -> str | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None
+
+
+def invalid_value(prop: str) -> GraphError:
+    return bad_request(f"Invalid value specified for property '{prop}' of resource 'User'.")
+
+
+def check_password(password: object) -> str:
+    if not isinstance(password, str) or not 8 <= len(password) <= 256:
+        raise bad_request(COMPLEXITY_MESSAGE)
+    # Entra allows ASCII letters, digits, symbols and the space; no Unicode.
+    if not all(" " <= ch <= "~" for ch in password):
+        raise bad_request(COMPLEXITY_MESSAGE)
+    classes = (
+        any(c.islower() for c in password),
+        any(c.isupper() for c in password),
+        any(c.isdigit() for c in password),
+        any(not c.isalnum() for c in password),
+    )
+    if sum(classes) < 3:
+        raise bad_request(COMPLEXITY_MESSAGE)
+    return password
+
+
+def check_upn(upn: object, verified_domains: set[str]) -> str:
+    if not isinstance(upn, str) or upn.count("@") != 1 or len(upn) > 113:
+        raise bad_request("Property userPrincipalName is invalid.")
+    alias, domain = upn.split("@")
+    if (
+        not alias
+        or len(alias) > 64
+        or not _ALIAS.fullmatch(alias)
+        or alias.startswith(".")
+        or alias.endswith(".")
+        or ".." in alias
+    ):
+        raise bad_request("Property userPrincipalName is invalid.")
+    if domain.lower() not in verified_domains:
+        raise bad_request(
+            "The domain portion of the userPrincipalName property is invalid. "
+            "You must use one of the verified domain names in your organization."
+        )
+    return upn
+
+
+def check_mail_nickname(value: object) -> str:
+    if (
+        not isinstance(value, str)
+        or not 1 <= len(value) <= 64
+        or not value.isascii()
+        or not value.isprintable()
+        or any(ch in _NICKNAME_FORBIDDEN for ch in value)
+    ):
+        raise invalid_value("mailNickname")
+    return value
+
+
+def _check_type(prop: str, value: object) -> None:
+    if value is None:
+        if prop == "accountEnabled":
+            raise invalid_value(prop)
+        return
+    kind = USER_PROPERTIES[prop]
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is list:
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    elif kind is dict:
+        ok = isinstance(value, dict)
+    else:
+        ok = isinstance(value, str) and len(value) <= 256
+    if not ok:
+        raise invalid_value(prop)
+
+
+def clean_user_body(
+    body: dict[str, Any], *, creating: bool
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Check a POST/PATCH body; return (properties to store, passwordProfile or None)."""
+    props: dict[str, Any] = {}
+    profile: dict[str, Any] | None = None
+    for key, value in body.items():
+        if key == "@odata.type":
+            continue
+        if key.startswith("extension_"):
+            props[key] = value  # directory extension attributes pass through untouched
+            continue
+        if key not in USER_PROPERTIES:
+            raise bad_request(
+                f"Property '{key}' does not exist as a declared property or extension property."
+            )
+        if key in USER_READ_ONLY:
+            raise bad_request(f"Property '{key}' is read-only and cannot be set.")
+        _check_type(key, value)
+        if key == "passwordProfile":
+            profile = dict(value) if value is not None else None
+            if profile is None or "password" not in profile:
+                raise invalid_value("passwordProfile")
+            check_password(profile["password"])
+            continue
+        if key == "mailNickname":
+            check_mail_nickname(value)
+        if key == "displayName" and (not isinstance(value, str) or not value.strip()):
+            raise invalid_value(key)
+        props[key] = value
+    if creating:
+        for key in (*USER_REQUIRED, "passwordProfile"):
+            if key not in body:
+                raise bad_request(f"Property '{key}' is required when creating the user.")
+    return props, profile

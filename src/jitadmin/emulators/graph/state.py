@@ -1,0 +1,239 @@
+"""In-memory directory behind the Graph emulator: the operations the v1.0 routes perform.
+
+Every method takes the directory lock and raises ``GraphError`` with Graph's status and code.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from jitadmin.emulators.graph.directory import TOKEN_LIFETIME_S, Caller, Directory
+from jitadmin.emulators.graph.http import GraphError, bad_request, denied, iso_z, not_found, utc_now
+from jitadmin.emulators.graph.model import (
+    GLOBAL_ADMINISTRATOR,
+    PRIVILEGED_AUTHENTICATION_ADMINISTRATOR,
+    ROLE_DEFINITIONS,
+    SENSITIVE_PROPERTIES,
+    USER_ADMINISTRATOR,
+    RoleAssignment,
+    Tenant,
+    User,
+    assignment_id,
+    check_upn,
+    clean_user_body,
+    parse_guid,
+)
+
+__all__ = ["TOKEN_LIFETIME_S", "Caller", "GraphState"]
+
+_CONFLICT = (
+    "A conflicting object with one or more of the specified property values is present "
+    "in the directory."
+)
+
+
+def _upn_conflict() -> GraphError:
+    return bad_request(
+        "Another object with the same value for property userPrincipalName already exists.",
+        details=[{"code": "ObjectConflict", "target": "userPrincipalName"}],
+    )
+
+
+class GraphState(Directory):
+    """The whole emulated directory: ``GraphState(customers, creds)``."""
+
+    # --- domains and users -----------------------------------------------------------------
+
+    def list_domains(self, tenant_id: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [d.view() for d in self._tenant(tenant_id).domains]
+
+    def list_users(self, tenant_id: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [u.view() for u in self._tenant(tenant_id).users.values() if self._replicated(u)]
+
+    def get_user(self, tenant_id: str, key: str) -> dict[str, Any]:
+        with self.lock:
+            return self._user(self._tenant(tenant_id), key).view()
+
+    def _verified(self, tenant: Tenant) -> set[str]:
+        return {d.id.lower() for d in tenant.domains if d.is_verified}
+
+    def _check_upn_free(self, tenant: Tenant, upn: str, except_id: str | None = None) -> None:
+        # Only active users count: soft-deleted ones were renamed (spec §7.6).
+        other = self._lookup(tenant, upn)
+        if other is not None and other.id != except_id:
+            raise _upn_conflict()
+
+    def create_user(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+        props, profile = clean_user_body(body, creating=True)
+        with self.lock:
+            tenant = self._tenant(caller.tenant_id)
+            check_upn(props["userPrincipalName"], self._verified(tenant))
+            self._check_upn_free(tenant, props["userPrincipalName"])
+            assert profile is not None  # clean_user_body insists on it when creating
+            user = self._new_user(tenant, props, str(profile["password"]))
+            return user.view()
+
+    def update_user(self, caller: Caller, key: str, body: dict[str, Any]) -> None:
+        props, profile = clean_user_body(body, creating=False)
+        with self.lock:
+            tenant = self._tenant(caller.tenant_id)
+            user = self._user(tenant, key)
+            changing = set(props) | ({"passwordProfile"} if profile else set())
+            high = (PRIVILEGED_AUTHENTICATION_ADMINISTRATOR, GLOBAL_ADMINISTRATOR)
+            if (
+                changing & SENSITIVE_PROPERTIES
+                and self._holds_role(tenant, user.id)
+                and not self._sp_holds(tenant, caller, high)
+            ):
+                raise denied()
+            # A user's own token may change users only while that user holds an admin role.
+            if caller.delegated and not self._sp_holds(tenant, caller, (USER_ADMINISTRATOR, *high)):
+                raise denied()
+            # App-only password resets need a directory role on the app itself (spec §1.5).
+            if profile and not self._sp_holds(tenant, caller, (USER_ADMINISTRATOR, *high)):
+                raise denied()
+            if "userPrincipalName" in props:
+                check_upn(props["userPrincipalName"], self._verified(tenant))
+                self._check_upn_free(tenant, props["userPrincipalName"], except_id=user.id)
+            user.props.update(props)
+            if profile:
+                user.password = str(profile["password"])
+
+    def revoke_sessions(self, tenant_id: str, key: str) -> None:
+        with self.lock:
+            user = self._user(self._tenant(tenant_id), key)
+            user.props["signInSessionsValidFromDateTime"] = iso_z(utc_now())
+
+    def delete_user(self, caller: Caller, key: str) -> None:
+        with self.lock:
+            tenant = self._tenant(caller.tenant_id)
+            user = self._user(tenant, key)
+            high = (PRIVILEGED_AUTHENTICATION_ADMINISTRATOR, GLOBAL_ADMINISTRATOR)
+            if self._holds_role(tenant, user.id) and not self._sp_holds(tenant, caller, high):
+                raise denied()
+            for rid in [r for r, a in tenant.assignments.items() if a.principal_id == user.id]:
+                self._remove_assignment(tenant, rid)
+            del tenant.users[user.id]
+            user.props["userPrincipalName"] = user.id.replace("-", "") + user.upn
+            user.deleted_at = utc_now()
+            user.deleted_mono = time.monotonic()
+            tenant.deleted[user.id] = user
+
+    # --- recycle bin -----------------------------------------------------------------------
+
+    def _deleted(self, tenant: Tenant, key: str) -> User:
+        guid = parse_guid(key)
+        user = tenant.deleted.get(guid) if guid else None
+        if user is None or not self._deletion_replicated(user):
+            raise not_found(key)
+        return user
+
+    def _deletion_replicated(self, user: User) -> bool:
+        # Corrections §4: a just-deleted user is not yet visible or purgeable in deletedItems.
+        return time.monotonic() - (user.deleted_mono or float("-inf")) >= self._lag_s()
+
+    def list_deleted(self, tenant_id: str) -> list[dict[str, Any]]:
+        with self.lock:
+            deleted = self._tenant(tenant_id).deleted.values()
+            return [u.view() for u in deleted if self._deletion_replicated(u)]
+
+    def get_deleted(self, tenant_id: str, key: str) -> dict[str, Any]:
+        with self.lock:
+            return self._deleted(self._tenant(tenant_id), key).view()
+
+    def purge_deleted(self, tenant_id: str, key: str) -> None:
+        with self.lock:
+            tenant = self._tenant(tenant_id)
+            del tenant.deleted[self._deleted(tenant, key).id]
+
+    def restore_deleted(self, tenant_id: str, key: str) -> dict[str, Any]:
+        with self.lock:
+            tenant = self._tenant(tenant_id)
+            user = self._deleted(tenant, key)
+            prefix = user.id.replace("-", "")
+            original = user.upn[len(prefix) :] if user.upn.startswith(prefix) else user.upn
+            self._check_upn_free(tenant, original)
+            del tenant.deleted[user.id]
+            user.props["userPrincipalName"] = original
+            user.deleted_at = None
+            user.deleted_mono = None
+            tenant.users[user.id] = user
+            return user.view()
+
+    # --- role assignments ------------------------------------------------------------------
+
+    def _remove_assignment(self, tenant: Tenant, rid: str) -> None:
+        gone = tenant.assignments.pop(rid)
+        gone.removed_mono = time.monotonic()
+        tenant.removed[rid] = gone
+
+    def _principal_exists(self, tenant: Tenant, principal_id: str) -> bool:
+        user = tenant.users.get(principal_id)
+        if user is not None:
+            return self._replicated(user)
+        return any(app.sp_id == principal_id for app in tenant.apps.values())
+
+    def create_assignment(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+        for prop in ("roleDefinitionId", "principalId", "directoryScopeId"):
+            if not isinstance(body.get(prop), str):
+                raise bad_request(f"Invalid value specified for property '{prop}'.")
+        role = parse_guid(body["roleDefinitionId"])
+        principal = parse_guid(body["principalId"])
+        if principal is None:
+            raise bad_request(f"Invalid object identifier '{body['principalId']}'.")
+        if role is None or role not in ROLE_DEFINITIONS:
+            raise bad_request(f"Invalid role definition id '{body['roleDefinitionId']}'.")
+        if body["directoryScopeId"] != "/":
+            raise bad_request("The emulator supports only directoryScopeId '/'.")
+        with self.lock:
+            tenant = self._tenant(caller.tenant_id)
+            if not self._principal_exists(tenant, principal):
+                raise not_found(principal)
+            rid = assignment_id(role, principal)
+            if rid in tenant.assignments:
+                raise bad_request(_CONFLICT)
+            tenant.removed.pop(rid, None)
+            tenant.assignments[rid] = RoleAssignment(rid, role, principal)
+            return tenant.assignments[rid].view()
+
+    def list_assignments(self, tenant_id: str) -> list[dict[str, Any]]:
+        with self.lock:
+            tenant = self._tenant(tenant_id)
+            live = [*tenant.assignments.values(), *self._visible_removed(tenant)]
+            return [a.view() for a in live]
+
+    def get_assignment(self, tenant_id: str, rid: str) -> dict[str, Any]:
+        with self.lock:
+            tenant = self._tenant(tenant_id)
+            found = tenant.assignments.get(rid) or next(
+                (a for a in self._visible_removed(tenant) if a.id == rid), None
+            )
+            if found is None:
+                raise not_found(rid)
+            return found.view()
+
+    def delete_assignment(self, tenant_id: str, rid: str) -> None:
+        with self.lock:
+            tenant = self._tenant(tenant_id)
+            if rid not in tenant.assignments:
+                raise not_found(rid)
+            self._remove_assignment(tenant, rid)
+
+    def principal_view(self, tenant_id: str, principal_id: str) -> dict[str, Any] | None:
+        """The ``principal`` of an assignment for ``$expand=principal``."""
+        with self.lock:
+            tenant = self._tenant(tenant_id)
+            user = tenant.users.get(principal_id)
+            if user is not None:
+                return {"@odata.type": "#microsoft.graph.user", **user.view()}
+            for app in tenant.apps.values():
+                if app.sp_id == principal_id:
+                    return {
+                        "@odata.type": "#microsoft.graph.servicePrincipal",
+                        "id": app.sp_id,
+                        "appId": app.client_id,
+                    }
+            return None

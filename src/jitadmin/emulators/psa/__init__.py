@@ -1,0 +1,1 @@
+"""PSA emulators (ConnectWise, Autotask, HaloPSA) and the pieces they share (``common``)."""

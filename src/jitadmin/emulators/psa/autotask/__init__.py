@@ -1,0 +1,1 @@
+"""Autotask PSA emulator."""

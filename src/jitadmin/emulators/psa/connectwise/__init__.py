@@ -1,0 +1,1 @@
+"""ConnectWise PSA (Manage) emulator."""
