@@ -1,4 +1,8 @@
-"""What the AD adapter learns about a domain (spec §8.2) and how it reads an account back."""
+"""What the AD adapter learns about a domain and how it reads an account back.
+
+From rootDSE the naming context, from the domain object its SID, and Domain Admins as the group
+whose SID is ``<domain SID>-512`` (never by name: non-English domains rename it).
+"""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """IdentityProvider for on-premises Active Directory: temporary Domain Admins over LDAPS.
 
-One tech account per requester and customer (DESIGN.md §5), tagged as jitadmin's, kept between
-grants. Grant (spec §8.4): find or create it disabled → set the one-time password → set
-accountExpires → enable → add to Domain Admins (found by RID 512) → read back. Revoke (§8.5):
+One tech account per requester and customer (``core.naming``), tagged as jitadmin's, kept between
+grants. Grant: find or create it disabled → set the one-time password → set accountExpires →
+enable → add to Domain Admins (found by RID 512) → read back. Revoke:
 remove from Domain Admins → disable → reset the password to a value nobody knows → read back →
 clear an orphaned adminCount. Every step treats "already so" as success and is reported through
 ``record`` at once, so a retry after a crash at any point converges. An account with the chosen

@@ -3,7 +3,8 @@
 MSAL insists on an https authority (``msal.authority.canonicalize``), so a plain-http
 authority (the local emulator) is only accepted on a loopback host; MSAL then gets the
 canonical ``https://login.microsoftonline.com/{tenant}`` and an ``http_client`` that rewrites
-that prefix to the configured URL (spec §1.3, §1.4 seam 1). An https authority (sovereign
+that prefix to the configured URL (MSAL refuses a non-https authority, and its ``http_client``
+seam is how a client reaches a stand-in). An https authority (sovereign
 clouds) goes to MSAL unchanged.
 """
 
@@ -31,7 +32,8 @@ log = logging.getLogger(__name__)
 CANONICAL_AUTHORITY = "https://login.microsoftonline.com"
 DEFAULT_GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 
-# AADSTS codes (spec §1.2) turned into advice an MSP admin can act on.
+# AADSTS codes from the token endpoint turned into advice an MSP admin can act on
+# (https://learn.microsoft.com/entra/identity-platform/reference-error-codes).
 _AADSTS_ADVICE: dict[int, str] = {
     7000215: "the client secret is wrong (use the secret's value, not its id)",
     7000222: "the client secret has expired; create a new one and update the connection",
@@ -236,8 +238,8 @@ class MsalTokenProvider:
         raise self._failure_from_result(result if isinstance(result, dict) else {})
 
     def tenant_id(self) -> str:
-        """The directory id the authority resolved the configured tenant to (OIDC discovery,
-        spec §1.3: the token endpoint names the tenant GUID), so a domain name and the GUID
+        """The directory id the authority resolved the configured tenant to (OIDC discovery:
+        the token endpoint names the tenant GUID), so a domain name and the GUID
         of the same tenant give one answer."""
         self.token()  # builds the application (discovery) with the usual error mapping
         with self._lock:
@@ -260,7 +262,7 @@ class MsalTokenProvider:
         if self._app is not None:
             return self._app
         try:
-            # Construction performs OIDC discovery against the tenant (spec §1.3).
+            # Construction performs OIDC discovery against the tenant.
             self._app = msal.ConfidentialClientApplication(
                 self._client_id,
                 client_credential=self._secret,

@@ -1,6 +1,7 @@
 """A thin synchronous Microsoft Graph v1.0 client: base URL, tokens, retries, typed errors.
 
-Retry policy (spec §4.2, §4.3), all inside one budget of seconds and attempts per call:
+Retry policy, all inside one budget of seconds and attempts per call (Graph's advice:
+https://learn.microsoft.com/graph/throttling):
 
 * 429: wait ``Retry-After`` (else exponential backoff with jitter), any method;
 * 5xx, timeouts, connection errors: retried only for idempotent calls;
@@ -10,7 +11,8 @@ Retry policy (spec §4.2, §4.3), all inside one budget of seconds and attempts 
 
 When the budget runs out a ``TransientError`` is raised (with the server's ``Retry-After``, if
 any) so the durable worker reschedules. Errors are classified on ``error.code`` and
-``details[].code``, never on message text, except the password-complexity case (spec §3.2).
+``details[].code``, never on message text, except the password-complexity case, which Graph
+reports as a plain ``Request_BadRequest`` (https://learn.microsoft.com/graph/errors).
 """
 
 from __future__ import annotations

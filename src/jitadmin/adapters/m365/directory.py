@@ -1,4 +1,4 @@
-"""The Entra ID reads and writes the M365 adapter is built from (spec §5-§8), over GraphClient.
+"""The Entra ID reads and writes the M365 adapter is built from, over GraphClient.
 
 Knows Graph paths, the tag that marks an account as jitadmin's, and how to find our user and
 its Global Administrator assignment. No flow logic: that lives in ``provider``.
@@ -26,13 +26,13 @@ TENANT_SCOPE = "/"
 MANAGED_TAG = "jitadmin"  # employeeType of every account jitadmin creates
 ROLE_ASSIGNMENTS = "/roleManagement/directory/roleAssignments"
 USER_FIELDS = "id,userPrincipalName,displayName,accountEnabled,employeeType"
-# Reads that follow our own writes: the directory may lag behind them (spec §4.3).
+# Reads that follow our own writes: Entra ID is replicated, so a read may lag behind them.
 REPLICATION = NOT_YET_REPLICATED
 AFTER_ROLE_REMOVAL = DENIED_UNTIL_REPLICATED
 
 
 def odata_quote(value: str) -> str:
-    """An OData string literal: single quotes doubled (spec §5); httpx percent-encodes."""
+    """An OData string literal: single quotes doubled; httpx percent-encodes."""
     return "'" + value.replace("'", "''") + "'"
 
 
@@ -69,8 +69,8 @@ def tampered_fields(
 ) -> list[str]:
     """What no longer reads as jitadmin wrote it on the account it created for ``grant_id``.
 
-    Deleted items may come back without ``employeeType`` and with a mangled UPN (spec §7.6),
-    so those two are not held against a deleted item."""
+    Deleted items may come back without ``employeeType`` and with a UPN prefixed by the object
+    id (that is how Entra frees the UPN), so those two are not held against a deleted item."""
     changed = []
     tag = user.get("employeeType")
     if tag != MANAGED_TAG and not (deleted and tag is None):
@@ -172,7 +172,7 @@ class Directory:
         self.graph.patch(f"/users/{segment(user_id)}", {"accountEnabled": True})
 
     def revoke_sessions(self, user_id: str) -> bool:
-        """200 (with a boolean body) and 204 both mean done (spec §7.5)."""
+        """200 (with a boolean body) and 204 both mean done: Graph documents 204 but answers 200."""
         try:
             self.graph.post(
                 f"/users/{segment(user_id)}/revokeSignInSessions",
@@ -194,14 +194,15 @@ class Directory:
     # -- role assignments --------------------------------------------------------------
 
     def assignments_of(self, principal_id: str) -> list[dict[str, Any]]:
-        # Filter by principal only and match the rest here (spec §5: combined filter uncertain).
+        # Filter by principal only and match the rest here: combining it with roleDefinitionId
+        # in one $filter is not documented to work.
         items = self.graph.list_all(
             ROLE_ASSIGNMENTS, {"$filter": f"principalId eq {odata_quote(principal_id)}"}
         )
         return [item for item in items if item.get("principalId") == principal_id]
 
     def role_members(self, role_definition_id: str) -> list[str]:
-        """Every principal holding the role at any scope (spec §5: filter by roleDefinitionId)."""
+        """Every principal holding the role at any scope (``$filter`` on roleDefinitionId)."""
         items = self.graph.list_all(
             ROLE_ASSIGNMENTS, {"$filter": f"roleDefinitionId eq {odata_quote(role_definition_id)}"}
         )

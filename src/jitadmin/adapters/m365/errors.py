@@ -1,4 +1,6 @@
-"""Graph error responses (spec §3) mapped into the shared adapter error taxonomy.
+"""Graph error responses mapped into the shared adapter error taxonomy.
+
+The envelope and codes: https://learn.microsoft.com/graph/errors.
 
 Classification keys on HTTP status, ``error.code`` and ``details[].code``; the only message
 text test is the password-complexity case, which Graph reports as a plain Request_BadRequest.
@@ -48,7 +50,7 @@ class GraphForbiddenError(MisconfiguredError):
 
 @dataclass(frozen=True)
 class GraphErrorBody:
-    """The parts of a Graph error response (spec §3.1) that code may branch on."""
+    """The parts of a Graph error response that code may branch on."""
 
     status: int
     code: str | None

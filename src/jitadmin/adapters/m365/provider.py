@@ -1,8 +1,8 @@
 """IdentityProvider for Microsoft 365: temporary Global Administrator via Graph v1.0.
 
-Grant (spec §10.1) creates a per-grant cloud account tagged ``employeeType = "jitadmin"`` with
+Grant creates a per-grant cloud account tagged ``employeeType = "jitadmin"`` with
 the grant id in its display name, assigns Global Administrator at "/" and reads it back.
-Revoke (spec §10.2) removes every role assignment of that account, verifies, disables it,
+Revoke removes every role assignment of that account, verifies, disables it,
 revokes its sessions, deletes and purges it, and returns only after reading all of that back.
 Every step treats "already so" as success and reports progress through ``record`` at once,
 so a retry after a crash at any point converges.
@@ -117,7 +117,7 @@ class M365IdentityProvider:
         return findings
 
     def grant(self, spec: AccessSpec, record: ProgressRecorder) -> AccessResult:
-        self._graph.ensure_token()  # fail fast on consent/secret problems (spec §10.1 step 1)
+        self._graph.ensure_token()  # fail fast on consent/secret problems
         upn = self.planned_username(spec.grant_id, spec.requester)
         user = self._find_for_grant(spec, upn, record)
         created = False
@@ -186,9 +186,9 @@ class M365IdentityProvider:
         if self._dir.delete_user(user_id):
             record("user_deleted", {"user_deleted": True})
 
-        # "Gone" needs one positive observation (corrections §4): the deleted item seen in the
-        # recycle bin, or a purge that succeeded. Two 404s alone prove nothing (another
-        # tenant, a replica that has not caught up).
+        # "Gone" needs one positive observation: the deleted item seen in the recycle bin, or a
+        # purge that succeeded. Two 404s alone prove nothing (another tenant, or a replica that
+        # has not caught up: right after the delete, the purge may 404 meaning "not yet").
         proof = [key for key in ("deleted_seen", "user_purged") if account.get(key)]
         remaining: list[str] = []
         if not self._graph.poll(lambda: self._confirm_gone(user_id, remaining, proof, record)):

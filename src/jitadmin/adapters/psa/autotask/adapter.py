@@ -1,10 +1,11 @@
-"""TicketSystem over the Autotask PSA REST API, spec §3.
+"""TicketSystem over the Autotask PSA REST API
+(https://ww1.autotask.net/help/DeveloperHelp/Content/APIs/REST/REST_API_Home.htm).
 
 ``base_url`` is the zone-discovery root (real: ``https://webservices.autotask.net/ATServicesRest``);
 the adapter asks ``{base_url}/V1.0/zoneInformation?user=`` for the zone's REST root, caches it,
 and asks again after a 401. Credentials (three headers) go only to that zone, and only when the
 zone sits in the discovery host's own domain. Reads are retried briefly; a note POST never is:
-the caller's outbox looks for the marker first (spec §6).
+Autotask has no idempotency key, so the caller's outbox looks for the marker first.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ __all__ = ["AutotaskTickets"]
 
 log = logging.getLogger(__name__)
 
-COMPLETE = 5  # "Complete" is a fixed system status; open means status != 5 (spec §3.6)
+COMPLETE = 5  # "Complete" is a fixed system status; open means status != 5
 _TICKET_FIELDS = ["id", "ticketNumber", "title", "status", "companyID"]
 _MAX_PAGE = 500
 _MAX_PAGES = 200  # a guard against paging that never ends
@@ -54,7 +55,7 @@ class AutotaskTickets(psa_http.PsaAdapter):
         integration_code: str,
         *,
         note_type: int = 1,
-        publish: int = 2,  # 2 = Internal Users (spec §3.7)
+        publish: int = 2,  # 2 = Internal Users (1 = All Autotask Users)
         page_size: int = _MAX_PAGE,
         timeout_s: float = 10.0,
         http: httpx.Client | None = None,
@@ -116,7 +117,7 @@ class AutotaskTickets(psa_http.PsaAdapter):
         body = _json(self._read("GET", f"Tickets/{tid}", not_found=AdapterNotFoundError))
         item = body.get("item") if isinstance(body, Mapping) else None
         if item is None:
-            # Autotask answers 200 {"item": null} for an unknown id (spec §3.5).
+            # Autotask answers 200 {"item": null} for an unknown id.
             raise AdapterNotFoundError(f"no Autotask ticket {tid}")
         return self._to_ticket(item)
 
@@ -144,7 +145,7 @@ class AutotaskTickets(psa_http.PsaAdapter):
         title = first_line if len(first_line) <= _TITLE_MAX else first_line[: _TITLE_MAX - 1] + "…"
         body = {
             "ticketID": tid,
-            "title": title,  # some ticket categories require one (spec §3.7)
+            "title": title,  # some ticket categories require one
             "description": text,
             "noteType": self._note_type,
             "publish": self._publish,
@@ -220,7 +221,7 @@ class AutotaskTickets(psa_http.PsaAdapter):
             ) from None
 
     def _query(self, entity: str, query: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
-        """Every item of a query, following ``pageDetails.nextPageUrl`` exactly (spec §3.5)."""
+        """Every item of a query, following ``pageDetails.nextPageUrl`` exactly."""
         target: str | httpx.URL = f"{entity}/query"
         seen: set[str] = set()
         for _ in range(_MAX_PAGES):
@@ -252,7 +253,7 @@ class AutotaskTickets(psa_http.PsaAdapter):
             "zoneInformation",
         )  # fmt: skip
         if response.status_code == 500:
-            # Autotask's answer for an unknown API user (spec §3.1).
+            # Autotask's answer for an unknown API user.
             raise MisconfiguredError(f"Autotask has no zone for API user {self._username!r}")
         if not response.is_success:
             _raise_for("Autotask GET zoneInformation", response, MisconfiguredError)
@@ -290,7 +291,7 @@ class AutotaskTickets(psa_http.PsaAdapter):
                 method, url, allowed=psa_http.origin(zone), headers=self._headers, json=json
             )
             if response.status_code == 401 and attempt == 1:
-                self._zone_url(refresh=True)  # the database may have moved zones (spec §3.1)
+                self._zone_url(refresh=True)  # the database may have moved zones
                 continue
             if not response.is_success:
                 _raise_for(f"Autotask {method} {url.path}", response, not_found)
@@ -316,7 +317,7 @@ def _raise_for(what: str, response: httpx.Response, not_found: type[AdapterError
         what, response, not_found, messages, auth_hint=_AUTH_HINT,
         # The hourly threshold may come as a non-429 error; wait out part of the hour.
         throttled="threshold" in messages.lower(), throttle_wait_s=60.0,
-        # Autotask reports validation failures as 500 {"errors": [...]} (spec §3.7).
+        # Autotask reports validation failures as 500 {"errors": [...]}.
         rejected=listed,
     )  # fmt: skip
 

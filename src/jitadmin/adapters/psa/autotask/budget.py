@@ -1,4 +1,4 @@
-"""Staying clear of Autotask's hourly request threshold (spec §3.8).
+"""Staying clear of Autotask's hourly request threshold.
 
 Every integration on one Autotask database shares 10,000 requests per rolling hour; past it the
 API is suspended for the whole MSP. So the adapter reads ``ThresholdInformation`` now and then

@@ -1,8 +1,10 @@
-"""TicketSystem over the ConnectWise PSA (Manage) REST API, spec §2.
+"""TicketSystem over the ConnectWise PSA (Manage) REST API
+(https://developer.connectwise.com/Products/ConnectWise_PSA).
 
 ``base_url`` is the REST root ending in ``/apis/3.0`` (codebase included). Vendor errors map to
 the adapter taxonomy in ``jitadmin.core.errors``. Only idempotent GETs are retried here, briefly;
-a note POST is never retried blindly: the caller's outbox looks for the marker first (spec §6).
+a note POST is never retried blindly (ConnectWise has no idempotency key): the caller's outbox
+looks for the marker first.
 """
 
 from __future__ import annotations
@@ -107,7 +109,7 @@ class ConnectWiseTickets(psa_http.PsaAdapter):
         tid = _numeric_id(ticket_id, "ticket")
         body = {
             "text": text,
-            # Internal only, and no e-mail to the customer (spec §2.7).
+            # Internal only (one display flag must be set), and no e-mail to the customer.
             "internalAnalysisFlag": True,
             "detailDescriptionFlag": False,
             "resolutionFlag": False,
@@ -149,7 +151,7 @@ class ConnectWiseTickets(psa_http.PsaAdapter):
         params: Mapping[str, str],
         not_found: type[AdapterError] = AdapterNotFoundError,
     ) -> Iterator[Any]:
-        """Every item of a list endpoint, following ``Link: <...>; rel="next"`` (spec §2.5)."""
+        """Every item of a list endpoint, following ``Link: <...>; rel="next"``."""
         url = self._url(path)
         query: Mapping[str, str] | None = {**params, "page": "1", "pageSize": str(_PAGE_SIZE)}
         seen: set[str] = set()

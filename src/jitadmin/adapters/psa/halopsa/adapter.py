@@ -1,10 +1,10 @@
-"""TicketSystem over the HaloPSA API, spec §4.
+"""TicketSystem over the HaloPSA API (https://halopsa.com/apidoc/).
 
 ``base_url`` is the instance root (the API is under ``{base_url}/api``); ``auth_url`` is the
 authorisation server (token at ``{auth_url}/token``). Without a configured ``tenant`` the adapter
 takes the one ``{base_url}/api/authinfo`` reports. The client secret goes only to ``auth_url``,
 the Bearer token only to ``base_url``. Reads are retried briefly; a note POST never is: the
-caller's outbox looks for the marker first (spec §6).
+caller's outbox looks for the marker first (Halo has no idempotency key).
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from jitadmin.ports import Ticket
 
 __all__ = ["HaloTickets"]
 
-DEFAULT_OUTCOME_ID = 7  # the built-in private-note outcome (spec §4.4)
-_RATE_LIMIT_WAIT_S = 30.0  # Halo sends no Retry-After; its window is 5 rolling minutes (§4.5)
+DEFAULT_OUTCOME_ID = 7  # the built-in private-note outcome; Halo requires one
+_RATE_LIMIT_WAIT_S = 30.0  # Halo sends no Retry-After; its window is 5 rolling minutes
 _TOKEN_MARGIN_S = 60.0
 _MAX_PAGES = 200
 # The HTML copy of a note: breaks become lines, other tags go, to find the marker line.
@@ -102,7 +102,7 @@ class HaloTickets(psa_http.PsaAdapter):
             raise MisconfiguredError("HaloPSA returned a ticket in an unexpected shape")
         closed = bool(item.get("hasbeenclosed"))
         if closed:
-            # hasbeenclosed stays set when a ticket is reopened: the open list decides (§4.3).
+            # hasbeenclosed stays set when a ticket is reopened: the open list decides.
             client = _numeric_id(str(item.get("client_id")), "client", MisconfiguredError)
             closed = not any(int(t["id"]) == tid for t in self._open_tickets(client))
         return self._to_ticket(item, closed=closed)
@@ -120,7 +120,7 @@ class HaloTickets(psa_http.PsaAdapter):
 
     def add_note(self, ticket_id: str, text: str) -> str:
         tid = _numeric_id(ticket_id, "ticket")
-        # Always an array, even for one action; private, no e-mail (spec §4.4).
+        # Always an array, even for one action; private, no e-mail.
         body = [{
             "ticket_id": tid, "outcome_id": self._outcome_id, "note": text,
             "hiddenfromuser": True, "sendemail": False,
@@ -169,9 +169,9 @@ class HaloTickets(psa_http.PsaAdapter):
         return self._pages("Tickets", params, "tickets")
 
     def _pages(self, path: str, params: Mapping[str, str], key: str) -> Iterator[Mapping[str, Any]]:
-        """Every record of a listing, page by page (``pageinate`` is Halo's spelling, §4.2).
+        """Every record of a listing, page by page (``pageinate`` is Halo's spelling).
 
-        Paging Actions the same way as Tickets is an assumption [U]; ``count`` alone may cap.
+        Paging Actions the same way as Tickets is not confirmed; ``count`` alone may cap.
         """
         seen = 0
         for number in range(1, _MAX_PAGES + 1):
@@ -203,7 +203,7 @@ class HaloTickets(psa_http.PsaAdapter):
             raise MisconfiguredError("HaloPSA returned a ticket in an unexpected shape") from None
 
     def _status_names(self) -> dict[int, str]:
-        """Status names are per instance (spec §4.3); read once, optional."""
+        """Status names are per instance; read once, optional."""
         if self._statuses is None:
             try:
                 listed = _json(self._read("Status", {}))
@@ -302,7 +302,7 @@ def _raise_for(what: str, response: httpx.Response, not_found: type[AdapterError
 
 
 def _vendor_message(response: httpx.Response) -> str:
-    """Halo's error bodies vary (spec §4.5): JSON with one of several keys, or plain text."""
+    """Halo's error bodies vary: JSON with one of several keys, or plain text."""
     try:
         body = response.json()
     except ValueError:
