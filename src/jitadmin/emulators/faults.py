@@ -1,4 +1,6 @@
-"""Fault switches and a request journal shared by every emulator (DESIGN.md §6).
+"""Fault switches and a request journal shared by every emulator.
+
+The switch names are a public interface (test scripts outside the repository set them).
 
 ``PUT {admin_url}/faults`` with any of ``latency_ms``, ``error_status``, ``error_rate``,
 ``retry_after_s``, ``outage``, ``replication_delay_ms``; ``DELETE {admin_url}/faults`` resets.

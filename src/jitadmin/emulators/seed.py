@@ -1,6 +1,6 @@
 """The demo world: the same customers, tenants and tickets in every emulator.
 
-DESIGN.md §6: customer ``pedroaviary`` ("Pedro Aviary", tenant pedroaviary.onmicrosoft.com,
+Customer ``pedroaviary`` ("Pedro Aviary", tenant pedroaviary.onmicrosoft.com,
 at least 3 open tickets and 1 closed) and a second customer with tickets of its own.
 Credentials are random per process so nothing secret is ever committed.
 """

@@ -101,7 +101,7 @@ class EmulatorWorld:
         }
 
     def describe(self) -> dict[str, Any]:
-        """The ``emulators`` object of demo.json (DESIGN.md §6)."""
+        """The ``emulators`` object of demo.json (its names are a public interface)."""
         first = self.customers[0]
         return {
             "graph": self.graph_settings(first),

@@ -1,4 +1,4 @@
-"""Microsoft Graph v1.0 + Entra token endpoint emulator (specs/microsoft-graph.md §11).
+"""Microsoft Graph v1.0 + Entra token endpoint emulator.
 
 Routes, relative to wherever the app is mounted:
 
@@ -8,7 +8,7 @@ Routes, relative to wherever the app is mounted:
 * ``/v1.0/...`` Graph (see ``v1``)
 * ``/_admin/faults``, ``/_admin/requests``, ``/_admin/tokens``: test controls, no auth, no faults
 
-Fault switches (DESIGN.md §6) act on ``/v1.0`` and on the token endpoint; every non-admin
+Fault switches (``PUT /_admin/faults``) act on ``/v1.0`` and on the token endpoint; every non-admin
 request is journaled before its latency so a test can see it in flight.
 """
 

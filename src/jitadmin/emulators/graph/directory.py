@@ -297,7 +297,7 @@ class Directory:
         ]
 
     def _holds_role(self, tenant: Tenant, principal_id: str) -> bool:
-        # A just-removed role still counts until replication catches up (spec §4.3: 403).
+        # A just-removed role still counts until replication catches up (Graph answers 403).
         live = [*tenant.assignments.values(), *self._visible_removed(tenant)]
         return any(a.principal_id == principal_id for a in live)
 

@@ -1,6 +1,8 @@
 """HTTP plumbing of the Graph emulator: error envelopes (Graph and Entra), URLs, JSON bodies.
 
-Spec: specs/microsoft-graph.md §1.2 (Entra token errors) and §3 (Graph envelope and codes).
+Entra's token errors:
+https://learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow;
+Graph's envelope and codes: https://learn.microsoft.com/graph/errors.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 from starlette.types import Scope
 
-# What Graph sends; clients must accept any ``application/json*`` (spec §2).
+# What Graph sends; clients must accept any ``application/json*``.
 GRAPH_JSON = (
     "application/json;odata.metadata=minimal;odata.streaming=true;"
     "IEEE754Compatible=false;charset=utf-8"

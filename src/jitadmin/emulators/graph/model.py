@@ -1,7 +1,10 @@
 """Directory objects of the Graph emulator and the validation rules Entra applies to them.
 
-Spec: specs/microsoft-graph.md §5 (default property set), §6 (domains), §7.1 (required
-properties, UPN characters, password complexity), §8.1/§8.3 (role ids, assignment ids).
+What it mirrors: the default property set of a user, domains, the required properties of a new
+user, UPN characters and password complexity
+(https://learn.microsoft.com/graph/api/user-post-users), the built-in role template ids
+(https://learn.microsoft.com/entra/identity/role-based-access-control/permissions-reference) and
+the shape of role-assignment ids.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ ROLE_DEFINITIONS: dict[str, str] = {
     GLOBAL_READER: "Global Reader",
 }
 
-# What the seed consents in every tenant (spec §1.5, recommended bundle).
+# What the seed consents in every tenant: the application permissions jitadmin asks for.
 CONSENTED_PERMISSIONS: tuple[str, ...] = (
     "User.ReadWrite.All",
     "RoleManagement.ReadWrite.Directory",
@@ -100,7 +103,8 @@ USER_READ_ONLY = frozenset(
     }
 )
 USER_REQUIRED = ("accountEnabled", "displayName", "mailNickname", "userPrincipalName")
-# Changing these on a user who holds an admin role needs PAA/GA on the caller (spec §7.3).
+# Changing these on a user who holds an admin role needs PAA/GA on the caller
+# (https://learn.microsoft.com/graph/api/user-update).
 SENSITIVE_PROPERTIES = frozenset(
     {
         "accountEnabled",
@@ -269,7 +273,10 @@ class Tenant:
 
 
 def assignment_id(role_definition_id: str, principal_id: str) -> str:
-    """Spec §8.3: base64url(bytes_le(role) + bytes_le(principal)) without padding, then ``-1``."""
+    """Graph's observed format: base64url(bytes_le(role) + bytes_le(principal)), no padding, ``-1``.
+
+    Not contractual (clients treat ids as opaque), but it makes the same role + principal + scope
+    conflict naturally, as on Graph."""
     raw = uuid.UUID(role_definition_id).bytes_le + uuid.UUID(principal_id).bytes_le
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=") + "-1"
 

@@ -1,4 +1,5 @@
-"""The OData query subset the Graph emulator understands (spec §5).
+"""The OData query subset the Graph emulator understands
+(https://learn.microsoft.com/graph/query-parameters).
 
 ``$filter``: ``prop eq literal`` joined by ``and``/``or`` with parentheses; string literals in
 single quotes with ``''`` standing for one quote. Anything else Graph would only accept as an

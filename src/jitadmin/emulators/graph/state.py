@@ -61,7 +61,7 @@ class GraphState(Directory):
         return {d.id.lower() for d in tenant.domains if d.is_verified}
 
     def _check_upn_free(self, tenant: Tenant, upn: str, except_id: str | None = None) -> None:
-        # Only active users count: soft-deleted ones were renamed (spec §7.6).
+        # Only active users count: a soft-deleted user's UPN gets its object id as a prefix.
         other = self._lookup(tenant, upn)
         if other is not None and other.id != except_id:
             raise _upn_conflict()
@@ -92,7 +92,7 @@ class GraphState(Directory):
             # A user's own token may change users only while that user holds an admin role.
             if caller.delegated and not self._sp_holds(tenant, caller, (USER_ADMINISTRATOR, *high)):
                 raise denied()
-            # App-only password resets need a directory role on the app itself (spec §1.5).
+            # App-only password resets need a directory role (User Administrator) on the app itself.
             if profile and not self._sp_holds(tenant, caller, (USER_ADMINISTRATOR, *high)):
                 raise denied()
             if "userPrincipalName" in props:
@@ -132,7 +132,7 @@ class GraphState(Directory):
         return user
 
     def _deletion_replicated(self, user: User) -> bool:
-        # Corrections §4: a just-deleted user is not yet visible or purgeable in deletedItems.
+        # Replication: a just-deleted user is not yet visible or purgeable in deletedItems.
         return time.monotonic() - (user.deleted_mono or float("-inf")) >= self._lag_s()
 
     def list_deleted(self, tenant_id: str) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""Microsoft Graph v1.0 routes of the emulator (spec §5-§8): domains, users, recycle bin, roles.
+"""Microsoft Graph v1.0 routes of the emulator: domains, users, recycle bin, roles.
 
 Every route authenticates first (401), then checks the token's application permissions (403),
 then parses the query (400), as Graph does.
@@ -32,7 +32,8 @@ from jitadmin.emulators.graph.model import (
 )
 from jitadmin.emulators.graph.state import Caller, GraphState
 
-# Application permissions that satisfy each operation (spec §1.5; higher ones included).
+# Application permissions that satisfy each operation (higher ones included), as in each
+# operation's Permissions table on learn.microsoft.com/graph/api.
 _DIR_READ = {"Directory.Read.All", "Directory.ReadWrite.All"}
 READ_DOMAINS = {"Domain.Read.All", "Domain.ReadWrite.All", *_DIR_READ}
 WRITE_USERS = {"User.ReadWrite.All", "Directory.ReadWrite.All"}
@@ -183,7 +184,7 @@ def build_v1_router(state: GraphState) -> APIRouter:  # noqa: PLR0915 - one clos
     async def update_user(request: Request, key: str) -> Response:
         caller = _caller(state, request, READ_USERS)
         body = await json_object(request)
-        # Least privilege per property (spec §1.5): enabling and password resets have their own.
+        # Least privilege per property: enabling and password resets have their own permissions.
         for prop in body:
             allowed = _PATCH_PERMISSIONS.get(prop, WRITE_USERS)
             if prop != "@odata.type" and not caller.roles & allowed:
@@ -201,7 +202,8 @@ def build_v1_router(state: GraphState) -> APIRouter:  # noqa: PLR0915 - one clos
     async def revoke_sessions(request: Request, key: str) -> Response:
         caller = _caller(state, request, REVOKE_SESSIONS)
         state.revoke_sessions(caller.tenant_id, key)
-        # Documented as 204, but production answers 200 with this body (spec §7.5).
+        # Documented as 204, but production answers 200 with this body (a known issue in
+        # https://learn.microsoft.com/graph/api/user-revokesigninsessions).
         context = f"{root_url(request)}/v1.0/$metadata#Edm.Boolean"
         return GraphJSONResponse({"@odata.context": context, "value": True})
 

@@ -1,4 +1,4 @@
-"""Pieces the ConnectWise, Autotask and HaloPSA emulators share (spec §7).
+"""Pieces the ConnectWise, Autotask and HaloPSA emulators share.
 
 - ``add_vendor_gate``: every vendor request is journaled, then delayed and failed per the fault
   switches, then put to the vendor's own checks (auth, rate limits); ``/_admin`` passes untouched.

@@ -1,4 +1,4 @@
-"""Autotask PSA emulator: the REST subset jitadmin uses (spec §3, §7).
+"""Autotask PSA emulator: the REST subset jitadmin uses.
 
 Two "hosts" under one app, as in the real service: the global zone-discovery root
 ``/ATServicesRest`` (only ``V1.0/zoneInformation``) and the zone root ``/zone5/ATServicesRest/``
@@ -11,10 +11,10 @@ Admin routes under ``/_admin`` (no auth, no faults): ``PUT``/``DELETE /faults``,
 ``PUT /threshold {"limit", "used"?, "status"?}`` (the hourly request threshold, default 10,000;
 past it the API answers ``status``, default 429, with an ``errors`` body).
 
-Emulator choices where the vendor is unspecified [U]: an injected 5xx carries ASP.NET's
+Emulator choices where the vendor documents nothing: an injected 5xx carries ASP.NET's
 ``{"Message": "An error has occurred."}`` body, while validation failures are HTTP 500 with
-``{"errors": [...]}`` (spec §3.7); ``ThresholdInformation`` and ``zoneInformation`` do not count
-against the threshold.
+``{"errors": [...]}`` (as Autotask sends them); ``ThresholdInformation`` and
+``zoneInformation`` do not count against the threshold.
 """
 
 from __future__ import annotations
@@ -193,7 +193,7 @@ def _add_vendor_routes(app: FastAPI, state: AutotaskState) -> None:
     @app.get(f"{_V1}/zoneInformation")
     def zone_information(request: Request, user: str = "") -> Response:
         if user.lower() != creds.at_username.lower():
-            # django-autotask reads a 500 here as "bad or unknown username" (spec §3.1).
+            # django-autotask reads a 500 here as "bad or unknown username".
             return _errors(500, "Zone information could not be determined for this user.")
         return JSONResponse({
             "zoneName": "America East 5", "url": zone_url(request),
@@ -235,7 +235,7 @@ def _add_vendor_routes(app: FastAPI, state: AutotaskState) -> None:
 
     @app.api_route(f"{_V1}/{{entity}}/query/next", methods=["GET", "POST"])
     def query_next(entity: str, request: Request, paging: str = "") -> dict[str, Any]:
-        # The token carries the whole query; a re-sent POST body is ignored (spec §3.5).
+        # The token carries the whole query; a re-sent POST body is ignored.
         token_entity, query, offset = at_query.decode_token(paging)
         if token_entity != entity:
             raise QueryError("The paging token belongs to another entity.")
@@ -243,13 +243,13 @@ def _add_vendor_routes(app: FastAPI, state: AutotaskState) -> None:
 
     @app.get(f"{_V1}/Tickets/{{ticket_id:int}}")
     def get_ticket(ticket_id: int) -> dict[str, Any]:
-        # A missing id is 200 with a null item, not 404 (spec §3.5).
+        # A missing id is 200 with a null item, not 404, as in Autotask.
         return {"item": state.ticket(ticket_id)}
 
     @app.patch(f"{_V1}/Tickets")
     async def update_ticket(request: Request) -> Response:
-        # Autotask updates an entity with PATCH on the collection, its id in the body (spec
-        # correction 11); only the status is updatable here, which is what closing needs.
+        # Autotask updates an entity with PATCH on the collection, its id in the body;
+        # only the status is updatable here, which is what closing needs.
         body = await _json_body(request)
         if not isinstance(body, dict) or type(body.get("id")) is not int:
             return _errors(500, "The id field is required and must be an integer.")

@@ -1,4 +1,4 @@
-"""Autotask's JSON query grammar (spec §3.4, §3.5): filter trees, IncludeFields, paging tokens.
+"""Autotask's JSON query grammar: filter trees, IncludeFields, paging tokens.
 
 A query body is ``{"MaxRecords": n, "IncludeFields": [...], "filter": [...]}``; property names
 match case-insensitively (clients send ``filter`` and ``Filter``). Filter items are

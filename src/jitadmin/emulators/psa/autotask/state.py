@@ -15,7 +15,7 @@ from jitadmin.emulators.seed import SeedCredentials, SeedCustomer
 
 __all__ = ["COMPLETE", "ATError", "AutotaskState"]
 
-COMPLETE = 5  # the fixed system status "Complete" (spec §3.6)
+COMPLETE = 5  # the fixed system status "Complete"; other statuses are per instance
 STATUSES = {1: "New", 5: "Complete", 7: "Waiting Customer", 8: "In Progress"}
 _SEED_STATUS = {"New": 1, "In Progress": 8, "Waiting on Client": 7, "Closed": COMPLETE}
 NOTE_TYPES = {1: "Task Summary", 2: "Task Detail", 3: "Task Notes"}
@@ -124,7 +124,8 @@ class AutotaskState(PsaWorld):
                 company_id = customer.psa_company_id
                 number = self._next_number()
                 self._tickets[t.id] = _ticket(t.id, number, t.summary, status, company_id)
-        # The first seed ticket sits in a category whose notes need a title (spec §3.9), so
+        # The first seed ticket sits in a category whose notes need a title (Autotask's
+        # "Require titles on ticket notes" setting), so
         # every flow that notes it proves the client sends one.
         first = next((c.tickets[0].id for c in customers if c.tickets), None)
         if first is not None:

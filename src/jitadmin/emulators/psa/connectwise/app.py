@@ -1,4 +1,4 @@
-"""ConnectWise PSA (Manage) emulator: the REST subset jitadmin uses (spec §2, §7).
+"""ConnectWise PSA (Manage) emulator: the REST subset jitadmin uses.
 
 Vendor routes: ``GET /login/companyinfo/{company}`` and, under ``/v4_6_release/apis/3.0``,
 companies, tickets (list, search, count, by id, close with a JSON Patch) and ticket notes (list,
@@ -53,7 +53,8 @@ def _now() -> str:
 
 
 class CWError(Exception):
-    """Raised by handlers; rendered as the ConnectWise error envelope (spec §2.8)."""
+    """Raised by handlers; rendered as the ConnectWise error envelope
+    ``{"code", "message", "errors": [...]}``."""
 
     def __init__(
         self, status: int, code: str, message: str, errors: list[dict[str, Any]] | None = None
@@ -181,7 +182,7 @@ def _auth_failure(request: Request, creds: SeedCredentials) -> str | None:
 
 
 def _paged(request: Request, records: Sequence[Mapping[str, Any]], fields: str | None) -> Response:
-    """A bare JSON array of one page plus the ``Link`` header (spec §2.5)."""
+    """A bare JSON array of one page plus the ``Link`` header (no ``rel="next"`` on the last)."""
 
     # request.url keeps the mount prefix and the caller's host, so links work when mounted.
     def url_for(page: int, size: int) -> str:
@@ -290,7 +291,7 @@ def _add_vendor_routes(app: FastAPI, state: ConnectWiseState) -> None:
         body = await _json_body(request, b"{}")
         if not isinstance(body, dict):
             raise CWError(400, "InvalidRequest", "request body must be an object")
-        # Paging stays in the query string (spec §2.4).
+        # Paging stays in the query string, as on the real search endpoint.
         return _listing(request, state.tickets(), TICKET_PATHS, body)
 
     @app.get(f"{API_ROOT}/service/tickets/count")

@@ -1,8 +1,8 @@
 """ConnectWise query helpers for the emulator: ``conditions``, ``fields``, ``orderBy``, paging.
 
-Grammar (spec §2.4): ``field op value`` terms joined with ``and``/``or``, ``not`` and
-parentheses. Operators ``= != < <= > >= contains like in`` (``not`` may precede the last
-three). Values: ``"strings"`` (backslash escapes), numbers, bare ``true``/``false``/``null``,
+Grammar, as ConnectWise clients use it: ``field op value`` terms joined with ``and``/``or``,
+``not`` and parentheses. Operators ``= != < <= > >= contains like in`` (``not`` may precede the
+last three). Values: ``"strings"`` (backslash escapes), numbers, bare ``true``/``false``/``null``,
 ``[dates]`` and ``(lists)``. Paths use ``/`` for nesting (``company/id``). String comparisons
 ignore case, as SQL Server's default collation does on the real server.
 """
@@ -20,7 +20,7 @@ Value = str | int | float | bool | datetime | None | list[Any]
 
 
 MAX_PAGE_SIZE = 1000  # "a hard limit of 1,000 records"
-DEFAULT_PAGE_SIZE = 25  # believed default [U]
+DEFAULT_PAGE_SIZE = 25  # believed to be the default; not documented
 
 
 class QueryError(ValueError):

@@ -1,4 +1,4 @@
-"""HaloPSA emulator: the API subset jitadmin uses (spec §4, §7).
+"""HaloPSA emulator: the API subset jitadmin uses.
 
 The resource server lives under ``/api`` and the authorisation server under ``/auth``; paths
 match case-insensitively, as Halo's do. Every vendor request is journaled, then delayed and
@@ -10,7 +10,7 @@ Admin routes under ``/_admin`` (no auth, no faults): ``PUT``/``DELETE /faults``,
 ``GET``/``DELETE /requests``, ``POST /drop_after_commit {"count", "mode": "500"|"drop"}``,
 ``PUT /rate_limit {"limit", "window_s"?, "used"?}`` and ``POST /expire_tokens``.
 
-Emulator choices where the vendor is unspecified [U]: ``GET /api/outcome`` and ``/api/status``
+Emulator choices where the vendor documents nothing: ``GET /api/outcome`` and ``/api/status``
 answer bare arrays; ``POST /api/Actions`` accepts only an array and answers 201 with an array;
 an unknown outcome is a 400 like a missing one; a 429 carries no ``Retry-After``.
 """
@@ -290,8 +290,8 @@ def _add_api_routes(app: FastAPI, state: HaloState) -> None:
 def _add_ticket_update_route(app: FastAPI, state: HaloState) -> None:
     @app.post("/api/tickets")  # paths arrive lower-cased (see above)
     async def update_tickets(request: Request) -> Response:
-        # Halo updates tickets by POSTing an array of objects carrying their id (spec
-        # correction 12); only status_id is updatable here. Checked whole before any change.
+        # Halo updates tickets by POSTing an array of objects carrying their id;
+        # only status_id is updatable here. Checked whole before any change.
         try:
             body = json.loads(await request.body() or b"null")
         except ValueError:

@@ -21,7 +21,7 @@ __all__ = ["CLOSED", "HaloError", "HaloState"]
 STATUSES = {1: "New", 2: "In Progress", 3: "Waiting on Client", 9: "Closed"}
 CLOSED = 9
 _SEED_STATUS = {"New": 1, "In Progress": 2, "Waiting on Client": 3, "Closed": CLOSED}
-# Outcome 7 is the built-in private note (spec §4.4).
+# Outcome 7 is the built-in private note; Halo refuses an action without an outcome.
 OUTCOMES = {1: "Email User", 2: "Update", 7: "Private Note"}
 RATE_LIMIT, RATE_WINDOW_S = 300, 300.0
 TOKEN_TTL_S = 3600
@@ -30,7 +30,7 @@ _VALIDATION = "Halo.Exceptions.ValidationException"
 
 
 class HaloError(Exception):
-    """Rendered as Halo's ``{"ClassName", "Message"}`` error body (spec §4.5)."""
+    """Rendered as Halo's ``{"ClassName", "Message"}`` error body (its usual 400 shape)."""
 
     def __init__(self, status: int, message: str, class_name: str = _VALIDATION) -> None:
         super().__init__(message)
