@@ -106,7 +106,7 @@ class AdapterCache:
 def _ticket_system(
     kind: str, settings: dict[str, Any], secrets: dict[str, Any], egress: EgressPolicy
 ) -> TicketSystem:
-    """The PSA adapter for ``kind`` (settings names: DESIGN.md §6, PUT /psa)."""
+    """The PSA adapter for ``kind`` (settings names as in the PUT /psa body, a public interface)."""
     if kind == "connectwise":
         return ConnectWiseTickets(
             settings["base_url"],

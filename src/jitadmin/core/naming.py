@@ -1,4 +1,4 @@
-"""Account names (DESIGN.md §5): derived from the requester, stable and within vendor limits."""
+"""Account names: derived from the requester, stable and within vendor limits."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Ticket note texts (DESIGN.md §5).
+"""Ticket note texts.
 
 The first sentence of each is a contract with the MSP's technicians: keep it word for word.
 """

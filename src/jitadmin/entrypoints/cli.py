@@ -1,4 +1,7 @@
-"""The `jitadmin` command line (DESIGN.md §6). User mistakes print one line and exit non-zero."""
+"""The `jitadmin` command line. User mistakes print one line and exit non-zero.
+
+Command and option names are a public interface: scripts outside the repository call them.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""REST API v1 (DESIGN.md §6). Thin: parse, call a service, shape the answer."""
+"""REST API v1 (paths and field names are a public interface). Thin: parse, call a service,
+shape the answer."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""The request form (DESIGN.md §6 labels) and the result page that shows the password once.
+"""The request form and the result page that shows the password once.
+
+The form labels are the ones the MSP's technicians know: keep them word for word.
 
 The form renders from the database alone: tickets come later from the PSA through
 ``/web/api/customers/{slug}/tickets``, so a slow PSA never slows the page.
