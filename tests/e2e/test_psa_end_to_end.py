@@ -152,7 +152,7 @@ def test_put_psa_and_test_the_connection(running: System) -> None:
         assert tech.post("/psa/test").status_code == 403
 
 
-# What DESIGN.md §6 promises demo.json carries for each PSA: exactly the PUT /psa body + admin_url.
+# What demo.json (a public interface) carries for each PSA: exactly the PUT /psa body + admin_url.
 DEMO_PSA_KEYS = {
     "connectwise": {"company_id", "public_key", "private_key", "client_id"},
     "autotask": {"username", "secret", "integration_code"},

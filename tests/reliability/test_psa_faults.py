@@ -1,4 +1,5 @@
-"""Exactly-once ticket notes under PSA faults, for every PSA (spec §6, DESIGN.md §4).
+"""Exactly-once ticket notes under PSA faults, for every PSA: no PSA has an idempotency
+key, so the outbox looks for the note's marker before it posts again.
 
 Time is a ManualClock: the tests advance it and poll with a deadline, never sleep. Ground truth
 about what a PSA really stored comes from the emulator's state (its API may be down); what a

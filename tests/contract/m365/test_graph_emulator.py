@@ -1,4 +1,4 @@
-"""Microsoft Graph + Entra token emulator, spoken to over real HTTP (specs/microsoft-graph.md)."""
+"""Microsoft Graph + Entra token emulator, spoken to over real HTTP."""
 
 from __future__ import annotations
 
@@ -225,7 +225,7 @@ def test_correlation_id_echoes_client_request_id(world: World) -> None:
 
 
 class _LoginRewrite:
-    """MSAL's ``http_client`` seam (spec §1.4): Microsoft's login host -> the emulator."""
+    """MSAL's ``http_client`` seam (MSAL wants https): Microsoft's login host -> the emulator."""
 
     def __init__(self, login_root: str) -> None:
         self.login_root = login_root
@@ -531,7 +531,7 @@ def test_patch_user_and_password_reset_needs_a_directory_role(world: World) -> N
         graph_error(
             client.patch(f"users/{user['id']}", json=reset), 403, "Authorization_RequestDenied"
         )
-        # Spec §1.5: with User Administrator on the app's service principal, the reset works.
+        # With User Administrator on the app's service principal, the app-only reset works.
         sp_id = world.state.service_principal_id(PEDRO.tenant_id)
         grant = client.post(
             ASSIGNMENTS,
@@ -892,7 +892,7 @@ def test_a_removed_role_lingers_until_replicated(world: World) -> None:
         assert [a["id"] for a in listed["value"]] == [rid]
         assert client.get(f"{ASSIGNMENTS}/{rid}").status_code == 200
         graph_error(client.delete(f"{ASSIGNMENTS}/{rid}"), 404, "Request_ResourceNotFound")
-        # Spec §4.3: deleting right after the role removal is still refused.
+        # Replication lag: deleting right after the role removal is still refused.
         graph_error(client.delete(f"users/{uid}"), 403, "Authorization_RequestDenied")
         httpx.delete(f"{world.url}/_admin/faults").raise_for_status()
         assert (

@@ -292,7 +292,7 @@ def test_revoke_removes_deletes_and_purges(
         "user_disabled",
         "sessions_revoked",
         "user_deleted",
-        "deleted_seen",  # positive evidence, noted before the purge (corrections §4)
+        "deleted_seen",  # positive evidence, noted before the purge
         "user_purged",
         "verified_revoked",
     ]
@@ -662,7 +662,7 @@ def test_paging_follows_same_origin_next_links(emulator: Emulator) -> None:
 def test_two_404s_alone_are_not_verified(
     emulator: Emulator, make_provider: ProviderFactory
 ) -> None:
-    """Corrections §4: an object absent from /users and /directory/deletedItems (another
+    """An object absent from /users and /directory/deletedItems (another
     tenant, a lagging replica) is not proof of a revocation; one positive observation is."""
     provider, spec = make_provider(), access()
     never_here = str(uuid.uuid4())

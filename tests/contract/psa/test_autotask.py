@@ -1,4 +1,4 @@
-"""Autotask specifics: the emulator spoken to directly (spec §3), then what only the Autotask
+"""Autotask specifics: the emulator spoken to directly, then what only the Autotask
 adapter does (zones, picklists, note settings, the hourly request threshold)."""
 
 from __future__ import annotations
@@ -269,7 +269,7 @@ def test_a_used_up_threshold_is_seen_before_any_request(at: Harness) -> None:
 
 
 def test_patch_on_tickets_closes_a_ticket_as_autotask_does(at: Harness, api: httpx.Client) -> None:
-    """Spec correction 11: an update is ``PATCH /V1.0/Tickets`` with the id in the body."""
+    """Autotask updates a ticket with ``PATCH /V1.0/Tickets``, the id in the body."""
     ticket_id = at.add_ticket(251, "closed through the API")
     adapter = at.adapter()
     assert adapter.get_ticket(str(ticket_id)).is_closed is False

@@ -1,4 +1,4 @@
-"""ConnectWise: the emulator over real HTTP, then the adapter against it (spec §2, §6, §7)."""
+"""ConnectWise: the emulator over real HTTP, then the adapter against it."""
 
 from __future__ import annotations
 

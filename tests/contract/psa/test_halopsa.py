@@ -1,4 +1,4 @@
-"""HaloPSA specifics: the emulator spoken to directly (spec §4), then what only the Halo adapter
+"""HaloPSA specifics: the emulator spoken to directly, then what only the Halo adapter
 does (tokens with a tenant, outcomes, reopened tickets, the rolling rate limit)."""
 
 from __future__ import annotations
@@ -203,7 +203,7 @@ def test_rate_limited_halo_is_left_to_the_caller_for_30_seconds(halo: Harness) -
 
 
 def test_post_on_tickets_closes_a_ticket_as_halo_does(halo: Harness, api: httpx.Client) -> None:
-    """Spec correction 12: tickets are updated by ``POST /api/Tickets``, an array with ``id``."""
+    """Halo updates tickets by ``POST /api/Tickets``, an array with ``id``."""
     ticket_id = halo.add_ticket(251, "closed through the API")
     adapter = halo.adapter()
     assert adapter.get_ticket(str(ticket_id)).is_closed is False
