@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -128,11 +127,3 @@ class Settings(BaseSettings):
                 "`jitadmin keys generate` prints one"
             )
         return self.secret_key.get_secret_value()
-
-
-def load_settings(**overrides: object) -> Settings:
-    return Settings(**overrides)  # type: ignore[arg-type]
-
-
-def environment_has_secret() -> bool:
-    return bool(os.environ.get("JITADMIN_SECRET_KEY") or os.environ.get("JITADMIN_SECRET_KEY_FILE"))

@@ -112,14 +112,6 @@ class Worker:
                     uow.outbox.release(int(key[2:]), self.id)
             uow.commit()
 
-    def run_forever(self) -> None:
-        self.start()
-        try:
-            while not self._stop.wait(3600):
-                pass
-        finally:
-            self.stop()
-
     def run_until_idle(self, max_rounds: int = 1000) -> int:
         """Process everything due now, inline (tests and `jitadmin worker --once`)."""
         done = 0

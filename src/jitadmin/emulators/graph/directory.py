@@ -153,10 +153,6 @@ class Directory:
             if secret_expired is not None:
                 app.secret_expired = secret_expired
 
-    def tenant_ids(self) -> list[str]:
-        with self.lock:
-            return list(self._tenants)
-
     def tenant(self, tenant_id: str) -> Tenant:
         """A deep copy of one tenant's whole state."""
         with self.lock:

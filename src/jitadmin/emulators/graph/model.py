@@ -267,10 +267,6 @@ class Tenant:
     removed: dict[str, RoleAssignment] = field(default_factory=dict)
     apps: dict[str, AppConsent] = field(default_factory=dict)
 
-    @property
-    def initial_domain(self) -> str:
-        return next(d.id for d in self.domains if d.is_initial)
-
 
 def assignment_id(role_definition_id: str, principal_id: str) -> str:
     """Graph's observed format: base64url(bytes_le(role) + bytes_le(principal)), no padding, ``-1``.
