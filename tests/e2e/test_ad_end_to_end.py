@@ -22,8 +22,10 @@ from jitadmin.adapters.clock import ManualClock
 from jitadmin.emulators.seed import CUSTOMERS
 from jitadmin.entrypoints.cli import cli as cli_app
 
-from ad_support import DcUser, SambaDc, unique_requester
-from conftest import SECRET_KEY, System, start_system, stop_system, wait_for
+from support.ad import DcUser, SambaDc, unique_requester
+from support.config import SECRET_KEY
+from support.system import System, start_system, stop_system
+from support.waiting import wait_for
 
 PEDRO = CUSTOMERS[0]
 GRACE = timedelta(minutes=5)  # accountExpires backstop after the grant's end (adapter default)

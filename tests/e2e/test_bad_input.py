@@ -8,7 +8,7 @@ import pytest
 
 from jitadmin.emulators.seed import CUSTOMERS
 
-from conftest import System
+from support.system import System
 
 PEDRO, NORTHWIND = CUSTOMERS
 

@@ -12,7 +12,8 @@ import httpx
 
 from jitadmin.emulators.runner import free_port
 
-from conftest import demo_ready, wait_for
+from support.system import demo_ready
+from support.waiting import wait_for
 
 
 def test_demo_runs_seeds_and_grants(tmp_path: Path) -> None:

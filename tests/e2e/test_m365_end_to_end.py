@@ -11,7 +11,8 @@ import pytest
 from jitadmin.adapters.clock import ManualClock
 from jitadmin.emulators.seed import CUSTOMERS
 
-from conftest import System, wait_for
+from support.system import System
+from support.waiting import wait_for
 
 GA = "62e90394-69f5-4237-9190-012177145e10"
 PEDRO = CUSTOMERS[0]

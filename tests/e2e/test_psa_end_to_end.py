@@ -18,10 +18,11 @@ import pytest
 from jitadmin.adapters.clock import ManualClock
 from jitadmin.emulators.runner import free_port
 from jitadmin.emulators.seed import CUSTOMERS
-from psa_clients import vendor_notes
-from psa_harness import KINDS, SECRET, Harness
 
-from conftest import System, demo_ready, start_system, stop_system, wait_for
+from support.psa_clients import vendor_notes
+from support.psa_harness import KINDS, SECRET, Harness
+from support.system import System, demo_ready, start_system, stop_system
+from support.waiting import wait_for
 
 PEDRO, NORTHWIND = CUSTOMERS
 GRANTED = "is now enabled and has been added to the Global Admin role."

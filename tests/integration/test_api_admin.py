@@ -7,7 +7,8 @@ from sqlalchemy import MetaData, select
 
 from jitadmin.emulators.seed import CUSTOMERS
 
-from conftest import SECRET_KEY, System
+from support.config import SECRET_KEY
+from support.system import System
 
 PEDRO = CUSTOMERS[0]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SECRET_KEY
+from support.config import SECRET_KEY
 
 
 def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -26,7 +26,7 @@ from jitadmin.services import admin
 from jitadmin.services.context import connection_context
 from jitadmin.wiring import build
 
-from conftest import SECRET_KEY, fast_settings
+from support.config import SECRET_KEY, fast_settings
 
 AT = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 SETTINGS = {"tenant_id": "pedro.example", "client_id": "app"}

@@ -23,14 +23,10 @@ from jitadmin.emulators.seed import CUSTOMERS
 from jitadmin.entrypoints.api.app import create_app
 from jitadmin.wiring import build
 
-from conftest import (
-    System,
-    fast_settings,
-    postgres_server_url,
-    start_system,
-    stop_system,
-    wait_for,
-)
+from support.config import fast_settings
+from support.postgres import postgres_server_url
+from support.system import System, start_system, stop_system
+from support.waiting import wait_for
 
 PEDRO = CUSTOMERS[0]
 

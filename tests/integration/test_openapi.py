@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from jitadmin.emulators.seed import CUSTOMERS
 from jitadmin.entrypoints.api import responses
 
-from conftest import System
+from support.system import System
 
 PEDRO = CUSTOMERS[0]
 PROBLEM = "application/problem+json"

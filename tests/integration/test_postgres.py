@@ -14,7 +14,8 @@ from jitadmin.adapters.clock import ManualClock
 from jitadmin.emulators.seed import CUSTOMERS
 from jitadmin.entrypoints.worker import Worker, WorkerOptions
 
-from conftest import System, start_system, stop_system, wait_for
+from support.system import System, start_system, stop_system
+from support.waiting import wait_for
 
 PEDRO = CUSTOMERS[0]
 

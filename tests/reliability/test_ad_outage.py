@@ -17,8 +17,9 @@ import pytest
 from jitadmin.adapters.clock import ManualClock
 from jitadmin.emulators.seed import CUSTOMERS
 
-from ad_support import SambaDc, unique_requester
-from conftest import System, start_system, stop_system, wait_for
+from support.ad import SambaDc, unique_requester
+from support.system import System, start_system, stop_system
+from support.waiting import wait_for
 
 PEDRO = CUSTOMERS[0]
 

@@ -22,7 +22,8 @@ from jitadmin.emulators.seed import CUSTOMERS
 from jitadmin.entrypoints.worker import Worker, attach_worker
 from jitadmin.ports import AuditQuery
 
-from conftest import System, graph_admin, psa_admin, set_faults, start_system, stop_system
+from support.faults import graph_admin, psa_admin, set_faults
+from support.system import System, start_system, stop_system
 
 PEDRO, NORTHWIND = CUSTOMERS
 CLAMPED = "worker.retry_after_clamped"

@@ -2,11 +2,12 @@
 provisioning and of revocation, for Microsoft 365 (Graph emulator) and for on-prem AD (the real
 Samba DC), on SQLite and on PostgreSQL.
 
-Each crash is a real SIGKILL of a real ``jitadmin worker`` process (tests/crash_worker.py kills
-itself right after the chosen step's transaction has committed). A fresh worker process then
-takes the grant over once the dead one's lease has run out. In the end every grant must be
-revoked and verified on the target, its ticket must hold exactly one note per event, and the
-audit chain must verify and hold every transition once and every step.
+Each crash is a real SIGKILL of a real ``jitadmin worker`` process
+(tests/support/crash_worker.py kills itself right after the chosen step's transaction has
+committed). A fresh worker process then takes the grant over once the dead one's lease has run
+out. In the end every grant must be revoked and verified on the target, its ticket must hold
+exactly one note per event, and the audit chain must verify and hold every transition once and
+every step.
 
 One grant per step boundary; the steps run one after another through a chain of workers, and
 each worker first finishes what its predecessor left behind before the next crash is armed.
@@ -29,10 +30,12 @@ from sqlalchemy import select
 
 from jitadmin.db.tables import GrantRow
 from jitadmin.emulators.seed import CUSTOMERS
-from worker_process import WorkerProcess
 
-from ad_support import SambaDc, unique_requester
-from conftest import SECRET_KEY, System, start_system, stop_system, wait_for
+from support.ad import SambaDc, unique_requester
+from support.config import SECRET_KEY
+from support.system import System, start_system, stop_system
+from support.waiting import wait_for
+from support.worker_process import WorkerProcess
 
 PEDRO = CUSTOMERS[0]
 

@@ -25,8 +25,9 @@ from jitadmin.emulators.seed import CUSTOMERS
 from jitadmin.ports import StoredAuditEvent
 from jitadmin.services.reconcile import reconcile_due
 
-from ad_support import SambaDc, unique_requester
-from conftest import System, start_system, stop_system, wait_for
+from support.ad import SambaDc, unique_requester
+from support.system import System, start_system, stop_system
+from support.waiting import wait_for
 
 PEDRO = CUSTOMERS[0]
 TICKET = PEDRO.open_ticket_ids[0]

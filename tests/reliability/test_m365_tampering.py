@@ -8,7 +8,8 @@ import re
 
 from jitadmin.emulators.seed import CUSTOMERS
 
-from conftest import System, outbox_drained, wait_for
+from support.system import System, outbox_drained
+from support.waiting import wait_for
 
 PEDRO = CUSTOMERS[0]
 

@@ -26,18 +26,11 @@ import pytest
 from jitadmin.adapters.clock import ManualClock
 from jitadmin.emulators.seed import CUSTOMERS
 
-from ad_support import SambaDc, unique_requester
-from conftest import (
-    System,
-    fresh_postgres_database,
-    graph_admin,
-    outbox_drained,
-    psa_admin,
-    set_faults,
-    start_system,
-    stop_system,
-    wait_for,
-)
+from support.ad import SambaDc, unique_requester
+from support.faults import graph_admin, psa_admin, set_faults
+from support.postgres import fresh_postgres_database
+from support.system import System, outbox_drained, start_system, stop_system
+from support.waiting import wait_for
 
 PEDRO = CUSTOMERS[0]
 TICKET = PEDRO.open_ticket_ids[0]

@@ -13,17 +13,9 @@ import pytest
 from jitadmin.adapters.clock import ManualClock
 from jitadmin.emulators.seed import CUSTOMERS
 
-from conftest import (
-    HELD_MS,
-    System,
-    graph_admin,
-    outbox_drained,
-    psa_admin,
-    set_faults,
-    start_system,
-    stop_system,
-    wait_for,
-)
+from support.faults import HELD_MS, graph_admin, psa_admin, set_faults
+from support.system import System, outbox_drained, start_system, stop_system
+from support.waiting import wait_for
 
 PEDRO, NORTHWIND = CUSTOMERS
 

@@ -19,9 +19,10 @@ import pytest
 from jitadmin.adapters.clock import ManualClock
 from jitadmin.emulators.seed import CUSTOMERS
 from jitadmin.entrypoints.worker import attach_worker
-from psa_harness import KINDS, Harness
 
-from conftest import System, start_system, stop_system, wait_for
+from support.psa_harness import KINDS, Harness
+from support.system import System, start_system, stop_system
+from support.waiting import wait_for
 
 PEDRO = CUSTOMERS[0]
 TICKET = PEDRO.open_ticket_ids[0]

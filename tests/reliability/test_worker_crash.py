@@ -16,16 +16,10 @@ import pytest
 
 from jitadmin.emulators.seed import CUSTOMERS
 
-from conftest import (
-    HELD_MS,
-    SECRET_KEY,
-    System,
-    graph_admin,
-    set_faults,
-    start_system,
-    stop_system,
-    wait_for,
-)
+from support.config import SECRET_KEY
+from support.faults import HELD_MS, graph_admin, set_faults
+from support.system import System, start_system, stop_system
+from support.waiting import wait_for
 
 PEDRO = CUSTOMERS[0]
 

@@ -15,9 +15,11 @@ from sqlalchemy import func, select
 
 from jitadmin.db.tables import GrantRow, OutboxRow
 from jitadmin.emulators.seed import CUSTOMERS
-from worker_process import WorkerProcess
 
-from conftest import HELD_MS, System, graph_admin, set_faults, start_system, stop_system, wait_for
+from support.faults import HELD_MS, graph_admin, set_faults
+from support.system import System, start_system, stop_system
+from support.waiting import wait_for
+from support.worker_process import WorkerProcess
 
 PEDRO = CUSTOMERS[0]
 LONG_LEASE = 600  # far longer than the test: any wait for a lease would time it out

@@ -18,7 +18,7 @@ from jitadmin.entrypoints.api.app import create_app
 from jitadmin.ports import User
 from jitadmin.services import console
 
-from conftest import System, start_system, stop_system
+from support.system import System, start_system, stop_system
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from jitadmin.ports import User
 from jitadmin.services import admin
 from jitadmin.wiring import App, build
 
-from conftest import SECRET_KEY, fast_settings
+from support.config import SECRET_KEY, fast_settings
 
 ROOT = User("root", "admin")
 

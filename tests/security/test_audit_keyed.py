@@ -27,7 +27,7 @@ from jitadmin.ports import User
 from jitadmin.services import admin, audit_anchor
 from jitadmin.wiring import App, build
 
-from conftest import SECRET_KEY, fast_settings
+from support.config import SECRET_KEY, fast_settings
 
 ROOT = User("root", "admin")
 EVENTS = cast(Table, AuditRow.__table__)

@@ -21,7 +21,8 @@ from jitadmin.ports import AuditQuery, User
 from jitadmin.services import admin, grants, sessions
 from jitadmin.wiring import App, build
 
-from conftest import fast_settings, start_system, stop_system
+from support.config import fast_settings
+from support.system import start_system, stop_system
 
 ROOT = User("root", "admin")
 POLICY = sessions.SessionPolicy(idle=timedelta(minutes=30), absolute=timedelta(hours=12))

@@ -29,7 +29,7 @@ from jitadmin.services import admin, grants
 from jitadmin.services.sessions import session_hash
 
 from authz_rules import OK, PUBLIC, ROLES, RULES, SIGNIN, Target
-from conftest import System, start_system, stop_system
+from support.system import System, start_system, stop_system
 
 A, B = "pedroaviary", "northwind"
 TECH = "tech.a@msp.example"

@@ -15,8 +15,8 @@ from sqlalchemy import text
 from jitadmin.ports import AuditQuery, User
 from jitadmin.services import grants, sessions
 
-from conftest import System, start_system, stop_system
-from insiders import A, add_admin, sign_in, stored_state
+from support.insiders import A, add_admin, sign_in, stored_state
+from support.system import System, start_system, stop_system
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from jitadmin.ports import AuditQuery, User
 from jitadmin.services import admin, sessions
 from jitadmin.wiring import App, build
 
-from conftest import fast_settings
+from support.config import fast_settings
 
 ROOT = User("root", "admin")
 PSA_TABLE = cast(Table, PsaConfigRow.__table__)

@@ -29,8 +29,9 @@ from jitadmin.entrypoints.api.app import create_app
 from jitadmin.ports import AuditQuery
 from jitadmin.wiring import build
 
-from conftest import System, fast_settings, start_system, stop_system
-from insiders import A, Insider, WebSession, sign_in, stored_state
+from support.config import fast_settings
+from support.insiders import A, Insider, WebSession, sign_in, stored_state
+from support.system import System, start_system, stop_system
 
 SECRET_BODY = "internal-secret-3f9a1c"  # what an internal service would answer
 REFUSED = "connection test failed: the server refused the credentials or the settings"

@@ -11,7 +11,8 @@ from jitadmin.adapters.clock import ManualClock
 from jitadmin.core.policy import DEFAULT_MAX_DURATION_MINUTES
 from jitadmin.emulators.seed import CUSTOMERS
 
-from conftest import System, outbox_drained, wait_for
+from support.system import System, outbox_drained
+from support.waiting import wait_for
 
 PEDRO = CUSTOMERS[0]
 MAXIMUM = DEFAULT_MAX_DURATION_MINUTES

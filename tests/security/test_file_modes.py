@@ -25,7 +25,7 @@ from jitadmin.ports import User
 from jitadmin.services import admin
 from jitadmin.wiring import build
 
-from conftest import fast_settings
+from support.config import fast_settings
 
 NOBODY = 65534
 ADMIN = User("files-admin", "admin")

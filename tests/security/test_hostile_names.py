@@ -18,7 +18,7 @@ from ldap3.utils.dn import escape_rdn, parse_dn
 from jitadmin.adapters.m365.directory import odata_quote
 from jitadmin.core import naming
 
-from conftest import System, start_system, stop_system
+from support.system import System, start_system, stop_system
 
 HOSTILE = (
     "a*)(|(cn=*",

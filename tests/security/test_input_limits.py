@@ -15,8 +15,9 @@ import pytest
 
 from jitadmin.emulators.seed import CUSTOMERS
 
-from conftest import System, outbox_drained, wait_for
-from insiders import add_admin, sign_in, written
+from support.insiders import add_admin, sign_in, written
+from support.system import System, outbox_drained
+from support.waiting import wait_for
 
 PEDRO = CUSTOMERS[0]
 LONG = "7" * 10_000

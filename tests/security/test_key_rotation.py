@@ -16,7 +16,8 @@ from jitadmin.ports import User
 from jitadmin.services import grants, reveals
 from jitadmin.wiring import build
 
-from conftest import SECRET_KEY, fast_settings, start_system, stop_system
+from support.config import SECRET_KEY, fast_settings
+from support.system import start_system, stop_system
 
 NEW_KEY = "the-new-secret-key-" + "n" * 32
 SEALED_QUERIES = (

@@ -16,10 +16,11 @@ import pytest
 
 from jitadmin.adapters.clock import ManualClock
 from jitadmin.emulators.seed import CUSTOMERS
-from psa_harness import Harness
 
-from conftest import System, outbox_drained, start_system, stop_system, wait_for
-from insiders import Insider, add_admin, sign_in, written
+from support.insiders import Insider, add_admin, sign_in, written
+from support.psa_harness import Harness
+from support.system import System, outbox_drained, start_system, stop_system
+from support.waiting import wait_for
 
 PEDRO, NORTHWIND = CUSTOMERS[0], CUSTOMERS[1]
 BUDGET = 3

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from conftest import System, start_system, stop_system
-from insiders import A, B, Insider, add_admin, sign_in, stored_state, tenant_of
+from support.insiders import A, B, Insider, add_admin, sign_in, stored_state, tenant_of
+from support.system import System, start_system, stop_system
 
 
 @pytest.fixture

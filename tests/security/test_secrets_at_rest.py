@@ -17,7 +17,8 @@ import pytest
 
 from jitadmin.entrypoints import logging_redaction
 
-from conftest import start_system, stop_system, wait_for
+from support.system import start_system, stop_system
+from support.waiting import wait_for
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from jitadmin.services import admin, sessions, signin_limits
 from jitadmin.services.limits import count_recent
 from jitadmin.wiring import App, build
 
-from conftest import fast_settings
+from support.config import fast_settings
 
 ROOT = User("root", "admin")
 POLICY = sessions.SessionPolicy(idle=timedelta(minutes=30), absolute=timedelta(hours=12))

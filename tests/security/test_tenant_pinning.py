@@ -8,7 +8,7 @@ from dataclasses import replace
 from jitadmin.emulators.seed import CUSTOMERS
 from jitadmin.services.context import settings_context
 
-from conftest import System
+from support.system import System
 
 PEDRO, OTHER = CUSTOMERS[0], CUSTOMERS[1]
 

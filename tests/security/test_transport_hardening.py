@@ -19,7 +19,8 @@ from jitadmin.ports import User
 from jitadmin.services import admin
 from jitadmin.wiring import App, build
 
-from conftest import METRICS_TOKEN, System, fast_settings
+from support.config import METRICS_TOKEN, fast_settings
+from support.system import System
 
 ROOT = User("root", "admin")
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)

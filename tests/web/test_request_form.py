@@ -7,11 +7,12 @@ from playwright.sync_api import Page, expect
 
 from jitadmin.core.passwords import check_password
 
-from conftest import System
-from web_helpers import choose_ticket, fill_request, sign_in
+from support.system import System
+from support.web import choose_ticket, fill_request, sign_in
 
 # The browser and system fixtures (a plugin, so they are not shadowed by test arguments).
 pytest_plugins = ("web_fixtures",)
+
 
 PEDRO_TICKET = "#48211 — Install line-of-business app on FS01"
 NORTHWIND_TICKET = "#48301 — Rotate break-glass credentials"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 from playwright.sync_api import Browser, Page, expect
 
-from conftest import System
-from web_helpers import (
+from support.system import System
+from support.web import (
     LIFECYCLE_MS,
     fill_request,
     horizontal_overflow,
@@ -17,6 +17,7 @@ from web_helpers import (
 
 # The browser and system fixtures (a plugin, so they are not shadowed by test arguments).
 pytest_plugins = ("web_fixtures",)
+
 
 ADMIN_PAGES = ("/admin", "/admin/customers", "/admin/psa", "/admin/users", "/admin/tokens")
 

@@ -11,8 +11,8 @@ from playwright.sync_api import Browser, Page, expect
 from jitadmin.adapters.clock import ManualClock
 from jitadmin.services.sessions import session_hash
 
-from conftest import System
-from web_helpers import new_context, sign_in
+from support.system import System
+from support.web import new_context, sign_in
 
 # The browser and system fixtures (a plugin, so they are not shadowed by test arguments).
 pytest_plugins = ("web_fixtures",)

@@ -1,7 +1,7 @@
 """Browser fixtures: Debian's Chromium (no downloaded browser) driving a whole jitadmin.
 
-Loaded by the web test modules through ``pytest_plugins``; not a conftest.py, because the root
-conftest is imported by name (``from conftest import ...``) and a second one would shadow it.
+Loaded by the web test modules through ``pytest_plugins``; the helpers they use (launching
+Chromium, signing in, filling the form) are in ``tests/support/web.py``.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from jitadmin.adapters.clock import ManualClock
 
-from conftest import System, start_system, stop_system
-from web_helpers import launch, new_context
+from support.system import System, start_system, stop_system
+from support.web import launch, new_context
 
 
 @pytest.fixture(scope="session")

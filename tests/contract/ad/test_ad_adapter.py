@@ -31,8 +31,8 @@ from jitadmin.core.errors import (
 from jitadmin.core.passwords import generate_password
 from jitadmin.ports import AccessResult, AccessSpec, RevokeSpec
 
-from ad_support import SambaDc, unique_requester
-from conftest import TEST_EGRESS
+from support.ad import SambaDc, unique_requester
+from support.config import TEST_EGRESS
 
 GRACE = timedelta(minutes=5)
 

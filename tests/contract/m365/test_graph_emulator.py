@@ -24,7 +24,7 @@ from jitadmin.emulators.graph.model import (
 from jitadmin.emulators.runner import RunningServer, serve_in_thread
 from jitadmin.emulators.seed import CUSTOMERS, SeedCredentials
 
-from conftest import HELD_MS
+from support.faults import HELD_MS
 
 T = TypeVar("T")
 

@@ -35,7 +35,8 @@ from jitadmin.emulators.graph.app import GraphState, create_graph_app
 from jitadmin.emulators.runner import serve_in_thread
 from jitadmin.ports import AccessResult, AccessSpec, RevokeSpec
 
-from conftest import HELD_MS, TEST_EGRESS
+from support.config import TEST_EGRESS
+from support.faults import HELD_MS
 
 GA = "62e90394-69f5-4237-9190-012177145e10"
 CUSTOMER = seed.CUSTOMERS[0]

@@ -15,10 +15,10 @@ from jitadmin.adapters.psa.autotask.adapter import AutotaskTickets
 from jitadmin.core.errors import MisconfiguredError, TransientError
 from jitadmin.emulators.seed import CUSTOMERS
 from jitadmin.emulators.server import EmulatorWorld
-from psa_clients import autotask_client
-from psa_harness import Harness, Sleeps, fresh_harness, running_world
 
-from conftest import TEST_EGRESS
+from support.config import TEST_EGRESS
+from support.psa_clients import autotask_client
+from support.psa_harness import Harness, Sleeps, fresh_harness, running_world
 
 PEDRO, NORTHWIND = CUSTOMERS
 

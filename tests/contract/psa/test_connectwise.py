@@ -27,9 +27,11 @@ from jitadmin.emulators.psa.connectwise.app import (
 )
 from jitadmin.emulators.runner import RunningServer, free_port, serve_in_thread
 from jitadmin.emulators.seed import CUSTOMERS, SeedCredentials
-from psa_harness import BIGCO, AdminSwitches, Sleeps
 
-from conftest import HELD_MS, TEST_EGRESS, wait_for
+from support.config import TEST_EGRESS
+from support.faults import HELD_MS
+from support.psa_harness import BIGCO, AdminSwitches, Sleeps
+from support.waiting import wait_for
 
 PEDRO = CUSTOMERS[0]
 NO_FLAGS_MESSAGE = "Please choose where to display the notes in order to save this record."

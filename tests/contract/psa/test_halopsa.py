@@ -13,8 +13,9 @@ from jitadmin.core.errors import MisconfiguredError, TransientError
 from jitadmin.emulators.psa.halopsa.state import CLOSED
 from jitadmin.emulators.seed import CUSTOMERS
 from jitadmin.emulators.server import EmulatorWorld
-from psa_clients import halo_client
-from psa_harness import Harness, Sleeps, fresh_harness, running_world
+
+from support.psa_clients import halo_client
+from support.psa_harness import Harness, Sleeps, fresh_harness, running_world
 
 PEDRO, NORTHWIND = CUSTOMERS
 RATE_TEXT = "Rate Limit Reached - 300 Requests per rolling 5 minute window"

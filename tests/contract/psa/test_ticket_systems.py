@@ -25,7 +25,8 @@ from jitadmin.core.texts import neutral
 from jitadmin.emulators.runner import free_port
 from jitadmin.emulators.seed import CUSTOMERS
 from jitadmin.emulators.server import EmulatorWorld
-from psa_harness import BIGCO, KINDS, Harness, Sleeps, fresh_harness, running_world
+
+from support.psa_harness import BIGCO, KINDS, Harness, Sleeps, fresh_harness, running_world
 
 PEDRO, NORTHWIND = CUSTOMERS
 SUMMARIES = {str(t.id): t.summary for c in CUSTOMERS for t in c.tickets}

@@ -1,7 +1,7 @@
 """`jitadmin worker` that SIGKILLs itself right after one chosen progress step is committed.
 
-Test-only; run as ``python tests/crash_worker.py`` with the usual ``JITADMIN_*`` settings and
-``JITADMIN_TEST_CRASH_AFTER=<requester>|<step>`` (unset: an ordinary worker). With
+Test-only; run as ``python tests/support/crash_worker.py`` with the usual ``JITADMIN_*``
+settings and ``JITADMIN_TEST_CRASH_AFTER=<requester>|<step>`` (unset: an ordinary worker). With
 ``JITADMIN_TEST_START_GATE=<file>`` it loads everything, then waits for that file before it starts
 working, so a test can have the next worker ready while the last one is still running.
 Nothing in production code knows about it:

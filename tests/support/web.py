@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from conftest import System
+from support.system import System
 
 CHROMIUM = os.environ.get("JITADMIN_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [

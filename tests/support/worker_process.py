@@ -1,5 +1,5 @@
 """Real worker processes for the reliability tests: `jitadmin worker`, or the crash variant
-(tests/crash_worker.py) that SIGKILLs itself right after a chosen step has been committed."""
+(tests/support/crash_worker.py) that SIGKILLs itself right after a chosen step is committed."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from conftest import SECRET_KEY, System
+from support.config import SECRET_KEY
+from support.system import System
 
 CRASH_WORKER = Path(__file__).resolve().parent / "crash_worker.py"
 

@@ -25,7 +25,7 @@ from jitadmin.adapters.ad.account import from_filetime, sid_text, unicode_pwd
 from jitadmin.adapters.ad.ldap import VerifiedTls, tls_context
 from jitadmin.adapters.ad.provider import AdConnection
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "samba-dc.sh"
 ENV_FILE = Path(os.environ.get("SAMBA_DC_ENV_FILE") or REPO / ".run" / "samba-dc.env")
 USER_CLASSES = ["top", "person", "organizationalPerson", "user"]

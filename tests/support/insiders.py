@@ -15,7 +15,7 @@ import httpx
 from jitadmin.ports import AuditQuery, User
 from jitadmin.services import admin, sessions
 
-from conftest import System
+from support.system import System
 
 A, B = "pedroaviary", "northwind"
 ROOT = User("root", "admin")  # the CLI's unrestricted admin

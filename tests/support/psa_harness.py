@@ -23,7 +23,7 @@ from jitadmin.emulators.seed import SeedCustomer
 from jitadmin.emulators.server import EmulatorWorld
 from jitadmin.ports import TicketSystem
 
-from conftest import TEST_EGRESS
+from support.config import TEST_EGRESS
 
 KINDS = ("connectwise", "autotask", "halopsa")
 # The secret setting of each kind (what must never show in an error or a repr).
