@@ -450,6 +450,9 @@ def test_get_user_by_id_or_upn(world: World) -> None:
     graph_error(bad_select, 400, "BadRequest")
 
 
+EVENTUAL = {"ConsistencyLevel": "eventual"}
+
+
 def test_filter_equality_with_and_or_and_quote_doubling(world: World) -> None:
     marker = f"t{uuid.uuid4().hex[:8]}"
     with world.graph() as client:
@@ -457,33 +460,128 @@ def test_filter_equality_with_and_or_and_quote_doubling(world: World) -> None:
         plain = new_user(client, alias=f"plain-{marker}", employeeType=marker)
         client.patch(f"users/{plain['id']}", json={"accountEnabled": False})
 
-        def query(expression: str) -> list[str]:
-            response = client.get("users", params={"$filter": expression, "$select": "id"})
+        def query(expression: str, *, advanced: bool = False) -> list[str]:
+            params = {"$filter": expression, "$select": "id"}
+            headers = EVENTUAL if advanced else {}
+            if advanced:
+                params["$count"] = "true"
+            response = client.get("users", params=params, headers=headers)
             assert response.status_code == 200, response.text
             return sorted(u["id"] for u in response.json()["value"])
 
         upn = quoted["userPrincipalName"].replace("'", "''")
         assert query(f"userPrincipalName eq '{upn}'") == [quoted["id"]]
         assert query(f"userPrincipalName eq '{upn.upper()}'") == [quoted["id"]]
-        assert query(f"employeeType eq '{marker}'") == sorted([quoted["id"], plain["id"]])
-        assert query(f"employeeType eq '{marker}' and accountEnabled eq false") == [plain["id"]]
+        both = sorted([quoted["id"], plain["id"]])
+        assert query(f"employeeType eq '{marker}'", advanced=True) == both
+        assert query(f"employeeType eq '{marker}' and accountEnabled eq false", advanced=True) == [
+            plain["id"]
+        ]
         assert query(
-            f"(id eq '{quoted['id']}' or id eq '{plain['id']}') and employeeType eq '{marker}'"
-        ) == sorted([quoted["id"], plain["id"]])
+            f"(id eq '{quoted['id']}' or id eq '{plain['id']}') and accountEnabled eq true"
+        )
         assert query(f"mailNickname eq 'nobody-{marker}'") == []
+
+
+def test_advanced_only_properties_need_consistency_level_and_count(world: World) -> None:
+    """employeeType (like companyName, officeLocation, ...) is marked "advanced" even for eq in
+    Microsoft's per-property table; without ``ConsistencyLevel: eventual`` and ``$count=true``
+    Graph answers 400 Request_UnsupportedQuery. With both it filters, and ``$count=true`` adds
+    ``@odata.count``: https://learn.microsoft.com/graph/aad-advanced-queries"""
+    marker = f"a{uuid.uuid4().hex[:8]}"
+    with world.graph() as client:
+        ids = sorted(new_user(client, employeeType=marker)["id"] for _ in range(3))
+        expression = f"employeeType eq '{marker}'"
+        message = (
+            "Unsupported or invalid query filter clause specified for property 'employeeType' "
+            "of resource 'User'."
+        )
+        for params, headers in (
+            ({"$filter": expression}, {}),
+            ({"$filter": expression}, EVENTUAL),
+            ({"$filter": expression, "$count": "true"}, {}),
+        ):
+            error = graph_error(
+                client.get("users", params=params, headers=headers),
+                400,
+                "Request_UnsupportedQuery",
+            )
+            assert error["message"] == message
+        for prop in ("companyName", "officeLocation", "passwordPolicies"):
+            refused = client.get("users", params={"$filter": f"{prop} eq 'x'"})
+            graph_error(refused, 400, "Request_UnsupportedQuery")
+
+        advanced = {"$filter": expression, "$count": "true", "$top": "2", "$select": "id"}
+        first = client.get("users", params=advanced, headers=EVENTUAL)
+        assert first.status_code == 200, first.text
+        assert first.json()["@odata.count"] == 3
+        link = first.json()["@odata.nextLink"]
+        # ConsistencyLevel is not carried in the link: a client must send it again.
+        graph_error(client.get(link), 400, "Request_UnsupportedQuery")
+        second = client.get(link, headers=EVENTUAL).json()
+        assert "@odata.count" not in second  # only on the first page
+        seen = [u["id"] for u in first.json()["value"] + second["value"]]
+        assert sorted(seen) == ids
+
+
+def test_count_without_consistency_level_is_silently_ignored(world: World) -> None:
+    """https://learn.microsoft.com/graph/aad-advanced-queries ("Error handling"): ``$count=true``
+    without the ConsistencyLevel header is ignored, not refused."""
+    with world.graph() as client:
+        plain = client.get("users", params={"$count": "true", "$select": "id"})
+        counted = client.get("users", params={"$count": "true", "$select": "id"}, headers=EVENTUAL)
+    assert plain.status_code == 200 and "@odata.count" not in plain.json()
+    assert counted.json()["@odata.count"] == len(counted.json()["value"]) >= 1
+
+
+def test_in_and_starts_with_work_by_default_where_graph_allows(world: World) -> None:
+    """``in`` works wherever ``eq`` does by default; ``startsWith`` by default on displayName,
+    userPrincipalName and mail; ``ne``/``endsWith`` only as advanced queries:
+    https://learn.microsoft.com/graph/aad-advanced-queries"""
+    marker = f"s{uuid.uuid4().hex[:8]}"
+    with world.graph() as client:
+        one = new_user(client, alias=f"{marker}-one")
+        two = new_user(client, alias=f"{marker}-two")
+
+        def ids(expression: str, headers: dict[str, str] | None = None) -> list[str]:
+            params = {"$filter": expression, "$select": "id"}
+            if headers:
+                params["$count"] = "true"
+            response = client.get("users", params=params, headers=headers or {})
+            assert response.status_code == 200, response.text
+            return sorted(u["id"] for u in response.json()["value"])
+
+        both = sorted([one["id"], two["id"]])
+        upns = ",".join(f"'{u['userPrincipalName']}'" for u in (one, two))
+        assert ids(f"userPrincipalName in ({upns})") == both
+        assert ids(f"startsWith(userPrincipalName, '{marker}')") == both
+        assert ids(f"startswith(displayName,'JIT {marker}-o')") == [one["id"]]
+        assert ids(f"id in ('{one['id']}')") == [one["id"]]
+        ends = f"endsWith(userPrincipalName, '{marker}-two@{PEDRO.domain}')"
+        error = graph_error(
+            client.get("users", params={"$filter": ends}), 400, "Request_UnsupportedQuery"
+        )
+        assert "ConsistencyLevel:eventual" in error["message"]
+        assert ids(ends, EVENTUAL) == [two["id"]]
+        not_one = f"startsWith(userPrincipalName, '{marker}') and id ne '{one['id']}'"
+        assert ids(not_one, EVENTUAL) == [two["id"]]
+        in_tag = client.get("users", params={"$filter": "employeeType in ('jitadmin')"})
+        graph_error(in_tag, 400, "Request_UnsupportedQuery")
 
 
 @pytest.mark.parametrize(
     ("params", "status", "code"),
     [
         ({"$filter": "userPrincipalName ne 'x'"}, 400, "Request_UnsupportedQuery"),
-        ({"$filter": "startswith(displayName,'J')"}, 400, "Request_UnsupportedQuery"),
+        ({"$filter": "startswith(jobTitle,'J')"}, 400, "Request_UnsupportedQuery"),
+        ({"$filter": "contains(displayName,'J')"}, 400, "Request_UnsupportedQuery"),
         ({"$filter": "not accountEnabled eq true"}, 400, "Request_UnsupportedQuery"),
-        ({"$filter": "jobTitle eq 'x'"}, 400, "Request_UnsupportedQuery"),
+        ({"$filter": "employeeType eq 'x'"}, 400, "Request_UnsupportedQuery"),
+        ({"$filter": "shoeSize eq 'x'"}, 400, "Request_UnsupportedQuery"),
         ({"$filter": "userPrincipalName eq 'unterminated"}, 400, "BadRequest"),
         ({"$filter": "accountEnabled eq 'true'"}, 400, "BadRequest"),
         ({"$orderby": "displayName"}, 400, "Request_UnsupportedQuery"),
-        ({"$count": "true"}, 400, "Request_UnsupportedQuery"),
+        ({"$count": "maybe"}, 400, "BadRequest"),
         ({"$top": "1000"}, 400, "Request_UnsupportedQuery"),
         ({"$top": "0"}, 400, "Request_UnsupportedQuery"),
         ({"$skiptoken": "bm9wZQ"}, 400, "Request_BadRequest"),
@@ -501,11 +599,12 @@ def test_paging_with_absolute_next_links(world: World) -> None:
     with world.graph() as client:
         created = {new_user(client, employeeType=marker)["id"] for _ in range(5)}
         url: str | None = "users"
-        params: dict[str, str] | None = {"$filter": f"employeeType eq '{marker}'", "$top": "2"}
+        params: dict[str, str] | None = {"$filter": f"employeeType eq '{marker}'", "$top": "2",
+                                         "$count": "true"}  # fmt: skip
         seen: list[str] = []
         pages = 0
         while url is not None:
-            page = client.get(url, params=params).json()
+            page = client.get(url, params=params, headers=EVENTUAL).json()
             pages += 1
             seen += [u["id"] for u in page["value"]]
             url, params = page.get("@odata.nextLink"), None

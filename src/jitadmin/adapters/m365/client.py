@@ -155,8 +155,10 @@ class GraphClient:
         params: Mapping[str, str] | None = None,
         *,
         retry_on: Collection[tuple[int, str]] = (),
+        headers: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
-        return _json_object(self._send("GET", path, params=params, retry_on=retry_on))
+        response = self._send("GET", path, params=params, retry_on=retry_on, headers=headers)
+        return _json_object(response)
 
     def get_optional(
         self, path: str, params: Mapping[str, str] | None = None
@@ -167,10 +169,19 @@ class GraphClient:
         except GraphNotFoundError:
             return None
 
-    def list_all(self, path: str, params: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
-        """All items of a collection, following ``@odata.nextLink`` on the same origin only."""
+    def list_all(
+        self,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """All items of a collection, following ``@odata.nextLink`` on the same origin only.
+
+        ``headers`` go with every page: Graph does not carry ``ConsistencyLevel`` into the
+        next link (https://learn.microsoft.com/graph/paging)."""
         items: list[dict[str, Any]] = []
-        page = self.get(path, params)
+        page = self.get(path, params, headers=headers)
         for _ in range(_MAX_PAGES):
             value = page.get("value")
             if isinstance(value, list):
@@ -184,7 +195,7 @@ class GraphClient:
                     f"Graph GET {path}: refusing @odata.nextLink to another origin "
                     f"({urlsplit(next_link).netloc})"
                 )
-            page = _json_object(self._send("GET", next_link, label_path=path))
+            page = _json_object(self._send("GET", next_link, label_path=path, headers=headers))
         raise TransientError(f"Graph GET {path}: more than {_MAX_PAGES} pages")
 
     def post(
@@ -242,6 +253,7 @@ class GraphClient:
         idempotent: bool | None = None,
         retry_on: Collection[tuple[int, str]] = (),
         label_path: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         url = path if path.startswith(("http://", "https://")) else self._base + path
         label = f"Graph {method} {label_path or path}"
@@ -255,14 +267,12 @@ class GraphClient:
             attempt += 1
             self._wait_for_tenant(started, label)
             try:
-                headers = self._headers(correlation)
+                sent = {**(headers or {}), **self._headers(correlation)}
             except TransientError as exc:
                 self._backoff(started, attempt, exc.retry_after_s, exc)
                 continue
             try:
-                response = self._http.request(
-                    method, url, params=params, json=body, headers=headers
-                )
+                response = self._http.request(method, url, params=params, json=body, headers=sent)
             except httpx.TransportError as exc:
                 failure = TransientError(f"{label}: {_describe(exc)}")
                 if not safe:

@@ -26,6 +26,9 @@ TENANT_SCOPE = "/"
 MANAGED_TAG = "jitadmin"  # employeeType of every account jitadmin creates
 ROLE_ASSIGNMENTS = "/roleManagement/directory/roleAssignments"
 USER_FIELDS = "id,userPrincipalName,displayName,accountEnabled,employeeType"
+# employeeType is an advanced-query-only property, even for eq: without these Graph answers
+# 400 Request_UnsupportedQuery (https://learn.microsoft.com/graph/aad-advanced-queries).
+ADVANCED_QUERY = {"ConsistencyLevel": "eventual"}
 # Reads that follow our own writes: Entra ID is replicated, so a read may lag behind them.
 REPLICATION = NOT_YET_REPLICATED
 AFTER_ROLE_REMOVAL = DENIED_UNTIL_REPLICATED
@@ -138,10 +141,16 @@ class Directory:
         return None
 
     def managed_users(self) -> list[dict[str, Any]]:
-        """Every account carrying jitadmin's tag (the emulator and Graph filter employeeType)."""
+        """Every account carrying jitadmin's tag. An advanced query: it reads the separately
+        indexed query store, so a just-tagged account may show up a little later."""
         users = self.graph.list_all(
             "/users",
-            {"$filter": f"employeeType eq {odata_quote(MANAGED_TAG)}", "$select": USER_FIELDS},
+            {
+                "$filter": f"employeeType eq {odata_quote(MANAGED_TAG)}",
+                "$select": USER_FIELDS,
+                "$count": "true",
+            },
+            headers=ADVANCED_QUERY,
         )
         return [user for user in users if user.get("employeeType") == MANAGED_TAG]
 

@@ -80,6 +80,7 @@ USER_PROPERTIES: dict[str, type] = {
     "employeeType": str,
     "mailNickname": str,
     "onPremisesImmutableId": str,
+    "onPremisesSamAccountName": str,
     "onPremisesSyncEnabled": bool,
     "otherMails": list,
     "passwordPolicies": str,
@@ -99,6 +100,7 @@ USER_READ_ONLY = frozenset(
         "deletedDateTime",
         "signInSessionsValidFromDateTime",
         "onPremisesSyncEnabled",
+        "onPremisesSamAccountName",
         "proxyAddresses",
     }
 )
@@ -116,6 +118,8 @@ SENSITIVE_PROPERTIES = frozenset(
         "onPremisesImmutableId",
     }
 )
+# $filter on users, after https://learn.microsoft.com/graph/aad-advanced-queries (the
+# per-property table): eq/in work by default on these...
 USER_FILTERABLE: dict[str, type] = {
     "id": str,
     "userPrincipalName": str,
@@ -124,10 +128,60 @@ USER_FILTERABLE: dict[str, type] = {
     "displayName": str,
     "givenName": str,
     "surname": str,
-    "employeeType": str,
+    "jobTitle": str,
+    "department": str,
+    "city": str,
+    "country": str,
+    "state": str,
+    "usageLocation": str,
+    "employeeId": str,
+    "ageGroup": str,
     "userType": str,
     "accountEnabled": bool,
+    "onPremisesSyncEnabled": bool,
+    # ...and even eq on these needs ConsistencyLevel: eventual and $count=true.
+    "employeeType": str,
+    "companyName": str,
+    "officeLocation": str,
+    "mobilePhone": str,
+    "onPremisesImmutableId": str,
+    "onPremisesSamAccountName": str,
+    "passwordPolicies": str,
+    "postalCode": str,
+    "preferredLanguage": str,
+    "streetAddress": str,
 }
+USER_ADVANCED_EQ = frozenset(
+    {
+        "employeeType",
+        "companyName",
+        "officeLocation",
+        "mobilePhone",
+        "onPremisesImmutableId",
+        "onPremisesSamAccountName",
+        "passwordPolicies",
+        "postalCode",
+        "preferredLanguage",
+        "streetAddress",
+    }
+)
+USER_STARTS_WITH = frozenset(
+    {
+        "displayName",
+        "userPrincipalName",
+        "mail",
+        "mailNickname",
+        "givenName",
+        "surname",
+        "city",
+        "country",
+        "department",
+        "employeeId",
+        "state",
+        "usageLocation",
+    }
+)
+USER_ENDS_WITH = frozenset({"mail", "userPrincipalName"})
 DOMAIN_PROPERTIES: tuple[str, ...] = (
     "authenticationType",
     "availabilityStatus",

@@ -7,11 +7,13 @@ then parses the query (400), as Graph does.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
 from jitadmin.emulators.graph import odata
+from jitadmin.emulators.graph.filters import FilterRules, matches, parse_filter
 from jitadmin.emulators.graph.http import (
     GraphJSONResponse,
     bad_request,
@@ -26,9 +28,12 @@ from jitadmin.emulators.graph.model import (
     ASSIGNMENT_FILTERABLE,
     ASSIGNMENT_PROPERTIES,
     DOMAIN_PROPERTIES,
+    USER_ADVANCED_EQ,
     USER_DEFAULT_SELECT,
+    USER_ENDS_WITH,
     USER_FILTERABLE,
     USER_PROPERTIES,
+    USER_STARTS_WITH,
 )
 from jitadmin.emulators.graph.state import Caller, GraphState
 
@@ -55,6 +60,20 @@ _DELETED_DEFAULT = (*USER_DEFAULT_SELECT, "deletedDateTime")
 _USER_TYPE_ANNOTATION = {"@odata.type": "#microsoft.graph.user"}
 _ASSIGNMENTS = "roleManagement/directory/roleAssignments"
 
+USER_FILTER = FilterRules(
+    "User",
+    USER_FILTERABLE,
+    advanced_eq=USER_ADVANCED_EQ,
+    starts_with=USER_STARTS_WITH,
+    ends_with=USER_ENDS_WITH,
+    directory_object=True,
+)
+DOMAIN_FILTER = FilterRules(
+    "Domain", {"id": str, "isDefault": bool, "isInitial": bool, "isVerified": bool}
+)
+# principalId, roleDefinitionId, directoryScopeId, appScopeId: eq and in (unifiedRoleAssignment).
+ASSIGNMENT_FILTER = FilterRules("UnifiedRoleAssignment", ASSIGNMENT_FILTERABLE)
+
 
 def _caller(state: GraphState, request: Request, *needs: set[str]) -> Caller:
     caller = state.authenticate(request.headers.get("authorization"))
@@ -68,6 +87,13 @@ def _options(request: Request, allowed: Iterable[str]) -> dict[str, str]:
     return odata.system_options(request.query_params.multi_items(), allowed)
 
 
+def _advanced(request: Request, options: Mapping[str, str]) -> bool:
+    """Advanced query parameters: the ConsistencyLevel header *and* ``$count=true``
+    (https://learn.microsoft.com/graph/aad-advanced-queries)."""
+    count = odata.wants_count(options.get("$count"))
+    return count and request.headers.get("consistencylevel", "").strip().lower() == "eventual"
+
+
 def _collection(
     request: Request,
     rows: Sequence[Mapping[str, Any]],
@@ -76,17 +102,17 @@ def _collection(
     options: dict[str, str],
     default: Sequence[str],
     known: Iterable[str],
-    filterable: Mapping[str, type],
+    rules: FilterRules,
     type_name: str,
     extra: Mapping[str, str] | None = None,
 ) -> GraphJSONResponse:
     """Filter, page and project a collection; add an absolute ``@odata.nextLink``."""
     select = odata.parse_select(options.get("$select"), known, type_name)
     top = odata.parse_top(options.get("$top"))
+    advanced = rules.directory_object and _advanced(request, options)
     if "$filter" in options:
-        short = type_name.rsplit(".", maxsplit=1)[-1]
-        node = odata.parse_filter(options["$filter"], filterable, short[0].upper() + short[1:])
-        rows = [row for row in rows if odata.matches(node, row)]
+        node = parse_filter(options["$filter"], replace(rules, advanced=advanced))
+        rows = [row for row in rows if matches(node, row)]
     page, token = odata.paginate(rows, top, options.get("$skiptoken"))
     root = root_url(request)
     items = []
@@ -96,6 +122,9 @@ def _collection(
             item[key] = row.get(value)
         items.append(item)
     body: dict[str, Any] = {"@odata.context": odata.context_url(root, entity_set, select)}
+    # Without ConsistencyLevel: eventual, Graph silently ignores $count=true.
+    if advanced and "$skiptoken" not in options:
+        body["@odata.count"] = len(rows)
     body["value"] = items
     if token is not None:
         body["@odata.nextLink"] = odata.next_link(
@@ -137,14 +166,14 @@ def build_v1_router(state: GraphState) -> APIRouter:  # noqa: PLR0915 - one clos
             options=options,
             default=DOMAIN_PROPERTIES,
             known=DOMAIN_PROPERTIES,
-            filterable={"id": str, "isDefault": bool, "isInitial": bool, "isVerified": bool},
+            rules=DOMAIN_FILTER,
             type_name="microsoft.graph.domain",
         )
 
     @router.get("/users")
     async def list_users(request: Request) -> Response:
         caller = _caller(state, request, READ_USERS)
-        options = _options(request, {"$select", "$filter", "$top", "$skiptoken"})
+        options = _options(request, {"$select", "$filter", "$top", "$skiptoken", "$count"})
         return _collection(
             request,
             state.list_users(caller.tenant_id),
@@ -152,7 +181,7 @@ def build_v1_router(state: GraphState) -> APIRouter:  # noqa: PLR0915 - one clos
             options=options,
             default=USER_DEFAULT_SELECT,
             known=USER_PROPERTIES,
-            filterable=USER_FILTERABLE,
+            rules=USER_FILTER,
             type_name=_USER_TYPE,
         )
 
@@ -217,7 +246,7 @@ def build_v1_router(state: GraphState) -> APIRouter:  # noqa: PLR0915 - one clos
     @router.get("/directory/deletedItems/microsoft.graph.user")
     async def list_deleted(request: Request) -> Response:
         caller = _caller(state, request, READ_DELETED)
-        options = _options(request, {"$select", "$filter", "$top", "$skiptoken"})
+        options = _options(request, {"$select", "$filter", "$top", "$skiptoken", "$count"})
         return _collection(
             request,
             state.list_deleted(caller.tenant_id),
@@ -225,7 +254,7 @@ def build_v1_router(state: GraphState) -> APIRouter:  # noqa: PLR0915 - one clos
             options=options,
             default=_DELETED_DEFAULT,
             known=USER_PROPERTIES,
-            filterable=USER_FILTERABLE,
+            rules=USER_FILTER,
             type_name=_USER_TYPE,
         )
 
@@ -300,7 +329,7 @@ def build_v1_router(state: GraphState) -> APIRouter:  # noqa: PLR0915 - one clos
             options=options,
             default=ASSIGNMENT_DEFAULT_SELECT,
             known=ASSIGNMENT_PROPERTIES,
-            filterable=ASSIGNMENT_FILTERABLE,
+            rules=ASSIGNMENT_FILTER,
             type_name="microsoft.graph.unifiedRoleAssignment",
             extra={"principal": "principal"} if expanded else None,
         )
