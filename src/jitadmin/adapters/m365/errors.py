@@ -128,7 +128,7 @@ def typed_error(label: str, err: GraphErrorBody, secrets: Collection[str] = ()) 
         return GraphConflictError(text, vendor_code="ObjectConflict")
     lowered = err.message.lower()
     if err.status == 400 and "password" in lowered and "complexity" in lowered:
-        # The one message test the spec allows: Graph reuses Request_BadRequest for it.
+        # The one message test: Graph has no code of its own for it, only Request_BadRequest.
         return WeakPasswordError(
             f"{label}: the password does not meet Entra's complexity rules", vendor_code=err.code
         )
