@@ -10,6 +10,7 @@ as ``support``. Fixtures live in the conftest.py files; everything else a test s
 - ``postgres``: fresh databases on the test PostgreSQL server.
 - ``ad``: the real Samba AD DC the AD tests run against.
 - ``psa_harness``, ``psa_clients``: each PSA behind one harness; notes read by a vendor client.
+- ``identity_harness``: M365, AD and the fake identity provider behind one harness.
 - ``worker_process``, ``crash_worker``: real worker processes, and one that SIGKILLs itself.
 - ``insiders``, ``web``: insider-attack helpers; Chromium helpers for the browser tests.
 """
