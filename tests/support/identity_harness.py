@@ -28,12 +28,10 @@ from jitadmin.testing import FakeIdentityProvider
 
 from support.ad import SambaDc, unique_requester
 from support.config import TEST_EGRESS
+from support.m365 import FAST, GA
 
-GLOBAL_ADMIN = "62e90394-69f5-4237-9190-012177145e10"
-# Short retry budgets: an emulator that answers does so at once.
-GRAPH_TIMING: dict[str, Any] = {
-    "budget_s": 2.0, "backoff_base_s": 0.02, "backoff_cap_s": 0.1, "max_attempts": 30,
-}  # fmt: skip
+GLOBAL_ADMIN = GA
+GRAPH_TIMING: dict[str, Any] = dict(FAST)  # short retry budgets: the emulator answers at once
 
 
 class IdentityHarness(Protocol):
