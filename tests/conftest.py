@@ -18,6 +18,7 @@ from jitadmin.adapters.clock import ManualClock
 
 from support.ad import SambaDc, load_samba_dc
 from support.postgres import BACKENDS, fresh_postgres_database
+from support.services import ServiceWorld, service_world
 from support.system import System, start_system, stop_system
 
 
@@ -83,3 +84,19 @@ def clocked_system(tmp_path: Path, clock: ManualClock, database_url: str) -> Ite
 def samba_dc() -> SambaDc:
     """The test DC; fails (never skips) when scripts/samba-dc.sh has not started one."""
     return load_samba_dc()
+
+
+@pytest.fixture(scope="session")
+def services_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The database of a freshly seeded ``services`` world, made once and copied per test."""
+    directory = tmp_path_factory.mktemp("services-template")
+    service_world(directory).close()
+    return directory / "jitadmin.db"
+
+
+@pytest.fixture
+def services(tmp_path: Path, services_template: Path) -> Iterator[ServiceWorld]:
+    """The services on the fakes of jitadmin.testing, over SQLite in tmp_path (tests/unit)."""
+    world = service_world(tmp_path, services_template)
+    yield world
+    world.close()
