@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from ldap3 import BASE, MODIFY_REPLACE, NONE, SIMPLE, SUBTREE, Connection, Serve
 from ldap3.core.exceptions import LDAPException
 from ldap3.utils.conv import escape_filter_chars
 
-from jitadmin.adapters.ad.account import from_filetime, sid_text, unicode_pwd
+from jitadmin.adapters.ad.account import filetime, from_filetime, sid_text, unicode_pwd
 from jitadmin.adapters.ad.ldap import VerifiedTls, tls_context
 from jitadmin.adapters.ad.provider import AdConnection
 
@@ -64,6 +64,14 @@ class DcUser:
         return not self.uac & DISABLED
 
     @property
+    def locked_out(self) -> bool:
+        return bool((self.number("msDS-User-Account-Control-Computed") or 0) & LOCKED_OUT)
+
+    @property
+    def password_expired(self) -> bool:
+        return bool((self.number("msDS-User-Account-Control-Computed") or 0) & PASSWORD_EXPIRED)
+
+    @property
     def account_expires(self) -> datetime | None:
         return from_filetime(self.number("accountExpires") or 0)
 
@@ -90,7 +98,11 @@ USER_ATTRIBUTES = [
     "employeeType",
     "info",
     "pwdLastSet",
+    "lockoutTime",
+    "msDS-User-Account-Control-Computed",
 ]
+LOCKED_OUT = 0x10  # msDS-User-Account-Control-Computed
+PASSWORD_EXPIRED = 0x800000
 
 
 @dataclass
@@ -143,6 +155,10 @@ class DcAdmin:
             self.set(dn, unicodePwd=unicode_pwd(password))
             self.set(dn, userAccountControl="512")
         return dn
+
+    def lock_out(self, dn: str) -> None:
+        """What the DC writes after too many wrong passwords: lockoutTime = now."""
+        self.set(dn, lockoutTime=str(filetime(datetime.now(UTC))))
 
     def set(self, dn: str, **attributes: Any) -> None:
         changes = {k: [(MODIFY_REPLACE, [v])] for k, v in attributes.items()}

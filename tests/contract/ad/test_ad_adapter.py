@@ -20,7 +20,7 @@ from ldap3 import LEVEL, MODIFY_DELETE
 from ldap3.utils.conv import escape_filter_chars
 
 from jitadmin.adapters.ad import ldap as ad_ldap
-from jitadmin.adapters.ad.provider import ActiveDirectoryIdentityProvider, AdConnection
+from jitadmin.adapters.ad.provider import ActiveDirectoryIdentityProvider
 from jitadmin.core import naming
 from jitadmin.core.errors import (
     AlreadyExistsError,
@@ -29,49 +29,17 @@ from jitadmin.core.errors import (
     TransientError,
 )
 from jitadmin.core.passwords import generate_password
-from jitadmin.ports import AccessResult, AccessSpec, RevokeSpec
+from jitadmin.ports import AccessSpec, RevokeSpec
 
 from support.ad import SambaDc, unique_requester
-from support.config import TEST_EGRESS
+from support.ad_adapter import Steps, logon, provider_for, revoke_spec, spec
 
 GRACE = timedelta(minutes=5)
-
-
-def provider_for(connection: AdConnection, **options: Any) -> ActiveDirectoryIdentityProvider:
-    """The adapter under the tests' egress policy (the DC listens on loopback)."""
-    return ActiveDirectoryIdentityProvider(connection, egress=TEST_EGRESS, **options)
-
-
-class Steps:
-    """A ProgressRecorder that keeps what it was told, like the worker's does durably."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-
-    def __call__(self, step: str, data: dict[str, Any]) -> None:
-        self.calls.append((step, data))
-
-    @property
-    def names(self) -> list[str]:
-        return [name for name, _ in self.calls]
 
 
 @pytest.fixture
 def provider(samba_dc: SambaDc) -> ActiveDirectoryIdentityProvider:
     return provider_for(samba_dc.ad_connection())
-
-
-def spec(requester: str, password: str | None = None) -> AccessSpec:
-    expires = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=30)
-    return AccessSpec(str(uuid.uuid4()), requester, password or generate_password(), expires)
-
-
-def revoke_spec(granted: AccessSpec, result: AccessResult) -> RevokeSpec:
-    return RevokeSpec(granted.grant_id, granted.requester, result.username, result.account)
-
-
-def logon(samba_dc: SambaDc, sam: str, password: str) -> tuple[bool, str]:
-    return samba_dc.bind(f"{samba_dc.netbios}\\{sam}", password)
 
 
 # -- the connection test -----------------------------------------------------------------
@@ -186,7 +154,7 @@ def test_the_password_is_set_before_the_account_is_enabled(
     monkeypatch.setattr(ad_ldap.LdapSession, "modify", spy)
     provider.grant(spec(unique_requester()), Steps())
     assert operations == [
-        "unicodePwd:MODIFY_REPLACE", "accountExpires:MODIFY_REPLACE",
+        "unicodePwd:MODIFY_REPLACE", "lockoutTime:MODIFY_REPLACE", "accountExpires:MODIFY_REPLACE",
         "userAccountControl:MODIFY_REPLACE", "member:MODIFY_ADD",
     ]  # fmt: skip
 

@@ -15,6 +15,11 @@ ACCOUNTDISABLE = 0x2
 PASSWD_NOTREQD = 0x20
 NORMAL_ACCOUNT = 0x200
 DISABLED_NORMAL = NORMAL_ACCOUNT | ACCOUNTDISABLE  # 514
+# Bits only msDS-User-Account-Control-Computed carries: the DC computes them from lockoutTime
+# and pwdLastSet; userAccountControl never shows them.
+# https://learn.microsoft.com/windows/win32/adschema/a-msds-user-account-control-computed
+UF_LOCKOUT = 0x10
+UF_PASSWORD_EXPIRED = 0x800000
 
 DOMAIN_ADMINS_RID = 512
 DOMAIN_USERS_RID = 513

@@ -13,12 +13,20 @@ from ldap3.utils.dn import parse_dn
 from jitadmin.adapters.ad.account import (
     ACCOUNTDISABLE,
     DOMAIN_ADMINS_RID,
+    UF_LOCKOUT,
+    UF_PASSWORD_EXPIRED,
     sid_text,
 )
 from jitadmin.adapters.ad.ldap import LdapSession
 from jitadmin.core.errors import MisconfiguredError, TransientError
 
-_STATE_ATTRIBUTES = ("userAccountControl", "primaryGroupID", "adminCount", "tokenGroups")
+_STATE_ATTRIBUTES = (
+    "userAccountControl",
+    "msDS-User-Account-Control-Computed",
+    "primaryGroupID",
+    "adminCount",
+    "tokenGroups",
+)
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,7 @@ class AccountState:
     """A read-back of an account: what decides whether access exists."""
 
     uac: int
+    computed_uac: int  # msDS-User-Account-Control-Computed: lockout and password expiry
     primary_group_rid: int | None
     admin_count: int | None
     group_sids: frozenset[str]  # tokenGroups: transitive, primary group included
@@ -86,6 +95,14 @@ class AccountState:
     def is_enabled_admin(self, domain: Domain) -> bool:
         return domain.admins_sid in self.group_sids and not self.uac & ACCOUNTDISABLE
 
+    @property
+    def locked_out(self) -> bool:
+        return bool(self.computed_uac & UF_LOCKOUT)
+
+    @property
+    def password_expired(self) -> bool:
+        return bool(self.computed_uac & UF_PASSWORD_EXPIRED)
+
 
 def read_state(session: LdapSession, dn: str, sam: str) -> AccountState:
     entry = session.read(dn, _STATE_ATTRIBUTES, what=f"read back {sam}")
@@ -93,6 +110,7 @@ def read_state(session: LdapSession, dn: str, sam: str) -> AccountState:
         raise TransientError(f"{sam} cannot be read back")
     return AccountState(
         uac=entry.number("userAccountControl") or 0,
+        computed_uac=entry.number("msDS-User-Account-Control-Computed") or 0,
         primary_group_rid=entry.number("primaryGroupID"),
         admin_count=entry.number("adminCount"),
         group_sids=frozenset(sid_text(raw) for raw in entry.values("tokenGroups")),

@@ -37,7 +37,7 @@ from jitadmin.adapters.ad.account import (
     protected_sids,
     unicode_pwd,
 )
-from jitadmin.adapters.ad.domain import Domain, discover, read_state
+from jitadmin.adapters.ad.domain import AccountState, Domain, discover, read_state
 from jitadmin.adapters.ad.ldap import (
     ATTRIBUTE_OR_VALUE_EXISTS,
     CONSTRAINT_VIOLATION,
@@ -165,6 +165,13 @@ class ActiveDirectoryIdentityProvider:
                 {"unicodePwd": [(MODIFY_REPLACE, [unicode_pwd(spec.password)])]},
                 what=f"set the password of {sam}",
             )
+            # An admin reset does not unlock on Windows, and a re-used tech account is a typical
+            # lockout victim (a saved old password retried somewhere).
+            session.modify(
+                dn,
+                {"lockoutTime": [(MODIFY_REPLACE, ["0"])]},
+                what=f"unlock {sam} (lockoutTime 0)",
+            )
             record("password_set", {})
             ends = spec.expires_at.astimezone(UTC) + self._expiry_grace
             session.modify(
@@ -190,6 +197,7 @@ class ActiveDirectoryIdentityProvider:
             state = read_state(session, dn, sam)
             if not state.is_enabled_admin(domain):
                 raise TransientError(f"{sam} does not show as an enabled Domain Admin yet")
+            _require_usable(state, sam, self.connection.bind_user)
             record("verified_granted", {})
         log.info("%s is an enabled Domain Admin until %s", sam, iso(ends))
         return AccessResult(
@@ -454,6 +462,21 @@ def _require_owner(account: Account, requester: str) -> None:
         raise AlreadyExistsError(
             f"the account {account.sam} is jitadmin's tech account of another requester "
             f"({account.owner}); it is left untouched"
+        )
+
+
+def _require_usable(state: AccountState, sam: str, bind_user: str) -> None:
+    """An enabled Domain Admin the technician cannot log on with is not a grant."""
+    if state.locked_out:
+        raise TransientError(
+            f"{sam} is locked out (msDS-User-Account-Control-Computed has LOCKOUT) although "
+            "jitadmin wrote lockoutTime 0: something keeps logging on with a wrong password"
+        )
+    if state.password_expired:
+        raise MisconfiguredError(
+            f"the password of {sam} is expired right after jitadmin set it "
+            "(msDS-User-Account-Control-Computed has PASSWORD_EXPIRED): the technician would "
+            f"have to change it at first logon; grant Unexpire-Password to {bind_user}"
         )
 
 

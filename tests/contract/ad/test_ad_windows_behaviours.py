@@ -1,0 +1,103 @@
+"""What Windows domain controllers do that a plain Samba DC hides, imitated on the real Samba DC.
+
+Each test puts the domain into the state a Windows DC would leave (a lockout, an expired
+password, an unreadable tokenGroups, an AdminSDHolder stamp) with an Administrator's own LDAPS
+session, then checks what the adapter does about it. Every test has its own requester.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from jitadmin.adapters.ad.provider import ActiveDirectoryIdentityProvider
+from jitadmin.core.errors import TransientError
+from jitadmin.core.passwords import generate_password
+from jitadmin.ports import AccessSpec
+
+from support.ad import SambaDc, unique_requester
+from support.ad_adapter import Steps, logon, provider_for, revoke_spec, spec
+
+
+@pytest.fixture
+def provider(samba_dc: SambaDc) -> ActiveDirectoryIdentityProvider:
+    return provider_for(samba_dc.ad_connection())
+
+
+# -- lockout -----------------------------------------------------------------------------
+
+
+class CrashError(Exception):
+    """The worker died right after a step was recorded."""
+
+
+def test_a_grant_unlocks_a_locked_out_tech_account(
+    samba_dc: SambaDc, provider: ActiveDirectoryIdentityProvider
+) -> None:
+    """A lockout lives in lockoutTime, not userAccountControl, and an administrator's password
+    reset does not clear it; the DC reports it as LOCKOUT (0x10) in
+    msDS-User-Account-Control-Computed. The grant writes lockoutTime 0.
+    https://learn.microsoft.com/windows/win32/adschema/a-lockouttime
+    https://learn.microsoft.com/windows/win32/adschema/a-msds-user-account-control-computed
+
+    Samba (unlike Windows) also unlocks on any userAccountControl write, so the account here is
+    already enabled when it is locked out: a grant that crashed right after enabling it, and a
+    saved old password that locked it before the retry. The retry writes no userAccountControl.
+    """
+    request = spec(unique_requester())
+    sam = provider.planned_username(request.grant_id, request.requester)
+
+    def locked_out_then_crash() -> None:
+        with samba_dc.admin() as admin:
+            user = admin.find(sam)
+            assert user is not None and user.enabled
+            admin.lock_out(user.dn)
+            admin.set(user.dn, unicodePwd=f'"{generate_password()}"'.encode("utf-16-le"))
+            assert admin.read(user.dn).locked_out  # as on Windows: a reset does not unlock
+        raise CrashError
+
+    crashed = Steps(after={"enabled": locked_out_then_crash})
+    with pytest.raises(CrashError):
+        provider.grant(request, crashed)
+    recorded = {k: v for _, data in crashed.calls for k, v in data.items()}
+    retry = Steps()
+    result = provider.grant(
+        AccessSpec(request.grant_id, request.requester, request.password, request.expires_at,
+                   recorded),
+        retry,
+    )  # fmt: skip
+    assert retry.names[-1] == "verified_granted"
+    with samba_dc.admin() as admin:
+        user = admin.read(result.account["dn"])
+    assert not user.locked_out and user.number("lockoutTime") == 0
+    assert logon(samba_dc, sam, request.password) == (True, "")
+    provider.revoke(revoke_spec(request, result), Steps())
+
+
+def test_a_lockout_that_returns_before_the_read_back_is_not_verified(
+    samba_dc: SambaDc, provider: ActiveDirectoryIdentityProvider
+) -> None:
+    """The read-back checks LOCKOUT (0x10) in msDS-User-Account-Control-Computed: a lockout
+    that comes back after jitadmin wrote lockoutTime 0 (a saved old password retried somewhere)
+    leaves a grant nobody can log on with, so it is not verified.
+    https://learn.microsoft.com/windows/win32/adschema/a-msds-user-account-control-computed
+    """
+    request = spec(unique_requester())
+    sam = provider.planned_username(request.grant_id, request.requester)
+
+    def locked_again() -> None:
+        with samba_dc.admin() as admin:
+            user = admin.find(sam)
+            assert user is not None
+            admin.lock_out(user.dn)
+
+    steps = Steps(after={"group_added": locked_again})
+    with pytest.raises(TransientError, match=f"{sam} is locked out") as refused:
+        provider.grant(request, steps)
+    assert "verified_granted" not in steps.names
+    assert request.password not in str(refused.value)
+    # A retry unlocks it again and verifies.
+    retry = Steps()
+    result = provider.grant(request, retry)
+    assert retry.names[-1] == "verified_granted"
+    assert logon(samba_dc, sam, request.password) == (True, "")
+    provider.revoke(revoke_spec(request, result), Steps())
