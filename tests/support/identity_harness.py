@@ -214,7 +214,7 @@ class AdHarness:
         # A rogue Domain Admin must not outlive its test on the shared DC.
         with self.dc.admin() as admin:
             for dn in self._added:
-                admin.conn.delete(dn)
+                admin.ok(admin.conn.delete(dn))
 
 
 # --- the fake, in both of its directory styles ---------------------------------------------
