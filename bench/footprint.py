@@ -25,9 +25,9 @@ from bench.common import (
     rss_mib,
     stop_process,
 )
+from jitadmin.connectors import emulator_world
 from jitadmin.db.tables import GrantRow
 from jitadmin.emulators.runner import free_port
-from jitadmin.emulators.server import EmulatorWorld
 from jitadmin.entrypoints.demo import seed
 from jitadmin.settings import Settings
 from jitadmin.wiring import build
@@ -107,7 +107,7 @@ def run_footprint(history: int = 100_000, window_s: float = 30.0) -> FootprintRe
     with tempfile.TemporaryDirectory(prefix="jit-bench-") as tmp_name:
         tmp = Path(tmp_name)
         url_db = f"sqlite:///{tmp / 'jitadmin.db'}"
-        world = EmulatorWorld()
+        world = emulator_world()
         world.start()
         app = build(Settings(data_dir=tmp, database_url=url_db, secret_key=SecretStr(SECRET_KEY)))
         users = seed(app, world)

@@ -22,6 +22,7 @@ from argon2 import PasswordHasher
 from pydantic import SecretStr
 
 from bench.common import JITADMIN, SECRET_KEY, env_for, loadavg, log, percentile, stop_process
+from jitadmin.connectors import emulator_world
 from jitadmin.emulators.runner import free_port
 from jitadmin.emulators.server import EmulatorWorld
 from jitadmin.entrypoints.demo import seed
@@ -88,7 +89,7 @@ def _run(  # noqa: PLR0915 - one measurement, start to finish
     profile: Path | None,
 ) -> RequestPathResult:
     url_db = f"sqlite:///{tmp / 'jitadmin.db'}"
-    world = EmulatorWorld()
+    world = emulator_world()
     world.start()
     app = build(Settings(data_dir=tmp, database_url=url_db, secret_key=SecretStr(SECRET_KEY)))
     users = seed(app, world)

@@ -35,6 +35,7 @@ from bench.common import (
 )
 from bench.throttle import WriteThrottle
 from jitadmin.adapters.m365.directory import MANAGED_TAG, display_name
+from jitadmin.connectors import emulator_world
 from jitadmin.core.grant import Grant, GrantState
 from jitadmin.db.tables import GrantRow
 from jitadmin.emulators.graph.model import GLOBAL_ADMINISTRATOR, assignment_id
@@ -212,7 +213,7 @@ def _run_storm(  # noqa: PLR0915 - one storm, start to finish, reads best in one
     spec: StormSpec, tmp: Path, database_url: str | None, profile: Path | None
 ) -> StormResult:
     url = database_url or f"sqlite:///{tmp / 'jitadmin.db'}"
-    world = EmulatorWorld(customers=customers(spec.tenants))
+    world = emulator_world(customers=customers(spec.tenants))
     throttle: WriteThrottle | None = None
     if spec.throttle_writes_per_s is not None:
         world.graph_app.add_middleware(

@@ -1,9 +1,10 @@
-"""One test harness per PSA: the same questions asked of ConnectWise, Autotask and HaloPSA.
+"""One test harness for every PSA in the connector registry: the same questions asked of each.
 
 A ``Harness`` wraps one kind of PSA inside a running ``EmulatorWorld``: it builds that kind's
-adapter against the emulator over real HTTP, flips the emulator's fault switches, reads the
-journal, and reaches into the emulator's state only where a test needs ground truth (what is
-really stored) or a setup step a vendor API does not offer (adding and closing tickets).
+adapter (the registry's builder) against the emulator over real HTTP, flips the emulator's fault
+switches, reads the journal, and reaches into the emulator's state (its ``TicketGroundTruth``)
+only where a test needs ground truth (what is really stored) or a setup step a vendor API does
+not offer (adding and closing tickets). Nothing here names a vendor.
 """
 
 from __future__ import annotations
@@ -14,20 +15,19 @@ from typing import Any
 
 import httpx
 
-from jitadmin.adapters.psa.autotask.adapter import AutotaskTickets
-from jitadmin.adapters.psa.connectwise.adapter import ConnectWiseTickets
-from jitadmin.adapters.psa.halopsa.adapter import HaloTickets
-from jitadmin.emulators.psa.autotask.state import COMPLETE
-from jitadmin.emulators.psa.halopsa.state import CLOSED
+from jitadmin.connectors import REGISTRY, Connector, emulator_world
+from jitadmin.core.connectors import AdapterEnv, ConnectorFamily
+from jitadmin.emulators.psa.common import JournalPaths, TicketGroundTruth
 from jitadmin.emulators.seed import SeedCustomer
 from jitadmin.emulators.server import EmulatorWorld
 from jitadmin.ports import TicketSystem
 
 from support.config import TEST_EGRESS
 
-KINDS = ("connectwise", "autotask", "halopsa")
+# The PSAs jitadmin is built with (a test may register another for its own run).
+KINDS = REGISTRY.catalog.ticket_systems
 # The secret setting of each kind (what must never show in an error or a repr).
-SECRET = {"connectwise": "private_key", "autotask": "secret", "halopsa": "client_secret"}
+SECRET = {c.kind: c.spec.secret_fields[0] for c in REGISTRY.family(ConnectorFamily.TICKET_SYSTEM)}
 # A customer without seed tickets: paging tests fill it without disturbing the others.
 BIGCO = SeedCustomer(
     slug="bigco", name="Big Co", tenant_id="00000000-0000-4000-8000-000000000252",
@@ -47,7 +47,7 @@ class Sleeps:
 
 def running_world(**options: Any) -> Iterator[EmulatorWorld]:
     """A started ``EmulatorWorld`` (``options`` as its fields), stopped after; for fixtures."""
-    running = EmulatorWorld(**options)
+    running = emulator_world(**options)
     running.start()
     yield running
     running.stop()
@@ -91,6 +91,10 @@ class Harness(AdminSwitches):
     world: EmulatorWorld
 
     @property
+    def connector(self) -> Connector:
+        return REGISTRY.get(self.kind, ConnectorFamily.TICKET_SYSTEM)
+
+    @property
     def psa(self) -> dict[str, Any]:
         return self.world.psa_settings(self.kind)
 
@@ -99,35 +103,42 @@ class Harness(AdminSwitches):
         return str(self.psa["admin_url"])
 
     @property
+    def secret_field(self) -> str:
+        return self.connector.spec.secret_fields[0]
+
+    @property
     def secret(self) -> str:
-        return str(self.psa[SECRET[self.kind]])
+        return str(self.psa[self.secret_field])
+
+    @property
+    def paths(self) -> JournalPaths:
+        emulator = self.connector.emulator
+        assert emulator is not None
+        return emulator.paths
+
+    @property
+    def truth(self) -> TicketGroundTruth:
+        return self.world.ground_truth(self.kind)
 
     # --- the adapter --------------------------------------------------------------------
 
     def adapter(self, *, secret: str | None = None, **overrides: Any) -> TicketSystem:
-        """This kind's adapter on the emulator; ``sleep`` records instead of sleeping."""
-        p = self.psa
-        key = secret if secret is not None else self.secret
-        options: dict[str, Any] = {"sleep": Sleeps(), "egress": TEST_EGRESS, **overrides}
-        if self.kind == "connectwise":
-            base = options.pop("base_url", p["base_url"])
-            return ConnectWiseTickets(
-                base, p["company_id"], p["public_key"], key, p["client_id"], **options
-            )
-        if self.kind == "autotask":
-            base = options.pop("base_url", p["base_url"])
-            return AutotaskTickets(base, p["username"], key, p["integration_code"], **options)
-        base = options.pop("base_url", p["base_url"])
-        auth = options.pop("auth_url", p["auth_url"])
-        tenant = options.pop("tenant", p["tenant"])
-        return HaloTickets(base, auth, p["client_id"], key, tenant, **options)
+        """This kind's adapter on the emulator. ``overrides`` naming a setting (``base_url``)
+        replace it; the rest are adapter options. ``sleep`` records instead of sleeping."""
+        spec = self.connector.spec
+        settings = {k: v for k, v in self.psa.items() if k in spec.fields}
+        settings |= {k: overrides.pop(k) for k in list(overrides) if k in spec.fields}
+        secrets = {self.secret_field: secret if secret is not None else self.secret}
+        options: dict[str, Any] = {"sleep": Sleeps(), **overrides}
+        env = AdapterEnv(egress=TEST_EGRESS)
+        return REGISTRY.ticket_system(self.kind, settings, secrets, env, **options)
 
     # --- switches and journal (the rest in AdminSwitches) ----------------------------------
 
     def drop_after_commit(self, count: int = 1, mode: str = "500") -> None:
         body: dict[str, Any] = {"count": count}
-        if self.kind != "connectwise":
-            body["mode"] = mode  # ConnectWise's switch only answers 500
+        if self.paths.drop_modes != ("500",):
+            body["mode"] = mode  # an emulator whose switch only answers 500 takes no mode
         httpx.post(f"{self.admin_url}/drop_after_commit", json=body).raise_for_status()
 
     def requests(self, method: str, contains: str) -> list[dict[str, Any]]:
@@ -141,25 +152,19 @@ class Harness(AdminSwitches):
     @property
     def ticket_path(self) -> str:
         """What the single-ticket GET's path contains, for fault ``match`` patterns."""
-        return {"connectwise": "service/tickets", "autotask": "/Tickets/", "halopsa": "/api/"}[
-            self.kind
-        ]
+        return self.paths.ticket
 
     @property
     def note_post_path(self) -> str:
-        # Lower case for Halo: its emulator matches faults on the case-folded path.
-        return {"connectwise": "/notes", "autotask": "/Notes", "halopsa": "/actions"}[self.kind]
+        return self.paths.note_post
 
     def note_posts(self) -> list[dict[str, Any]]:
         return self.requests("POST", self.note_post_path)
 
     def listing_requests(self) -> list[dict[str, Any]]:
         """Journal entries that list tickets (one per page)."""
-        method, end = {
-            "connectwise": ("GET", "/service/tickets"),
-            "autotask": ("POST", "/tickets/query"),
-            "halopsa": ("GET", "/api/tickets"),
-        }[self.kind]
+        method, end = self.paths.listing
+        end = end.lower()
         return [
             e
             for e in self.requests(method, end)
@@ -170,43 +175,15 @@ class Harness(AdminSwitches):
 
     def stored_notes(self, ticket_id: str) -> list[tuple[str, str]]:
         """``(id, text)`` of every note really stored on the ticket, oldest first."""
-        w = self.world
-        if self.kind == "connectwise":
-            return [(str(n["id"]), n["text"]) for n in w.connectwise.notes(ticket_id)]
-        if self.kind == "autotask":
-            notes = sorted(w.autotask.notes(ticket_id), key=lambda n: int(n["id"]))
-            return [(str(n["id"]), n["description"]) for n in notes]
-        return [(str(a["id"]), a["note"]) for a in w.halopsa.actions(ticket_id)]
+        return self.truth.stored_notes(ticket_id)
 
     def add_ticket(self, company_id: int, summary: str, *, closed: bool = False) -> int:
-        w = self.world
-        if self.kind == "connectwise":
-            status = "Closed" if closed else "New"
-            return w.connectwise.add_ticket(company_id, summary, status=status, closed=closed)
-        if self.kind == "autotask":
-            return w.autotask.add_ticket(company_id, summary, closed=closed)
-        return w.halopsa.add_ticket(company_id, summary, closed=closed)
+        return self.truth.add_ticket(company_id, summary, closed=closed)
 
     def close_ticket(self, ticket_id: int) -> None:
         """Close a ticket in the PSA, as a technician would."""
-        w = self.world
-        if self.kind == "autotask":
-            w.autotask.set_status(ticket_id, COMPLETE)
-        elif self.kind == "halopsa":
-            w.halopsa.set_status(ticket_id, CLOSED)
-        else:
-            with w.connectwise._lock:  # no public setter; the lock keeps the server thread safe
-                ticket = w.connectwise._tickets[ticket_id]
-                ticket["closedFlag"] = True
-                ticket["status"] = {"id": 30, "name": "Closed"}
+        self.truth.close_ticket(ticket_id)
 
     def seed_note(self, ticket_id: int, text: str) -> None:
         """A note written by someone else (no faults, no journal)."""
-        w = self.world
-        if self.kind == "connectwise":
-            w.connectwise.add_note(ticket_id, {"text": text, "internalAnalysisFlag": True})
-        elif self.kind == "autotask":
-            body = {"title": "t", "description": text, "noteType": 1, "publish": 1}
-            w.autotask.add_note(ticket_id, body)
-        else:
-            w.halopsa.add_actions([{"ticket_id": ticket_id, "outcome_id": 2, "note": text}])
+        self.truth.seed_note(ticket_id, text)

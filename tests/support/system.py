@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from jitadmin.adapters.clock import ManualClock
+from jitadmin.connectors import emulator_world
 from jitadmin.emulators.runner import RunningServer, serve_in_thread
 from jitadmin.emulators.server import EmulatorWorld
 from jitadmin.entrypoints.api.app import create_app
@@ -122,7 +123,7 @@ def start_system(
     psa: str = "connectwise",
     **overrides: Any,
 ) -> System:
-    world = EmulatorWorld(psa_kind=psa)
+    world = emulator_world(psa_kind=psa)
     world.start()
     app = build(fast_settings(tmp_path, **overrides), clock=clock)
     users = seed(app, world)

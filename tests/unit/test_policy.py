@@ -5,7 +5,8 @@ import pytest
 from jitadmin.core.errors import ValidationFailedError
 from jitadmin.core.policy import CustomerPolicy, GrantRequest, check_duration, validate_request
 
-POLICY = CustomerPolicy(frozenset({"m365"}))
+KNOWN = ("m365", "ad")  # what the connector registry holds
+POLICY = CustomerPolicy(frozenset({"m365"}), KNOWN)
 
 
 def request(**changes: object) -> GrantRequest:
@@ -38,11 +39,11 @@ def test_duration_bounds_are_inclusive(minutes: int) -> None:
 
 
 def test_per_customer_maximum_overrides_the_default() -> None:
-    tight = CustomerPolicy(frozenset({"m365"}), max_duration_minutes=60)
+    tight = CustomerPolicy(frozenset({"m365"}), KNOWN, max_duration_minutes=60)
     validate_request(request(duration_minutes=60), tight)
     with pytest.raises(ValidationFailedError, match="between 1 and 60"):
         validate_request(request(duration_minutes=61), tight)
-    roomy = CustomerPolicy(frozenset({"m365"}), max_duration_minutes=720)
+    roomy = CustomerPolicy(frozenset({"m365"}), KNOWN, max_duration_minutes=720)
     validate_request(request(duration_minutes=720), roomy)
 
 

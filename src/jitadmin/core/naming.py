@@ -62,3 +62,8 @@ def is_tenant_id(value: str) -> bool:
     return len(value) <= 253 and bool(
         _TENANT_GUID.fullmatch(value) or _TENANT_DOMAIN.fullmatch(value)
     )
+
+
+def normalised(value: object) -> str:
+    """A setting as compared across saves: trimmed, lower case, no spaces around DN commas."""
+    return re.sub(r"\s*,\s*", ",", str(value or "").strip().lower())

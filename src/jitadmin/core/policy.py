@@ -9,7 +9,6 @@ from jitadmin.core.errors import FieldProblem, ValidationFailedError
 DEFAULT_MAX_DURATION_MINUTES = 480
 MIN_REASON_LENGTH = 10
 MAX_REASON_LENGTH = 2000
-IDENTITY_PROVIDERS = ("m365", "ad")
 
 
 @dataclass(frozen=True)
@@ -24,6 +23,8 @@ class GrantRequest:
 @dataclass(frozen=True)
 class CustomerPolicy:
     configured_identity_providers: frozenset[str]
+    # Every identity provider jitadmin was built with (the connector registry's).
+    known_identity_providers: tuple[str, ...]
     max_duration_minutes: int = DEFAULT_MAX_DURATION_MINUTES
 
 
@@ -53,10 +54,9 @@ def check_reason(reason: str) -> str:
 def validate_request(request: GrantRequest, policy: CustomerPolicy) -> None:
     """Check everything that needs no outside system; raise naming every broken field."""
     problems: list[FieldProblem] = []
-    if request.identity_provider not in IDENTITY_PROVIDERS:
-        problems.append(
-            FieldProblem("identity_provider", f"must be one of {', '.join(IDENTITY_PROVIDERS)}")
-        )
+    known = policy.known_identity_providers
+    if request.identity_provider not in known:
+        problems.append(FieldProblem("identity_provider", f"must be one of {', '.join(known)}"))
     elif request.identity_provider not in policy.configured_identity_providers:
         problems.append(
             FieldProblem(

@@ -1,6 +1,7 @@
 """Ticket note texts.
 
-The first sentence of each is a contract with the MSP's technicians: keep it word for word.
+The first sentence of each is a contract with the MSP's technicians (they search tickets for
+it): keep it word for word. Each identity provider words its own (``AccessWording``).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import re
 from datetime import datetime
 
 from jitadmin.core.clock import iso
+from jitadmin.core.connectors import AccessWording
 from jitadmin.core.grant import Grant
 
 
@@ -47,32 +49,16 @@ def _details(grant: Grant, *, until: datetime | None = None) -> str:
     )
 
 
-def granted_note(grant: Grant) -> str:
-    if grant.identity_provider == "ad":
-        head = (
-            f"The tech account {neutral(grant.username)} is now enabled and has been added to "
-            f"Domain Admins until {iso(grant.expires_at)}."
-        )
-    else:
-        head = (
-            f"The account {neutral(grant.username)} is now enabled and has been added to the "
-            "Global Admin role."
-        )
+def granted_note(grant: Grant, wording: AccessWording) -> str:
+    """The note posted when access is granted, in the words of the grant's identity provider."""
+    head = wording.granted.format(
+        username=neutral(grant.username), expires_at=iso(grant.expires_at)
+    )
     return f"{head}\n{_details(grant)}\n[{marker(grant.id, 'granted')}]"
 
 
-def revoked_note(grant: Grant) -> str:
-    if grant.identity_provider == "ad":
-        head = (
-            f"The tech account {neutral(grant.username)} has been removed from Domain Admins, "
-            "disabled, and its password reset."
-        )
-    else:
-        head = (
-            f"Global Admin has been removed from the account {neutral(grant.username)} "
-            "and the account "
-            "has been deleted."
-        )
+def revoked_note(grant: Grant, wording: AccessWording) -> str:
+    head = wording.revoked.format(username=neutral(grant.username))
     return (
         f"{head}\nRevoked at {iso(grant.revoked_at)}; requested by {neutral(grant.requester)}. "
         f"Reason: {neutral(grant.reason)}\n[{marker(grant.id, 'revoked')}]"

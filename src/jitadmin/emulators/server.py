@@ -1,43 +1,50 @@
-"""All emulators behind one loopback port: Graph under /graph, the PSAs under /connectwise,
-/autotask and /halopsa. ``psa_kind`` picks the PSA that ``psa_settings()`` describes."""
+"""All emulators behind one loopback port: Graph under /graph, each PSA emulator under /{kind}.
+
+The PSA emulators are given (``psa_emulators``; ``jitadmin.connectors.emulator_world`` passes
+every registered one); ``psa_kind`` picks the PSA that ``psa_settings()`` describes."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI
 
 from jitadmin.emulators.graph.app import create_graph_app
-from jitadmin.emulators.psa.autotask.app import GLOBAL_ROOT as AT_GLOBAL_ROOT
-from jitadmin.emulators.psa.autotask.app import create_autotask_app
-from jitadmin.emulators.psa.connectwise.app import create_connectwise_app
-from jitadmin.emulators.psa.halopsa.app import create_halopsa_app
+from jitadmin.emulators.psa.common import PsaEmulator, TicketGroundTruth
 from jitadmin.emulators.runner import RunningServer, serve_in_thread
 from jitadmin.emulators.seed import CUSTOMERS, SeedCredentials, SeedCustomer
-
-PSA_KINDS = ("connectwise", "autotask", "halopsa")
 
 
 @dataclass
 class EmulatorWorld:
+    psa_emulators: Sequence[PsaEmulator] = ()
     customers: tuple[SeedCustomer, ...] = CUSTOMERS
     creds: SeedCredentials = field(default_factory=SeedCredentials)
-    psa_kind: str = "connectwise"
+    psa_kind: str = ""  # default: the first PSA emulator
 
     def __post_init__(self) -> None:
-        if self.psa_kind not in PSA_KINDS:
-            raise ValueError(f"psa_kind must be one of {', '.join(PSA_KINDS)}")
+        self.emulators = {e.kind: e for e in self.psa_emulators}
+        self.psa_kind = self.psa_kind or next(iter(self.emulators), "")
+        if self.emulators and self.psa_kind not in self.emulators:
+            raise ValueError(f"psa_kind must be one of {', '.join(self.emulators)}")
         self.graph_app, self.graph = create_graph_app(self.customers, self.creds)
-        self.cw_app, self.connectwise = create_connectwise_app(self.customers, self.creds)
         self.app = FastAPI(title="jitadmin emulators", docs_url=None, redoc_url=None)
         self.app.mount("/graph", self.graph_app)
-        self.app.mount("/connectwise", self.cw_app)
-        self.at_app, self.autotask = create_autotask_app(self.customers, self.creds)
-        self.app.mount("/autotask", self.at_app)
-        self.halo_app, self.halopsa = create_halopsa_app(self.customers, self.creds)
-        self.app.mount("/halopsa", self.halo_app)
+        self._psa_states: dict[str, Any] = {}
+        for kind, emulator in self.emulators.items():
+            app, self._psa_states[kind] = emulator.create(self.customers, self.creds)
+            self.app.mount(f"/{kind}", app)
         self.server: RunningServer | None = None
+
+    def psa_state(self, kind: str | None = None) -> Any:
+        """The state of the PSA emulator ``kind`` (default ``psa_kind``): its ground truth."""
+        return self._psa_states[kind or self.psa_kind]
+
+    def ground_truth(self, kind: str | None = None) -> TicketGroundTruth:
+        truth: TicketGroundTruth = self.psa_state(kind)
+        return truth
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         self.server = serve_in_thread(self.app, host, port)
@@ -68,40 +75,10 @@ class EmulatorWorld:
     def psa_settings(self, kind: str | None = None) -> dict[str, Any]:
         """Exactly the body PUT /psa takes for ``kind`` (default: ``psa_kind``), + admin_url."""
         kind = kind or self.psa_kind
-        if kind == "autotask":
-            root = f"{self.url}/autotask"
-            return {
-                "kind": "autotask",
-                "base_url": f"{root}{AT_GLOBAL_ROOT}",
-                "admin_url": f"{root}/_admin",
-                "username": self.creds.at_username,
-                "secret": self.creds.at_secret,
-                "integration_code": self.creds.at_integration_code,
-            }
-        if kind == "halopsa":
-            root = f"{self.url}/halopsa"
-            return {
-                "kind": "halopsa",
-                "base_url": root,
-                "auth_url": f"{root}/auth",
-                "admin_url": f"{root}/_admin",
-                "client_id": self.creds.halo_client_id,
-                "client_secret": self.creds.halo_client_secret,
-                "tenant": self.creds.halo_tenant,
-            }
-        root = f"{self.url}/connectwise"
-        return {
-            "kind": "connectwise",
-            "base_url": f"{root}/v4_6_release/apis/3.0",
-            "admin_url": f"{root}/_admin",
-            "company_id": self.creds.cw_company_id,
-            "public_key": self.creds.cw_public_key,
-            "private_key": self.creds.cw_private_key,
-            "client_id": self.creds.cw_client_id,
-        }
+        return self.emulators[kind].settings(f"{self.url}/{kind}", self.creds)
 
     def describe(self) -> dict[str, Any]:
-        """The ``emulators`` object of demo.json (its names are a public interface)."""
+        """The ``emulators`` object of demo.json (a public interface: tools read these names)."""
         first = self.customers[0]
         return {
             "graph": self.graph_settings(first),

@@ -18,10 +18,10 @@ import typer
 import uvicorn
 from pydantic import SecretStr, ValidationError
 
+from jitadmin.connectors import REGISTRY, emulator_world
 from jitadmin.core.errors import JitError
 from jitadmin.db import migrate
 from jitadmin.db.files import private_dir
-from jitadmin.emulators.server import PSA_KINDS, EmulatorWorld
 from jitadmin.entrypoints import cli_security, logging_redaction
 from jitadmin.entrypoints.api.app import create_app
 from jitadmin.entrypoints.api.schemas import grant_out
@@ -37,6 +37,9 @@ from jitadmin.ports import User
 from jitadmin.services import admin, audit_anchor, grants
 from jitadmin.settings import Settings
 from jitadmin.wiring import App, build
+
+PSA_CHOICES = REGISTRY.catalog.ticket_systems
+IDP_CHOICES = REGISTRY.catalog.identity_providers
 
 cli = typer.Typer(
     no_args_is_help=True,
@@ -99,11 +102,11 @@ def demo(
     data_dir: Annotated[
         Path, typer.Option(help="Where the demo keeps its SQLite database.")
     ] = Path(".demo"),
-    psa: Annotated[str, typer.Option(help="connectwise|autotask|halopsa")] = "connectwise",
+    psa: Annotated[str, typer.Option(help="|".join(PSA_CHOICES))] = PSA_CHOICES[0],
 ) -> None:
     """Run the whole product on embedded defaults with built-in emulators."""
-    if psa not in PSA_KINDS:
-        fail(f"--psa {psa}: must be one of {', '.join(PSA_KINDS)}")
+    if psa not in PSA_CHOICES:
+        fail(f"--psa {psa}: must be one of {', '.join(PSA_CHOICES)}")
     _logging()
     private_dir(data_dir)
     database_file = data_dir / "jitadmin.db"
@@ -116,7 +119,7 @@ def demo(
         secret_key=SecretStr(load_or_create_key(data_dir)),
         egress_allow=egress_allow(host, _settings().egress_allow),
     )
-    world = EmulatorWorld(psa_kind=psa)
+    world = emulator_world(psa_kind=psa)
     world.start(host)
     app = build(settings)
     users = seed(app, world)
@@ -137,7 +140,7 @@ def emulate(
     out: Annotated[Path | None, typer.Option(help="Write endpoints and credentials here.")] = None,
 ) -> None:
     """Serve the Graph and PSA emulators alone, seeded like the demo."""
-    world = EmulatorWorld()
+    world = emulator_world()
     world.start(host, port)
     if out is not None:
         write_json(out, world.describe())
@@ -265,7 +268,9 @@ def request_cmd(
     ticket: Annotated[str, typer.Option()],
     minutes: Annotated[int, typer.Option()],
     reason: Annotated[str, typer.Option()],
-    identity_provider: Annotated[str, typer.Option("--idp")] = "m365",
+    identity_provider: Annotated[
+        str, typer.Option("--idp", help="|".join(IDP_CHOICES))
+    ] = IDP_CHOICES[0],
 ) -> None:
     """Request admin access; prints the one-time password once."""
     app = _app()

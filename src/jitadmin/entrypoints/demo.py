@@ -7,6 +7,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from jitadmin.connectors import REGISTRY
 from jitadmin.db.files import private_file, write_private
 from jitadmin.emulators.server import EmulatorWorld
 from jitadmin.ports import User
@@ -34,22 +35,18 @@ def load_or_create_key(data_dir: Path) -> str:
 
 
 def seed(app: App, world: EmulatorWorld) -> dict[str, dict[str, str]]:
-    """Customers, their M365 connections, the PSA, an admin and a technician."""
+    """Customers, a connection for each emulated identity provider, the PSA, an admin and a
+    technician."""
     ctx = app.ctx
     for customer in world.customers:
         admin.create_customer(
             ctx, SYSTEM_ADMIN, slug=customer.slug, name=customer.name,
             psa_company_id=str(customer.psa_company_id), domain_prefix=customer.slug,
         )  # fmt: skip
-        graph = world.graph_settings(customer)
-        admin.put_connection(
-            ctx, SYSTEM_ADMIN, customer.slug, "m365",
-            {
-                "tenant_id": graph["tenant_id"], "client_id": graph["client_id"],
-                "client_secret": graph["client_secret"], "authority_url": graph["authority_url"],
-                "graph_url": graph["base_url"], "domain": graph["domain"],
-            },
-        )  # fmt: skip
+        for connector in REGISTRY:
+            if connector.emulated is not None:
+                settings = connector.emulated(world, customer)
+                admin.put_connection(ctx, SYSTEM_ADMIN, customer.slug, connector.kind, settings)
     psa = {k: v for k, v in world.psa_settings().items() if k != "admin_url"}
     admin.put_psa(ctx, SYSTEM_ADMIN, psa)
     users: dict[str, dict[str, str]] = {}

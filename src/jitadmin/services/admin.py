@@ -11,12 +11,15 @@ from datetime import timedelta
 from typing import Any
 
 from argon2 import PasswordHasher
+from pydantic import ValidationError as PydanticValidationError
 
 from jitadmin.core import fields
+from jitadmin.core.connectors import ConnectorFamily, ConnectorSpec
 from jitadmin.core.errors import (
     AdapterError,
     AdapterNotFoundError,
     ConflictError,
+    FieldProblem,
     UpstreamUnavailableError,
     ValidationFailedError,
 )
@@ -47,24 +50,6 @@ from jitadmin.services.tenancy import refuse_tenant_switch
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{1,199}$")
 _hasher = PasswordHasher()
-
-# Which settings are secret (write-only, sealed) for each connection kind.
-SECRET_FIELDS: dict[str, tuple[str, ...]] = {
-    "m365": ("client_secret",),
-    "ad": ("bind_password",),
-    "connectwise": ("private_key",),
-    "autotask": ("secret",),
-    "halopsa": ("client_secret",),
-}
-REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
-    "m365": ("tenant_id", "client_id", "client_secret"),
-    "ad": ("url", "bind_user", "bind_password"),
-    "connectwise": ("base_url", "company_id", "public_key", "private_key", "client_id"),
-    "autotask": ("base_url", "username", "secret", "integration_code"),
-    "halopsa": ("base_url", "auth_url", "client_id", "client_secret"),
-}
-PSA_KINDS = ("connectwise", "autotask", "halopsa")
-
 
 TOKEN_PURPOSE = "api-token"  # noqa: S105 (an HKDF label, not a secret)
 
@@ -126,29 +111,43 @@ def list_customers(ctx: ServiceContext, actor: User) -> list[tuple[Customer, lis
         ]
 
 
-def _split_settings(kind: str, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def _split_settings(
+    spec: ConnectorSpec, body: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The settings to store in plain text and the secrets to seal, checked by the spec."""
     fields.check_settings(body)
-    missing = [f for f in REQUIRED_FIELDS[kind] if not str(body.get(f) or "").strip()]
+    missing = [f for f in spec.required_fields if not str(body.get(f) or "").strip()]
     if missing:
         raise ValidationFailedError.single(missing[0], "is required")
-    secret_names = SECRET_FIELDS[kind]
-    public = {k: v for k, v in body.items() if k not in secret_names and v is not None}
-    hidden = {k: body[k] for k in secret_names if k in body}
+    # Names the kind does not have are dropped, never stored (a PUT /psa body may still carry
+    # another kind's settings).
+    given = {k: v for k, v in body.items() if v is not None and k in spec.fields}
+    try:
+        typed = spec.settings.model_validate(given).model_dump(exclude_none=True)
+    except PydanticValidationError as error:
+        raise ValidationFailedError([_setting_problem(item) for item in error.errors()]) from None
+    public = {k: v for k, v in typed.items() if k not in spec.secret_fields}
+    hidden = {k: typed[k] for k in spec.secret_fields if k in typed}
     return public, hidden
+
+
+def _setting_problem(item: Any) -> FieldProblem:
+    name = str(item["loc"][0]) if item.get("loc") else "settings"
+    # Never the value itself: it may be a secret typed into the wrong field.
+    return FieldProblem(name, str(item.get("msg", "is not valid")))
 
 
 def put_connection(
     ctx: ServiceContext, actor: User, slug: str, kind: str, body: dict[str, Any]
 ) -> dict[str, Any]:
     require_role(actor, ADMIN)
-    if kind not in ("m365", "ad"):
-        raise ValidationFailedError.single("kind", "must be m365 or ad")
+    spec = ctx.connector(kind, ConnectorFamily.IDENTITY_PROVIDER, "kind")
     with ctx.uow() as uow:
         # A customer outside the admin's scope is unknown to it, whatever the body says.
         customer = require_customer(uow, actor, slug, "path")
-        public, hidden = _split_settings(kind, body)
-        check_settings(ctx, kind, public)
-        refuse_tenant_switch(uow, customer.slug, kind, public)
+        public, hidden = _split_settings(spec, body)
+        check_settings(ctx, spec, public)
+        refuse_tenant_switch(uow, customer.slug, spec, public)
         sealed = ctx.box.seal(json.dumps(hidden), settings_context(customer.slug, kind, public))
         uow.connections.put(ConnectionRecord(kind, public, sealed, customer.slug), ctx.clock.now())
         uow.audit.append(
@@ -173,10 +172,9 @@ def check_connection(ctx: ServiceContext, actor: User, slug: str, kind: str) -> 
 def put_psa(ctx: ServiceContext, actor: User, body: dict[str, Any]) -> dict[str, Any]:
     require_unrestricted_admin(actor, "the PSA connection (shared by every customer)")
     kind = str(body.get("kind") or "")
-    if kind not in PSA_KINDS:
-        raise ValidationFailedError.single("kind", f"must be one of {', '.join(PSA_KINDS)}")
-    public, hidden = _split_settings(kind, {k: v for k, v in body.items() if k != "kind"})
-    check_settings(ctx, kind, public)
+    spec = ctx.connector(kind, ConnectorFamily.TICKET_SYSTEM, "kind")
+    public, hidden = _split_settings(spec, {k: v for k, v in body.items() if k != "kind"})
+    check_settings(ctx, spec, public)
     with ctx.uow() as uow:
         sealed = ctx.box.seal(json.dumps(hidden), settings_context(None, kind, public))
         uow.connections.put_psa(ConnectionRecord(kind, public, sealed), ctx.clock.now())

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from jitadmin.core.connectors import ConnectorSpec
 from jitadmin.core.egress import EgressRefusedError
 from jitadmin.core.errors import (
     AdapterError,
@@ -30,18 +31,9 @@ from jitadmin.core.errors import (
     ValidationFailedError,
 )
 from jitadmin.core.events import AuditEvent
-from jitadmin.core.naming import TENANT_ID_RULE, is_tenant_id
 from jitadmin.ports import User
 from jitadmin.services.context import ServiceContext
 
-# The settings of each kind that name a server jitadmin connects to.
-URL_FIELDS: dict[str, tuple[str, ...]] = {
-    "connectwise": ("base_url",),
-    "autotask": ("base_url",),
-    "halopsa": ("base_url", "auth_url"),
-    "m365": ("authority_url", "graph_url"),
-    "ad": ("url",),
-}
 _DEFAULT_PORTS = {"https": 443, "http": 80, "ldaps": 636, "ldap": 389}
 
 # What a failed test says, by the kind of failure (first match wins; subclasses first).
@@ -60,23 +52,21 @@ FIXED_MESSAGES: tuple[tuple[type[AdapterError], str, str], ...] = (
 )
 
 
-def check_settings(ctx: ServiceContext, kind: str, settings: dict[str, Any]) -> None:
+def check_settings(ctx: ServiceContext, spec: ConnectorSpec, settings: dict[str, Any]) -> None:
     """Raise ``ValidationFailedError`` (every broken field) unless the settings may be saved."""
     problems = [
         FieldProblem(name, rule)
-        for name in URL_FIELDS.get(kind, ())
+        for name in spec.url_fields
         if settings.get(name) is not None
-        for rule in [_url_rule(ctx, kind, str(settings[name]))]
+        for rule in [_url_rule(ctx, spec, str(settings[name]))]
         if rule is not None
     ]
-    tenant = settings.get("tenant_id")
-    if kind == "m365" and tenant is not None and not is_tenant_id(str(tenant)):
-        problems.append(FieldProblem("tenant_id", TENANT_ID_RULE))
+    problems.extend(FieldProblem(name, rule) for name, rule in spec.check(settings))
     if problems:
         raise ValidationFailedError(problems)
 
 
-def _url_rule(ctx: ServiceContext, kind: str, url: str) -> str | None:
+def _url_rule(ctx: ServiceContext, spec: ConnectorSpec, url: str) -> str | None:
     try:
         parts = urlsplit(url.strip())
         port = parts.port
@@ -86,20 +76,18 @@ def _url_rule(ctx: ServiceContext, kind: str, url: str) -> str | None:
         return "must be a URL with a host"
     if parts.username is not None or parts.password is not None:
         return "must not carry a user name or password (they belong in the secret fields)"
-    rule = _scheme_rule(ctx, kind, parts.scheme.lower(), parts.hostname)
+    rule = _scheme_rule(ctx, spec, parts.scheme.lower(), parts.hostname)
     if rule is not None:
         return rule
     return _address_rule(ctx, parts.hostname, port or _DEFAULT_PORTS[parts.scheme.lower()])
 
 
-def _scheme_rule(ctx: ServiceContext, kind: str, scheme: str, host: str) -> str | None:
-    if kind == "ad":
-        if scheme in ("ldaps", "ldap"):
-            return None
-        return "must be ldaps://host[:port] (LDAPS) or ldap://host[:port] (StartTLS)"
-    if scheme == "http":
+def _scheme_rule(ctx: ServiceContext, spec: ConnectorSpec, scheme: str, host: str) -> str | None:
+    if scheme in spec.url_schemes:
+        return None
+    if scheme == "http" and "https" in spec.url_schemes:
         return ctx.egress.plain_http_refusal(host)
-    return None if scheme == "https" else "must be an https URL"
+    return spec.url_rule
 
 
 def _address_rule(ctx: ServiceContext, host: str, port: int) -> str | None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from jitadmin.core import fields
+from jitadmin.core.connectors import ConnectorCatalog, ConnectorFamily, ConnectorSpec
 from jitadmin.core.egress import EgressPolicy
 from jitadmin.core.errors import (
     AdapterError,
@@ -68,6 +69,8 @@ class ServiceContext:
     box: SecretBox
     identity_providers: IdentityProviderFactory
     ticket_systems: TicketSystemFactory
+    # Every connector kind jitadmin was built with (jitadmin.connectors fills it).
+    connectors: ConnectorCatalog = field(default_factory=ConnectorCatalog)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     tuning: WorkerTuning = field(default_factory=WorkerTuning)
     security: SecurityTuning = field(default_factory=SecurityTuning)
@@ -94,6 +97,14 @@ class ServiceContext:
             return base(credential or acting)
 
         return replace(self, uow=bound, credential=credential)
+
+    def connector(self, kind: str, family: ConnectorFamily, field_name: str) -> ConnectorSpec:
+        """The spec of connector ``kind`` of ``family``; a 422 on ``field_name`` otherwise."""
+        spec = self.connectors.get(kind, family)
+        if spec is None:
+            known = ", ".join(self.connectors.kinds(family))
+            raise ValidationFailedError.single(field_name, f"must be one of {known}")
+        return spec
 
     # -- connections, decrypted only here and only for the call at hand -------------------
 

@@ -151,7 +151,10 @@ def _provision(
         uow.audit.append(current.activate(result.username, result.account, actor=SYSTEM, at=now))
         uow.grants.save(current)
         uow.outbox.enqueue(
-            current, texts.marker(current.id, "granted"), texts.granted_note(current), now
+            current,
+            texts.marker(current.id, "granted"),
+            texts.granted_note(current, ctx.connectors.wording(current.identity_provider)),
+            now,
         )
         uow.commit()
     ctx.wake()
@@ -183,7 +186,10 @@ def _revoke(ctx: ServiceContext, identity: IdentityProvider, grant: Grant) -> Gr
         # The one-time password is worthless now; drop even its ciphertext.
         uow.grants.set_password_sealed(current.id, None)
         uow.outbox.enqueue(
-            current, texts.marker(current.id, "revoked"), texts.revoked_note(current), now
+            current,
+            texts.marker(current.id, "revoked"),
+            texts.revoked_note(current, ctx.connectors.wording(current.identity_provider)),
+            now,
         )
         uow.commit()
     log.info("grant %s revoked and verified", grant.id)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from jitadmin.core import fields, texts
+from jitadmin.core.connectors import ConnectorFamily
 from jitadmin.core.errors import (
     AdapterError,
     AdapterNotFoundError,
@@ -22,7 +23,6 @@ from jitadmin.core.grant import Grant, GrantState
 from jitadmin.core.passwords import check_password, generate_password
 from jitadmin.core.policy import (
     DEFAULT_MAX_DURATION_MINUTES,
-    IDENTITY_PROVIDERS,
     CustomerPolicy,
     GrantRequest,
     check_duration,
@@ -102,13 +102,14 @@ def request_grant(
         found = require_customer(uow, actor, customer)
         # The one connection this request needs, read once: whether it exists is all the
         # policy asks about the customer's identity providers.
+        known = ctx.connectors.identity_providers
         connection = (
             uow.connections.get(found.slug, identity_provider)
-            if identity_provider in IDENTITY_PROVIDERS
+            if identity_provider in known
             else None
         )
         configured = frozenset() if connection is None else frozenset({identity_provider})
-        policy = CustomerPolicy(configured, _max_minutes(found))
+        policy = CustomerPolicy(configured, known, _max_minutes(found))
         request = GrantRequest(
             found.slug, identity_provider, str(ticket_id), duration_minutes, reason
         )
@@ -116,7 +117,7 @@ def request_grant(
         assert connection is not None  # validate_request refuses an unconfigured provider
         if password is not None:
             check_password(password)
-        _refuse_second_grant(uow, actor.username, found.slug, identity_provider)
+        _refuse_second_grant(ctx, uow, actor.username, found.slug, identity_provider)
         ticket_system = ctx.tickets(uow)
         identity = ctx.identity_from(found, connection)
     # Outside calls happen with no transaction open, so they never hold the database.
@@ -162,7 +163,7 @@ def request_grant(
         # Re-checked inside the write transaction, under a per-owner lock: two racing
         # requests cannot both pass.
         uow.grants.lock_owner(actor.username, found.slug, identity_provider)
-        _refuse_second_grant(uow, actor.username, found.slug, identity_provider)
+        _refuse_second_grant(ctx, uow, actor.username, found.slug, identity_provider)
         uow.grants.add(grant, ctx.box.seal(secret, password_context(grant.id)))
         uow.audit.append(requested)
         uow.audit.append(provisioning)
@@ -171,7 +172,9 @@ def request_grant(
     return RequestedGrant(grant, secret)
 
 
-def _refuse_second_grant(uow: UnitOfWork, requester: str, customer: str, kind: str) -> None:
+def _refuse_second_grant(
+    ctx: ServiceContext, uow: UnitOfWork, requester: str, customer: str, kind: str
+) -> None:
     existing = uow.grants.find_live(requester, customer, kind)
     if existing is not None:
         raise ConflictError(
@@ -179,9 +182,10 @@ def _refuse_second_grant(uow: UnitOfWork, requester: str, customer: str, kind: s
             f"{kind}; extend it with POST /api/v1/grants/{existing.id}/extend instead",
             existing_id=existing.id,
         )
-    if kind == "ad":
-        # The AD tech account is re-used: a new grant must not re-enable it while an earlier
-        # revocation of that same account is still unverified.
+    spec = ctx.connectors.get(kind, ConnectorFamily.IDENTITY_PROVIDER)
+    if spec is not None and spec.reuses_accounts:
+        # The account (AD's tech account) is re-used: a new grant must not re-enable it while
+        # an earlier revocation of that same account is still unverified.
         unverified = [
             grant
             for state in (S.REVOKING, S.REVOKE_FAILED)  # REVOCATION_PENDING
@@ -191,7 +195,7 @@ def _refuse_second_grant(uow: UnitOfWork, requester: str, customer: str, kind: s
         if unverified:
             earlier = unverified[0]
             raise ConflictError(
-                f"your earlier AD grant ({earlier.id}) for {customer} is still "
+                f"your earlier {spec.display_name} grant ({earlier.id}) for {customer} is still "
                 f"{earlier.state.value}: its tech account is re-used, so a new grant can start "
                 "once that revocation is verified",
                 existing_id=earlier.id,
@@ -295,7 +299,6 @@ def extend_grant(ctx: ServiceContext, actor: User, grant_id: str, minutes: objec
 
 
 __all__ = [
-    "IDENTITY_PROVIDERS",
     "RequestedGrant",
     "extend_grant",
     "list_grants",

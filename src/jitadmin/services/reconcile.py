@@ -191,7 +191,7 @@ def _undo_if_drift(
         if grant is not None:
             sequence = 1 + sum(":drift-" in m.marker for m in uow.outbox.for_grant(grant.id))
             tag = marker(grant.id, f"drift-{sequence}")
-            uow.outbox.enqueue(grant, tag, _drift_note(grant, account, now, tag), now)
+            uow.outbox.enqueue(grant, tag, _drift_note(ctx, grant, account, now, tag), now)
         uow.commit()
     ctx.wake()
     report.revoked.append(account.username)
@@ -222,8 +222,10 @@ def _revoke_failed(
         uow.commit()
 
 
-def _drift_note(grant: Grant, account: ManagedAccount, at: datetime, tag: str) -> str:
-    what = "Domain Admins" if grant.identity_provider == "ad" else "an admin role"
+def _drift_note(
+    ctx: ServiceContext, grant: Grant, account: ManagedAccount, at: datetime, tag: str
+) -> str:
+    what = ctx.connectors.wording(grant.identity_provider).privileged_group
     return (
         f"WARNING: {neutral(account.username)} was found in {what} at {iso(at)} although grant "
         f"{grant.id} had ended. jitadmin has taken the rights away again and verified it. "

@@ -8,39 +8,13 @@ user. The worker checks the real thing (tenant GUID, domain SID) before every re
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from jitadmin.core.connectors import ConnectorSpec
 from jitadmin.core.errors import ConflictError
 from jitadmin.core.grant import UNFINISHED, Grant
+from jitadmin.core.naming import normalised
 from jitadmin.ports import UnitOfWork
-
-
-def _norm(value: object) -> str:
-    return re.sub(r"\s*,\s*", ",", str(value or "").strip().lower())
-
-
-def _bind_domain(settings: dict[str, Any]) -> str:
-    user = str(settings.get("bind_user") or "")
-    return _norm(user.rsplit("@", 1)[1]) if "@" in user else ""
-
-
-def tenant_switch(
-    kind: str, old: dict[str, Any], new: dict[str, Any], pinned: set[str]
-) -> str | None:
-    """What changes tenant between ``old`` and ``new`` settings, or None."""
-    if kind == "m365":
-        before, after = _norm(old.get("tenant_id")), _norm(new.get("tenant_id"))
-        if after != before and after not in pinned:
-            return f"tenant_id {before!r} -> {after!r}"
-        return None
-    for label, before, after in (
-        ("base_dn", _norm(old.get("base_dn")), _norm(new.get("base_dn"))),
-        ("bind_user domain", _bind_domain(old), _bind_domain(new)),
-    ):
-        if before and after and before != after:
-            return f"{label} {before!r} -> {after!r}"
-    return None
 
 
 def unfinished_grants(uow: UnitOfWork, customer: str, kind: str) -> list[Grant]:
@@ -52,17 +26,20 @@ def unfinished_grants(uow: UnitOfWork, customer: str, kind: str) -> list[Grant]:
     ]
 
 
-def refuse_tenant_switch(uow: UnitOfWork, customer: str, kind: str, new: dict[str, Any]) -> None:
+def refuse_tenant_switch(
+    uow: UnitOfWork, customer: str, spec: ConnectorSpec, new: dict[str, Any]
+) -> None:
     """409 when ``new`` settings point the connection at another tenant while grants made
     through it are unfinished. Nothing has been written when this raises."""
+    kind = spec.kind
     current = uow.connections.get(customer, kind)
     if current is None:
         return
     grants = unfinished_grants(uow, customer, kind)
     if not grants:
         return
-    pinned = {_norm(g.tenant_id) for g in grants if g.tenant_id}
-    change = tenant_switch(kind, current.settings, new, pinned)
+    pinned = {normalised(g.tenant_id) for g in grants if g.tenant_id}
+    change = spec.tenant_switch(current.settings, new, pinned)
     if change is None:
         return
     raise ConflictError(

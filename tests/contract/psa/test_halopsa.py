@@ -173,11 +173,11 @@ def test_tenant_comes_from_authinfo_when_not_configured(halo: Harness) -> None:
 
 def test_a_reopened_ticket_is_open_although_it_has_been_closed(halo: Harness) -> None:
     ticket_id = halo.add_ticket(251, "reopened later")
-    halo.world.halopsa.set_status(ticket_id, CLOSED)
+    halo.world.psa_state("halopsa").set_status(ticket_id, CLOSED)
     adapter = halo.adapter()
     assert adapter.get_ticket(str(ticket_id)).is_closed is True
-    halo.world.halopsa.set_status(ticket_id, 2)
-    assert halo.world.halopsa.ticket(ticket_id)["hasbeenclosed"] is True  # type: ignore[index]
+    halo.world.psa_state("halopsa").set_status(ticket_id, 2)
+    assert halo.world.psa_state("halopsa").ticket(ticket_id)["hasbeenclosed"] is True
     reopened = adapter.get_ticket(str(ticket_id))
     assert (reopened.is_closed, reopened.status) == (False, "In Progress")
 

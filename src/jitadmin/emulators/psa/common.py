@@ -19,16 +19,17 @@ import copy
 import json
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
 from fastapi import FastAPI, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from jitadmin.emulators.faults import FaultSettings, FaultState
-from jitadmin.emulators.seed import SeedCredentials
+from jitadmin.emulators.seed import SeedCredentials, SeedCustomer
 
 DropMode = Literal["500", "drop"]
 CallNext = Callable[[Request], Awaitable[Response]]
@@ -278,3 +279,40 @@ class PsaWorld:
     def _new_ticket_id(self) -> int:
         """The next free ticket id; the caller holds the lock."""
         return max(self._tickets, default=0) + 1
+
+
+class TicketGroundTruth(Protocol):
+    """What a PSA emulator's state lets a test see and set up beyond the vendor's API: the
+    stored truth, and the steps a technician would take in the PSA itself."""
+
+    def add_ticket(self, company_id: int, summary: str, *, closed: bool = False) -> int: ...
+
+    def close_ticket(self, ticket_id: int) -> None: ...
+
+    def seed_note(self, ticket_id: int, text: str) -> None:
+        """A note written by someone else (no faults, no journal)."""
+
+    def stored_notes(self, ticket_id: str) -> list[tuple[str, str]]:
+        """``(id, text)`` of every note really stored on the ticket, oldest first."""
+
+
+@dataclass(frozen=True)
+class JournalPaths:
+    """Where a vendor's requests show in the journal (matched case-insensitively)."""
+
+    ticket: str  # what the single-ticket GET's path contains
+    note_post: str  # what a note POST's path contains
+    listing: tuple[str, str]  # (method, path end) of one page of the open-tickets listing
+    drop_modes: tuple[DropMode, ...] = ("500", "drop")  # what drop_after_commit can do
+
+
+@dataclass(frozen=True)
+class PsaEmulator:
+    """One PSA emulator as the emulator server mounts it under ``/{kind}``."""
+
+    kind: str
+    # (seed customers, seed credentials) → (the ASGI app, its state)
+    create: Callable[[Sequence[SeedCustomer], SeedCredentials], tuple[ASGIApp, Any]]
+    # (the mount's root URL, seed credentials) → exactly the body PUT /psa takes, + admin_url
+    settings: Callable[[str, SeedCredentials], dict[str, Any]]
+    paths: JournalPaths

@@ -8,17 +8,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 
+from jitadmin.connectors import REGISTRY, ConnectorRegistry
 from jitadmin.core.clock import iso
+from jitadmin.core.connectors import ConnectorFamily, ConnectorSpec
 from jitadmin.core.errors import UnauthorizedError, ValidationFailedError
 from jitadmin.entrypoints.api import responses as out
 from jitadmin.entrypoints.api.responses import problem_responses
 from jitadmin.entrypoints.api.schemas import (
-    AdConnectionIn,
     CustomerIn,
     ExtendIn,
     GrantIn,
-    M365ConnectionIn,
     PsaIn,
     RevealIn,
     TokenIn,
@@ -100,24 +101,30 @@ def create_customer(body: CustomerIn, ctx: Ctx, actor: Actor) -> dict[str, Any]:
             "domain_prefix": c.domain_prefix, "identity_providers": []}  # fmt: skip
 
 
-@router.put(
-    "/customers/{slug}/connections/m365",
-    response_model=out.ConnectionSaved,
-    responses=problem_responses(404),
-)
-def put_m365(slug: str, body: M365ConnectionIn, ctx: Ctx, actor: Actor) -> dict[str, Any]:
-    saved = admin.put_connection(ctx, actor, slug, "m365", body.model_dump())
-    return {"customer": slug, "kind": "m365", "settings": saved}
+def add_connection_routes(connectors: ConnectorRegistry) -> None:
+    """``PUT /customers/{slug}/connections/{kind}`` for each identity provider, its body the
+    provider's settings model (so /openapi.json shows each provider's fields)."""
+    for connector in connectors.family(ConnectorFamily.IDENTITY_PROVIDER):
+        _add_put_connection(connector.spec)
 
 
-@router.put(
-    "/customers/{slug}/connections/ad",
-    response_model=out.ConnectionSaved,
-    responses=problem_responses(404),
-)
-def put_ad(slug: str, body: AdConnectionIn, ctx: Ctx, actor: Actor) -> dict[str, Any]:
-    saved = admin.put_connection(ctx, actor, slug, "ad", body.model_dump())
-    return {"customer": slug, "kind": "ad", "settings": saved}
+def _add_put_connection(spec: ConnectorSpec) -> None:
+    def put_connection(slug: str, body: BaseModel, ctx: Ctx, actor: Actor) -> dict[str, Any]:
+        saved = admin.put_connection(ctx, actor, slug, spec.kind, body.model_dump())
+        return {"customer": slug, "kind": spec.kind, "settings": saved}
+
+    # FastAPI reads the body's schema from the annotation: this provider's model.
+    put_connection.__annotations__["body"] = spec.settings
+    router.put(
+        f"/customers/{{slug}}/connections/{spec.kind}",
+        name=f"put_{spec.kind}",
+        summary=f"Save the customer's {spec.display_name} connection",
+        response_model=out.ConnectionSaved,
+        responses=problem_responses(404),
+    )(put_connection)
+
+
+add_connection_routes(REGISTRY)
 
 
 @router.post(
@@ -126,8 +133,7 @@ def put_ad(slug: str, body: AdConnectionIn, ctx: Ctx, actor: Actor) -> dict[str,
     responses=problem_responses(404, 503),
 )
 def test_connection(slug: str, kind: str, ctx: Ctx, actor: Actor) -> dict[str, Any]:
-    if kind not in ("m365", "ad"):
-        raise ValidationFailedError.single("kind", "must be m365 or ad")
+    ctx.connector(kind, ConnectorFamily.IDENTITY_PROVIDER, "kind")
     return {"ok": True, "findings": admin.check_connection(ctx, actor, slug, kind)}
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from jitadmin.connectors import REGISTRY
 from jitadmin.core.clock import iso
+from jitadmin.core.connectors import ConnectorFamily
 from jitadmin.core.events import AuditEvent
 from jitadmin.core.grant import Grant
 from jitadmin.ports import StoredAuditEvent
@@ -47,28 +49,25 @@ class CustomerIn(Strict):
     max_duration_minutes: int | None = None
 
 
-class M365ConnectionIn(Strict):
-    tenant_id: str
-    client_id: str
-    client_secret: str
-    authority_url: str | None = None
-    graph_url: str | None = None
-    domain: str | None = None
-
-
-class AdConnectionIn(Strict):
-    url: str
-    bind_user: str
-    bind_password: str
-    ca_pem: str | None = None
-    base_dn: str | None = None
-    ou: str | None = None
+# A customer connection's body is its identity provider's settings model (the connector
+# registry's); see routes.add_connection_routes.
 
 
 class PsaIn(BaseModel):
-    # Credentials differ per PSA kind; the service checks the required names.
-    model_config = ConfigDict(extra="allow")
-    kind: Literal["connectwise", "autotask", "halopsa"]
+    # Each PSA kind has its own settings (the connector registry's settings models); the
+    # service checks them against the kind's model, naming any missing or unknown field.
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "description": "The PSA's kind and its settings: "
+            + "; ".join(
+                f"{s.kind}: {', '.join(s.fields)}"
+                for s in REGISTRY.catalog
+                if s.family is ConnectorFamily.TICKET_SYSTEM
+            )
+        },
+    )
+    kind: str = Field(json_schema_extra={"enum": list(REGISTRY.catalog.ticket_systems)})
     base_url: str
 
 

@@ -13,6 +13,7 @@ from fastapi.responses import RedirectResponse
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
+from jitadmin.core.connectors import ConnectorFamily, ConnectorSpec
 from jitadmin.core.errors import (
     ConflictError,
     NotFoundError,
@@ -27,12 +28,13 @@ from jitadmin.services.context import ADMIN, ROLES, ServiceContext, require_role
 
 router = APIRouter(route_class=HtmlRoute, include_in_schema=False, prefix="/admin")
 
-CONNECTION_FIELDS: dict[str, tuple[str, ...]] = {
-    "m365": ("tenant_id", "client_id", "client_secret", "domain", "authority_url", "graph_url"),
-    "ad": ("url", "bind_user", "bind_password", "base_dn", "ou", "ca_pem"),
-}
-PSA_OPTIONAL: dict[str, tuple[str, ...]] = {"halopsa": ("tenant",)}
+IDENTITY_PROVIDER = ConnectorFamily.IDENTITY_PROVIDER
+TICKET_SYSTEM = ConnectorFamily.TICKET_SYSTEM
 CUSTOMER_FIELDS = ("slug", "name", "psa_company_id", "domain_prefix")
+
+
+def _specs(ctx: ServiceContext, family: ConnectorFamily) -> list[ConnectorSpec]:
+    return [s for s in ctx.connectors if s.family is family]
 
 
 def _errors(error: ValidationFailedError) -> dict[str, list[str]]:
@@ -66,8 +68,8 @@ def customers_page(
         title="Customers and connections",
         visitor=visitor,
         setups=console.customer_setups(ctx, visitor.user),
-        connection_fields=CONNECTION_FIELDS,
-        secret_fields=admin.SECRET_FIELDS,
+        connection_fields={s.kind: tuple(s.fields) for s in _specs(ctx, IDENTITY_PROVIDER)},
+        secret_fields={s.kind: s.secret_fields for s in _specs(ctx, IDENTITY_PROVIDER)},
         idp_labels=IDP_LABELS,
         **extra,
     )
@@ -104,18 +106,19 @@ def create_customer(ctx: Ctx, visitor: FormVisitor, form: Form) -> Response:
 
 @router.post("/customers/{slug}/connections/{kind}")
 def save_connection(ctx: Ctx, visitor: FormVisitor, form: Form, slug: str, kind: str) -> Response:
-    if kind not in CONNECTION_FIELDS:
+    spec = ctx.connectors.get(kind, IDENTITY_PROVIDER)
+    if spec is None:
         raise NotFoundError("connection kind", kind)
-    body = _filled(form, CONNECTION_FIELDS[kind])
+    body = _filled(form, tuple(spec.fields))
     scope = f"{slug}-{kind}"
     try:
         admin.put_connection(ctx, visitor.user, slug, kind, body)
     except ValidationFailedError as error:
-        shown = {k: v for k, v in body.items() if k not in admin.SECRET_FIELDS[kind]}
+        shown = {k: v for k, v in body.items() if k not in spec.secret_fields}
         return customers_page(
             ctx, visitor, status=error.status, scope=scope, errors=_errors(error), values=shown
         )
-    return customers_page(ctx, visitor, notice=f"{IDP_LABELS[kind]} connection of {slug} saved.")
+    return customers_page(ctx, visitor, notice=f"{spec.display_name} connection of {slug} saved.")
 
 
 @router.post("/customers/{slug}/connections/{kind}/test")
@@ -132,9 +135,10 @@ def psa_page(
     ctx: ServiceContext, visitor: Visitor, kind: str, *, status: int = 200, **extra: Any
 ) -> Response:
     current = console.psa_setup(ctx, visitor.user)
-    if kind not in admin.PSA_KINDS:
-        kind = current[0] if current else admin.PSA_KINDS[0]
-    fields = admin.REQUIRED_FIELDS[kind] + PSA_OPTIONAL.get(kind, ())
+    kinds = ctx.connectors.ticket_systems
+    if kind not in kinds:
+        kind = current[0] if current else kinds[0]
+    spec = ctx.connector(kind, TICKET_SYSTEM, "kind")
     extra.setdefault("errors", {})
     extra.setdefault("notice", "")
     extra.setdefault("tested", None)
@@ -143,8 +147,9 @@ def psa_page(
         values = dict(current[1]) if current and current[0] == kind else {}
     return page(
         "admin_psa.html", status, title="PSA connection", visitor=visitor, current=current,
-        kind=kind, kinds=admin.PSA_KINDS, fields=fields, secret_fields=admin.SECRET_FIELDS[kind],
-        required=admin.REQUIRED_FIELDS[kind], values=values, **extra,
+        kind=kind, kinds=kinds, labels={s.kind: s.display_name for s in _specs(ctx, TICKET_SYSTEM)},
+        fields=tuple(spec.fields), secret_fields=spec.secret_fields,
+        required=spec.required_fields, values=values, **extra,
     )  # fmt: skip
 
 
@@ -156,12 +161,12 @@ def psa(ctx: Ctx, visitor: PageVisitor, kind: str = "") -> Response:
 @router.post("/psa")
 def save_psa(ctx: Ctx, visitor: FormVisitor, form: Form) -> Response:
     kind = text(form, "kind")
-    names = admin.REQUIRED_FIELDS.get(kind, ()) + PSA_OPTIONAL.get(kind, ())
-    body = {"kind": kind, **_filled(form, names)}
+    spec = ctx.connectors.get(kind, TICKET_SYSTEM)
+    body = {"kind": kind, **_filled(form, tuple(spec.fields) if spec else ())}
     try:
         admin.put_psa(ctx, visitor.user, body)
     except ValidationFailedError as error:
-        secret = admin.SECRET_FIELDS.get(kind, ())
+        secret = spec.secret_fields if spec else ()
         shown = {k: v for k, v in body.items() if k not in secret}
         return psa_page(
             ctx, visitor, kind, status=error.status, errors=_errors(error), values=shown

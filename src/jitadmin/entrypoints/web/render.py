@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -10,14 +11,34 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.responses import Response
 
+from jitadmin.connectors import REGISTRY
 from jitadmin.core.clock import iso, utc
+from jitadmin.core.connectors import ConnectorFamily
 from jitadmin.core.grant import FINISHED, REVOCABLE, values
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
 
-IDP_LABELS = {"m365": "M365", "ad": "On Prem AD"}
+
+class _IdentityProviderLabels(Mapping[str, str]):
+    """Each identity provider's display name, read from the connector registry when used."""
+
+    def _current(self) -> dict[str, str]:
+        family = ConnectorFamily.IDENTITY_PROVIDER
+        return {s.kind: s.display_name for s in REGISTRY.catalog if s.family is family}
+
+    def __getitem__(self, kind: str) -> str:
+        return self._current()[kind]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._current())
+
+    def __len__(self) -> int:
+        return len(self._current())
+
+
+IDP_LABELS = _IdentityProviderLabels()
 STATE_LABELS = {
     "requested": "Requested",
     "pending_approval": "Pending approval",

@@ -169,6 +169,18 @@ class AutotaskState(PsaWorld):
             ticket["status"] = status
             ticket["completedDate"] = _now() if status == COMPLETE else None
 
+    # -- ground truth for tests (emulators.psa.common.TicketGroundTruth) -------------------
+
+    def close_ticket(self, ticket_id: int) -> None:
+        self.set_status(ticket_id, COMPLETE)
+
+    def seed_note(self, ticket_id: int, text: str) -> None:
+        self.add_note(ticket_id, {"title": "t", "description": text, "noteType": 1, "publish": 1})
+
+    def stored_notes(self, ticket_id: str) -> list[tuple[str, str]]:
+        notes = sorted(self.notes(ticket_id), key=lambda n: int(n["id"]))
+        return [(str(n["id"]), n["description"]) for n in notes]
+
     def add_note(self, ticket_id: int, body: Any) -> tuple[dict[str, Any], DropMode | None]:
         """Validate and store a note; returns it and how to lose the answer (if armed)."""
         with self._lock:

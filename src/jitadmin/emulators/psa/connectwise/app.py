@@ -135,9 +135,10 @@ class ConnectWiseState(PsaWorld):
                 self._tickets[t.id] = _ticket_record(t.id, t.summary, t.status, t.closed, company)
 
     def add_ticket(
-        self, company_id: int, summary: str, *, status: str = "New", closed: bool = False
+        self, company_id: int, summary: str, *, status: str | None = None, closed: bool = False
     ) -> int:
         """Add a ticket (e.g. to force paging); returns its id."""
+        status = status or ("Closed" if closed else "New")
         with self._lock:
             company = self._companies[company_id]
             ticket_id = self._new_ticket_id()
@@ -147,6 +148,20 @@ class ConnectWiseState(PsaWorld):
     def notes(self, ticket_id: int | str) -> list[dict[str, Any]]:
         with self._lock:
             return copy.deepcopy(self._notes.get(int(ticket_id), []))
+
+    # -- ground truth for tests (emulators.psa.common.TicketGroundTruth) -------------------
+
+    def close_ticket(self, ticket_id: int) -> None:
+        with self._lock:
+            ticket = self._tickets[ticket_id]
+            ticket["closedFlag"] = True
+            ticket["status"] = {"id": _STATUS_IDS["Closed"], "name": "Closed"}
+
+    def seed_note(self, ticket_id: int, text: str) -> None:
+        self.add_note(ticket_id, {"text": text, "internalAnalysisFlag": True})
+
+    def stored_notes(self, ticket_id: str) -> list[tuple[str, str]]:
+        return [(str(n["id"]), n["text"]) for n in self.notes(ticket_id)]
 
     def add_note(
         self, ticket_id: int, body: Mapping[str, Any]

@@ -147,6 +147,17 @@ class HaloState(PsaWorld):
             else:
                 ticket["dateclosed"] = None
 
+    # -- ground truth for tests (emulators.psa.common.TicketGroundTruth) -------------------
+
+    def close_ticket(self, ticket_id: int) -> None:
+        self.set_status(ticket_id, CLOSED)
+
+    def seed_note(self, ticket_id: int, text: str) -> None:
+        self.add_actions([{"ticket_id": ticket_id, "outcome_id": 2, "note": text}])
+
+    def stored_notes(self, ticket_id: str) -> list[tuple[str, str]]:
+        return [(str(a["id"]), a["note"]) for a in self.actions(ticket_id)]
+
     def add_actions(self, body: Any) -> tuple[list[dict[str, Any]], DropMode | None]:
         """Validate and store every action of the array (all or none)."""
         if not isinstance(body, list) or not body:

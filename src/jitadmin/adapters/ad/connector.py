@@ -1,0 +1,94 @@
+"""On-premises Active Directory as a connector: settings, words in notes, the adapter."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict
+
+from jitadmin.adapters.ad.provider import ActiveDirectoryIdentityProvider, AdConnection
+from jitadmin.core.connectors import (
+    SECRET,
+    SERVER_URL,
+    AccessWording,
+    AdapterEnv,
+    ConnectorFamily,
+    ConnectorSpec,
+)
+from jitadmin.core.naming import normalised
+
+
+class AdSettings(BaseModel):
+    """One domain, reached over LDAPS (or LDAP with StartTLS) with a delegated bind account."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+    url: Annotated[str, SERVER_URL]  # ldaps://dc.example.local[:636]
+    bind_user: str  # user@domain or a DN
+    bind_password: Annotated[str, SECRET]
+    base_dn: str | None = None  # default: the DC's defaultNamingContext
+    ou: str | None = None  # where tech accounts live; default CN=Users
+    ca_pem: str | None = None  # the DC's CA certificate (PEM); default: the system's store
+
+
+def _bind_domain(settings: Mapping[str, Any]) -> str:
+    user = str(settings.get("bind_user") or "")
+    return normalised(user.rsplit("@", 1)[1]) if "@" in user else ""
+
+
+def _tenant_switch(old: Mapping[str, Any], new: Mapping[str, Any], _pinned: set[str]) -> str | None:
+    # Without the network only the base DN and a user@domain bind user tell the domain apart;
+    # the worker compares the domain SID before every revoke.
+    for label, before, after in (
+        ("base_dn", normalised(old.get("base_dn")), normalised(new.get("base_dn"))),
+        ("bind_user domain", _bind_domain(old), _bind_domain(new)),
+    ):
+        if before and after and before != after:
+            return f"{label} {before!r} -> {after!r}"
+    return None
+
+
+SPEC = ConnectorSpec(
+    kind="ad",
+    family=ConnectorFamily.IDENTITY_PROVIDER,
+    display_name="On Prem AD",
+    settings=AdSettings,
+    url_schemes=("ldaps", "ldap"),
+    url_rule="must be ldaps://host[:port] (LDAPS) or ldap://host[:port] (StartTLS)",
+    wording=AccessWording(
+        granted=(
+            "The tech account {username} is now enabled and has been added to Domain Admins "
+            "until {expires_at}."
+        ),
+        revoked=(
+            "The tech account {username} has been removed from Domain Admins, disabled, and "
+            "its password reset."
+        ),
+        privileged_group="Domain Admins",
+    ),
+    reuses_accounts=True,
+    tenant_switch=_tenant_switch,
+    vendor_docs="https://learn.microsoft.com/en-us/windows/win32/adsi/active-directory-service-interfaces-adsi",
+)
+
+
+def build(
+    settings: Mapping[str, Any], secrets: Mapping[str, Any], env: AdapterEnv, **extra: Any
+) -> ActiveDirectoryIdentityProvider:
+    connection = AdConnection(
+        url=settings["url"],
+        bind_user=settings["bind_user"],
+        bind_password=secrets["bind_password"],
+        ca_pem=settings.get("ca_pem"),
+        base_dn=settings.get("base_dn"),
+        ou=settings.get("ou"),
+        domain_prefix=env.domain_prefix,
+    )
+    # Small timeouts: an unreachable DC fails fast and the worker's backoff retries.
+    options: dict[str, Any] = {
+        "connect_timeout_s": 5.0,
+        "receive_timeout_s": 10,
+        "egress": env.egress,
+        **extra,
+    }
+    return ActiveDirectoryIdentityProvider(connection, **options)
