@@ -10,12 +10,13 @@ from __future__ import annotations
 import pytest
 
 from jitadmin.adapters.ad.provider import ActiveDirectoryIdentityProvider
-from jitadmin.core.errors import TransientError
+from jitadmin.core.errors import MisconfiguredError, TransientError
 from jitadmin.core.passwords import generate_password
 from jitadmin.ports import AccessSpec
 
 from support.ad import SambaDc, unique_requester
 from support.ad_adapter import Steps, logon, provider_for, revoke_spec, spec
+from support.ad_security import TOKEN_GROUPS, deny_reading, read_dacl, write_dacl
 
 
 @pytest.fixture
@@ -101,3 +102,48 @@ def test_a_lockout_that_returns_before_the_read_back_is_not_verified(
     assert retry.names[-1] == "verified_granted"
     assert logon(samba_dc, sam, request.password) == (True, "")
     provider.revoke(revoke_spec(request, result), Steps())
+
+
+# -- tokenGroups -------------------------------------------------------------------------
+
+
+def test_an_unreadable_token_groups_is_cannot_verify_never_not_a_member(
+    samba_dc: SambaDc, provider: ActiveDirectoryIdentityProvider
+) -> None:
+    """tokenGroups is computed for principals allowed to read it; a real account always has
+    its primary group in it, so an empty value means "may not read", never "in no group".
+    Here an ACE denies the bind account (Administrator) reading tokenGroups on the tech account,
+    and Samba then returns none. The adapter cross-checks Domain Admins' member: that proves
+    the grant's direct membership, but its absence cannot rule out a nested one.
+    https://learn.microsoft.com/windows/win32/adschema/a-tokengroups
+    """
+    request = spec(unique_requester())
+    sam = provider.planned_username(request.grant_id, request.requester)
+    original: list[bytes] = []
+
+    def hide_token_groups() -> None:
+        with samba_dc.admin() as admin:
+            user = admin.find(sam)
+            assert user is not None
+            original.append(read_dacl(admin, user.dn))
+            deny_reading(admin, user.dn, TOKEN_GROUPS, f"{admin.domain_sid()}-500")
+            assert admin.read(user.dn).group_sids == set()  # Samba honours the deny
+
+    steps = Steps(after={"account_created": hide_token_groups})
+    result = provider.grant(request, steps)
+    assert steps.names[-1] == "verified_granted"  # Domain Admins' member lists it
+
+    revoking = Steps()
+    with pytest.raises(MisconfiguredError, match="cannot verify the Domain Admins membership"):
+        provider.revoke(revoke_spec(request, result), revoking)
+    assert "verified_revoked" not in revoking.names
+    listed = [a for a in provider.list_managed() if a.username == sam]
+    assert listed and listed[0].holds_admin  # what cannot be ruled out counts as held
+    with samba_dc.admin() as admin:
+        user = admin.read(result.account["dn"])
+        # The revocation itself was done; only its proof is missing.
+        assert not user.enabled and user.member_of == []
+        write_dacl(admin, user.dn, original[0])
+    again = Steps()
+    provider.revoke(revoke_spec(request, result), again)
+    assert again.names[-1] == "verified_revoked"

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ldap3 import BASE
+from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import parse_dn
 
 from jitadmin.adapters.ad.account import (
@@ -77,10 +79,26 @@ class AccountState:
     primary_group_rid: int | None
     admin_count: int | None
     group_sids: frozenset[str]  # tokenGroups: transitive, primary group included
+    # Asked only when tokenGroups came back empty: does Domain Admins' member list it?
+    listed_in_admins: bool | None = None
+
+    @property
+    def tokens_readable(self) -> bool:
+        # A real account always has its primary group in tokenGroups: empty means the bind
+        # account may not read it, never "in no group".
+        return bool(self.group_sids)
+
+    def admin_membership(self, domain: Domain) -> bool | None:
+        """In Domain Admins (directly, nested or as primary group); None: cannot tell."""
+        if self.primary_group_rid == DOMAIN_ADMINS_RID:
+            return True
+        if self.tokens_readable:
+            return domain.admins_sid in self.group_sids
+        return True if self.listed_in_admins else None
 
     def remaining_access(self, domain: Domain) -> list[str]:
         remaining = []
-        if domain.admins_sid in self.group_sids:
+        if domain.admins_sid in self.group_sids or self.listed_in_admins:
             remaining.append("still in Domain Admins")
         if self.primary_group_rid == DOMAIN_ADMINS_RID:
             remaining.append("Domain Admins is its primary group")
@@ -89,11 +107,11 @@ class AccountState:
         return remaining
 
     def holds_admin(self, domain: Domain) -> bool:
-        """In Domain Admins (directly, nested or as primary group), enabled or not."""
-        return domain.admins_sid in self.group_sids or self.primary_group_rid == DOMAIN_ADMINS_RID
+        """In Domain Admins, enabled or not; what cannot be ruled out counts as held."""
+        return self.admin_membership(domain) is not False
 
     def is_enabled_admin(self, domain: Domain) -> bool:
-        return domain.admins_sid in self.group_sids and not self.uac & ACCOUNTDISABLE
+        return self.admin_membership(domain) is True and not self.uac & ACCOUNTDISABLE
 
     @property
     def locked_out(self) -> bool:
@@ -104,16 +122,37 @@ class AccountState:
         return bool(self.computed_uac & UF_PASSWORD_EXPIRED)
 
 
-def read_state(session: LdapSession, dn: str, sam: str) -> AccountState:
+def unverifiable(sam: str, bind_user: str) -> MisconfiguredError:
+    return MisconfiguredError(
+        f"cannot verify the Domain Admins membership of {sam}: its tokenGroups came back empty "
+        "(a real account always has its primary group in it, so the bind account may not read "
+        "it) and Domain Admins' member does not list it, which leaves a nested membership "
+        f"possible; allow {bind_user} to read tokenGroups on the tech accounts"
+    )
+
+
+def read_state(session: LdapSession, domain: Domain, dn: str, sam: str) -> AccountState:
     entry = session.read(dn, _STATE_ATTRIBUTES, what=f"read back {sam}")
     if entry is None:
         raise TransientError(f"{sam} cannot be read back")
+    group_sids = frozenset(sid_text(raw) for raw in entry.values("tokenGroups"))
+    listed = None
+    if not group_sids:
+        found = session.search(
+            domain.admins_dn,
+            f"(member={escape_filter_chars(dn)})",
+            ["objectSid"],
+            what="look for the account in Domain Admins' member",
+            scope=BASE,
+        )
+        listed = bool(found)
     return AccountState(
         uac=entry.number("userAccountControl") or 0,
         computed_uac=entry.number("msDS-User-Account-Control-Computed") or 0,
         primary_group_rid=entry.number("primaryGroupID"),
         admin_count=entry.number("adminCount"),
-        group_sids=frozenset(sid_text(raw) for raw in entry.values("tokenGroups")),
+        group_sids=group_sids,
+        listed_in_admins=listed,
     )
 
 

@@ -37,7 +37,13 @@ from jitadmin.adapters.ad.account import (
     protected_sids,
     unicode_pwd,
 )
-from jitadmin.adapters.ad.domain import AccountState, Domain, discover, read_state
+from jitadmin.adapters.ad.domain import (
+    AccountState,
+    Domain,
+    discover,
+    read_state,
+    unverifiable,
+)
 from jitadmin.adapters.ad.ldap import (
     ATTRIBUTE_OR_VALUE_EXISTS,
     CONSTRAINT_VIOLATION,
@@ -194,7 +200,9 @@ class ActiveDirectoryIdentityProvider:
                 already=(ENTRY_ALREADY_EXISTS, ATTRIBUTE_OR_VALUE_EXISTS),
             )
             record("group_added", {"group_dn": domain.admins_dn})
-            state = read_state(session, dn, sam)
+            state = read_state(session, domain, dn, sam)
+            if state.admin_membership(domain) is None:
+                raise unverifiable(sam, self.connection.bind_user)
             if not state.is_enabled_admin(domain):
                 raise TransientError(f"{sam} does not show as an enabled Domain Admin yet")
             _require_usable(state, sam, self.connection.bind_user)
@@ -258,10 +266,12 @@ class ActiveDirectoryIdentityProvider:
                 what=f"reset the password of {sam}",
             )
             record("password_reset", {})
-            state = read_state(session, dn, sam)
+            state = read_state(session, domain, dn, sam)
             remaining = state.remaining_access(domain)
             if remaining:
                 raise TransientError(f"revoke of {sam} not verified: {', '.join(remaining)}")
+            if state.admin_membership(domain) is None:
+                raise unverifiable(sam, self.connection.bind_user)
             if state.admin_count and not state.group_sids & protected_sids(domain.sid):
                 # AdminSDHolder leaves adminCount=1 behind when the account leaves the group.
                 session.modify(
@@ -293,7 +303,7 @@ class ActiveDirectoryIdentityProvider:
             for account in self._tagged(session, scope):
                 if not account.managed:
                     continue
-                state = read_state(session, account.dn, account.sam)
+                state = read_state(session, domain, account.dn, account.sam)
                 found.append(
                     ManagedAccount(
                         username=account.sam,
