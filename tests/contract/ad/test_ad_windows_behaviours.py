@@ -12,7 +12,7 @@ import pytest
 from jitadmin.adapters.ad.provider import ActiveDirectoryIdentityProvider
 from jitadmin.core.errors import MisconfiguredError, TransientError
 from jitadmin.core.passwords import generate_password
-from jitadmin.ports import AccessSpec
+from jitadmin.ports import AccessSpec, RevokeSpec
 
 from support.ad import SambaDc, unique_requester
 from support.ad_adapter import Steps, logon, provider_for, revoke_spec, spec
@@ -147,3 +147,46 @@ def test_an_unreadable_token_groups_is_cannot_verify_never_not_a_member(
     again = Steps()
     provider.revoke(revoke_spec(request, result), again)
     assert again.names[-1] == "verified_revoked"
+
+
+# -- pwdLastSet after the reset ----------------------------------------------------------
+
+
+def _expire_password_of(samba_dc: SambaDc, sam: str) -> None:
+    with samba_dc.admin() as admin:
+        user = admin.find(sam)
+        assert user is not None
+        admin.set(user.dn, pwdLastSet="0")
+        assert admin.read(user.dn).password_expired
+
+
+@pytest.mark.parametrize("expired_after", ["password_set", "group_added"])
+def test_a_password_the_dc_expired_at_once_fails_the_grant_naming_the_right(
+    samba_dc: SambaDc, provider: ActiveDirectoryIdentityProvider, expired_after: str
+) -> None:
+    """Where hardening took Unexpire-Password from Authenticated Users, a Windows DC answers an
+    administrator's reset with pwdLastSet 0: the password is expired at once, the technician
+    must change it at first logon and RDP with NLA fails.
+    https://learn.microsoft.com/openspecs/windows_protocols/ms-samr/22b79fa8-13bd-4952-a399-9d5a93b2256f
+
+    Samba always sets pwdLastSet to the current time, so it cannot be made to reproduce the
+    hardened state; the test writes pwdLastSet 0 explicitly right after the adapter's reset
+    (``password_set``) and, for the read-back, after the group was added. Either way the grant
+    stops with the fix, and nothing reports it as verified.
+    """
+    request = spec(unique_requester())
+    sam = provider.planned_username(request.grant_id, request.requester)
+    steps = Steps(after={expired_after: lambda: _expire_password_of(samba_dc, sam)})
+    bind_user = samba_dc.admin_upn
+    with pytest.raises(MisconfiguredError, match=f"grant Unexpire-Password to {bind_user}"):
+        provider.grant(request, steps)
+    assert "verified_granted" not in steps.names
+    if expired_after == "password_set":
+        # Stopped before enabling: nobody holds a half-usable account.
+        assert "enabled" not in steps.names
+        with samba_dc.admin() as admin:
+            user = admin.find(sam)
+        assert user is not None and not user.enabled and user.member_of == []
+    bound, message = logon(samba_dc, sam, request.password)
+    assert not bound and ("data 773" in message or "data 533" in message)
+    provider.revoke(RevokeSpec(request.grant_id, request.requester, sam, {}), Steps())

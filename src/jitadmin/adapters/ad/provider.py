@@ -179,6 +179,7 @@ class ActiveDirectoryIdentityProvider:
                 what=f"unlock {sam} (lockoutTime 0)",
             )
             record("password_set", {})
+            self._require_password_usable(session, dn, sam)
             ends = spec.expires_at.astimezone(UTC) + self._expiry_grace
             session.modify(
                 dn,
@@ -439,6 +440,15 @@ class ActiveDirectoryIdentityProvider:
         record("account_found", _account_data(account))
         return account
 
+    def _require_password_usable(self, session: LdapSession, dn: str, sam: str) -> None:
+        """pwdLastSet 0 after a reset: the caller lacks Unexpire-Password on the domain, so the
+        DC expired the new password at once (must change at first logon; RDP with NLA fails).
+        https://learn.microsoft.com/openspecs/windows_protocols/ms-samr/22b79fa8-13bd-4952-a399-9d5a93b2256f
+        """
+        entry = session.read(dn, ["pwdLastSet"], what=f"read pwdLastSet of {sam}")
+        if entry is not None and entry.number("pwdLastSet") == 0:
+            raise MisconfiguredError(_expired_password(sam, self.connection.bind_user))
+
     @staticmethod
     def _restore_primary_group(session: LdapSession, domain: Domain, account: Account) -> None:
         users = session.search(
@@ -483,11 +493,15 @@ def _require_usable(state: AccountState, sam: str, bind_user: str) -> None:
             "jitadmin wrote lockoutTime 0: something keeps logging on with a wrong password"
         )
     if state.password_expired:
-        raise MisconfiguredError(
-            f"the password of {sam} is expired right after jitadmin set it "
-            "(msDS-User-Account-Control-Computed has PASSWORD_EXPIRED): the technician would "
-            f"have to change it at first logon; grant Unexpire-Password to {bind_user}"
-        )
+        raise MisconfiguredError(_expired_password(sam, bind_user))
+
+
+def _expired_password(sam: str, bind_user: str) -> str:
+    return (
+        f"the DC expired the new password of {sam} as soon as jitadmin set it (pwdLastSet 0): "
+        "the technician would have to change it at first logon and RDP with NLA fails; "
+        f"grant Unexpire-Password to {bind_user} on the domain object"
+    )
 
 
 def _lowered(entry: Entry | None, attribute: str) -> set[str]:
