@@ -68,7 +68,7 @@ SPEC = ConnectorSpec(
     ),
     reuses_accounts=True,
     tenant_switch=_tenant_switch,
-    vendor_docs="https://learn.microsoft.com/en-us/windows/win32/adsi/active-directory-service-interfaces-adsi",
+    vendor_docs="https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-adts/",
 )
 
 
