@@ -9,9 +9,11 @@ from jitadmin.core.errors import ValidationFailedError
 from jitadmin.core.passwords import (
     CLASSES,
     DEFAULT_LENGTH,
+    LOWER,
     character_classes,
     check_password,
     generate_password,
+    name_tokens,
 )
 
 LOOKALIKES = set("0Oo1lI|5S2Z")
@@ -87,3 +89,33 @@ def test_weak_chosen_passwords_are_refused_without_echoing_them(password: str, r
 def test_chosen_password_must_not_contain_the_account_name() -> None:
     with pytest.raises(ValidationFailedError, match="account name"):
         check_password("Xx#jit-alice-abc123!!", account_name="jit-alice-abc123")
+
+
+def test_names_split_into_the_tokens_windows_checks() -> None:
+    """Microsoft's example: "Erin M. Hagens" gives "Erin" and "Hagens"; "M" is too short.
+    https://learn.microsoft.com/windows/win32/secmgmt/strong-password-enforcement-and-passfilt-dll
+    """
+    assert name_tokens("Erin M. Hagens") == {"erin", "hagens"}
+    assert name_tokens("example.user-pedroaviary (jitadmin)") == {
+        "example", "user", "pedroaviary", "(jitadmin)",
+    }  # fmt: skip
+    assert name_tokens("a_b#cd,efg\thij") == {"efg", "hij"}
+
+
+def test_chosen_password_must_not_contain_a_part_of_the_names() -> None:
+    names = ("example.user", "example.user-pedroaviary", "pedroaviary")
+    for password in ("Xx#7-PedroAviary-kq4!", "Kq4!mmUSERzz-77#wx"):
+        with pytest.raises(ValidationFailedError, match="3 or more characters") as caught:
+            check_password(password, names=names)
+        assert password not in str(caught.value)
+    # Parts of a token are not checked, as on Windows.
+    assert check_password("Xx#7-Pedro-Aviar-kq4!", names=names)
+
+
+def test_generated_passwords_avoid_the_given_tokens() -> None:
+    # Every run of three lower-case letters is forbidden: about half the draws contain one,
+    # so this goes through the redraw many times.
+    triples = [a + b + c for a in LOWER for b in LOWER for c in LOWER]
+    for _ in range(30):
+        password = generate_password(avoid=triples)
+        assert not re.search(f"[{LOWER}]{{3}}", password)

@@ -20,7 +20,8 @@ from jitadmin.core.errors import (
 )
 from jitadmin.core.events import AuditEvent
 from jitadmin.core.grant import Grant, GrantState
-from jitadmin.core.passwords import check_password, generate_password
+from jitadmin.core.naming import requester_local_part
+from jitadmin.core.passwords import check_password, generate_password, name_tokens
 from jitadmin.core.policy import (
     DEFAULT_MAX_DURATION_MINUTES,
     CustomerPolicy,
@@ -127,9 +128,12 @@ def request_grant(
         username = identity.planned_username(grant_id, actor.username)
     except AdapterError as error:
         raise UpstreamUnavailableError(f"the identity provider did not answer: {error}") from error
-    secret = password or generate_password()
+    # The names the new account will carry (AD builds its displayName from these): Windows
+    # refuses a password containing any part of them of 3 or more characters.
+    names = (requester_local_part(actor.username), username.split("@")[0], found.domain_prefix)
+    secret = password or generate_password(avoid=name_tokens(*names))
     if password is not None:
-        check_password(password, account_name=username.split("@")[0])
+        check_password(password, account_name=username.split("@")[0], names=names)
     now = ctx.clock.now()
     grant = Grant(
         id=grant_id,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from jitadmin.adapters.ad.provider import ActiveDirectoryIdentityProvider
-from jitadmin.core.errors import MisconfiguredError, TransientError
+from jitadmin.core.errors import MisconfiguredError, RejectedError, TransientError
 from jitadmin.core.passwords import generate_password
 from jitadmin.ports import AccessSpec, RevokeSpec
 
@@ -190,3 +190,39 @@ def test_a_password_the_dc_expired_at_once_fails_the_grant_naming_the_right(
     bound, message = logon(samba_dc, sam, request.password)
     assert not bound and ("data 773" in message or "data 533" in message)
     provider.revoke(RevokeSpec(request.grant_id, request.requester, sam, {}), Steps())
+
+
+# -- complexity and displayName ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("part", ["requester", "prefix", "sam"])
+def test_a_password_containing_a_display_name_token_is_refused_before_anything_exists(
+    samba_dc: SambaDc, provider: ActiveDirectoryIdentityProvider, part: str
+) -> None:
+    """Windows complexity refuses a password that contains the whole sAMAccountName or any
+    displayName token of 3+ characters (split at , . - _ # space and tab), case-insensitively.
+    Samba does not check this, so the adapter refuses it itself, before creating the account.
+    https://learn.microsoft.com/openspecs/windows_protocols/ms-samr/cb1f380a-0a51-4705-84cd-eea1b85953e0
+    """
+    requester = unique_requester()
+    sam = provider.planned_username("any", requester)
+    local = requester.split("@")[0].split(".")[1]  # the unique part of "tech.<hex>"
+    inside = {"requester": local.upper(), "prefix": "PedroAviary", "sam": sam}[part]
+    request = spec(requester, password=f"Kq4#{inside}-Zx7!mW")
+    steps = Steps()
+    with pytest.raises(RejectedError, match="Windows password complexity") as refused:
+        provider.grant(request, steps)
+    assert "displayName" in str(refused.value) and request.password not in str(refused.value)
+    assert steps.names == []
+    with samba_dc.admin() as admin:
+        assert admin.find(sam) is None  # nothing was created
+
+
+def test_a_part_of_a_display_name_token_is_allowed(
+    samba_dc: SambaDc, provider: ActiveDirectoryIdentityProvider
+) -> None:
+    """Only whole tokens count: "jitad" is part of the token "(jitadmin)", and is accepted."""
+    request = spec(unique_requester(), password="Kq4#jitad-Zx7!mWpedro")
+    result = provider.grant(request, Steps())
+    assert logon(samba_dc, result.username, request.password) == (True, "")
+    provider.revoke(revoke_spec(request, result), Steps())

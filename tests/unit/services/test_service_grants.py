@@ -20,7 +20,7 @@ from jitadmin.core.errors import (
 from jitadmin.core.grant import GrantState
 from jitadmin.services import grants
 
-from support.services import OTHER_COMPANY, TECH, ServiceWorld
+from support.services import CUSTOMER, OTHER_COMPANY, TECH, ServiceWorld
 
 S = GrantState
 
@@ -126,3 +126,21 @@ def test_revoke_now_takes_the_access_away_before_the_end(services: ServiceWorld)
     assert grant.username is not None
     assert services.identity("m365").account_named(grant.username) is None
     assert texts.carries_marker(services.psa.notes(ticket)[-1], texts.marker(grant.id, "revoked"))
+
+
+def test_a_chosen_password_with_a_part_of_the_account_names_is_a_422(
+    services: ServiceWorld,
+) -> None:
+    # Windows refuses a password containing a displayName token of 3+ characters; AD builds the
+    # tech account's displayName from the requester and the customer's prefix.
+    ticket = services.open_ticket()
+    for password in ("Xy7#Kq-TECH-4kLmzz!", "Xy7#Kq-PedroAviary-4kLm"):
+        with pytest.raises(ValidationFailedError) as refused:
+            grants.request_grant(
+                services.ctx, TECH, customer=CUSTOMER, identity_provider="m365", ticket_id=ticket,
+                duration_minutes=60, reason="install the accounting app", password=password,
+            )  # fmt: skip
+        assert [p.field for p in refused.value.problems] == ["password"]
+        assert "3 or more characters" in refused.value.problems[0].rule
+        assert password not in str(refused.value)
+    assert "grant.requested" not in services.audit_kinds()

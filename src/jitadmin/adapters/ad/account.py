@@ -41,6 +41,7 @@ ACCOUNT_ATTRIBUTES = (
     "employeeType",
     "info",
     "accountExpires",
+    "displayName",
 )
 
 _FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
@@ -50,12 +51,16 @@ def owner_tag(requester: str) -> str:
     return f"{_OWNER_PREFIX}{requester.strip().lower()}"
 
 
+def display_name(full_name: str) -> str:
+    return f"{full_name} (jitadmin)"
+
+
 def new_account_attributes(sam: str, full_name: str, upn: str, requester: str) -> dict[str, str]:
     """Created disabled and without a password; the grant sets both, in that order."""
     return {
         "sAMAccountName": sam,
         "userPrincipalName": upn,
-        "displayName": f"{full_name} (jitadmin)",
+        "displayName": display_name(full_name),
         "description": (
             f"Managed by jitadmin: just-in-time Domain Admin account of {requester}. "
             "Disabled between grants; do not re-use."
@@ -78,6 +83,7 @@ class Account:
     admin_count: int | None
     managed: bool
     owner: str | None
+    display_name: str = ""
 
     @classmethod
     def from_entry(cls, entry: Entry) -> Account:
@@ -92,6 +98,7 @@ class Account:
             managed=(entry.text("employeeType") or "") == MANAGED_TAG
             and info.startswith(_OWNER_PREFIX),
             owner=info[len(_OWNER_PREFIX) :] if info.startswith(_OWNER_PREFIX) else None,
+            display_name=entry.text("displayName") or "",
         )
 
     def belongs_to(self, requester: str) -> bool:

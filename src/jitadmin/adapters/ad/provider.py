@@ -30,6 +30,7 @@ from jitadmin.adapters.ad.account import (
     MANAGED_TAG,
     Account,
     disabled_uac,
+    display_name,
     enabled_uac,
     filetime,
     guid_filter_value,
@@ -66,7 +67,12 @@ from jitadmin.core.errors import (
     RejectedError,
     TransientError,
 )
-from jitadmin.core.passwords import generate_password
+from jitadmin.core.passwords import (
+    NAME_TOKEN_MIN,
+    contains_name_token,
+    generate_password,
+    name_tokens,
+)
 from jitadmin.ports import (
     AccessResult,
     AccessSpec,
@@ -156,13 +162,18 @@ class ActiveDirectoryIdentityProvider:
             full = naming.ad_account_name(spec.requester, prefix)
             upn = f"{full}@{domain.dns_name}"
             account = self._find(session, domain, sam)
+            if account is not None:
+                _require_owner(account, spec.requester)
+            # Checked before anything is created or changed: the DC would refuse the password
+            # only after the account exists (Samba does not check this rule at all).
+            _require_password_allowed(
+                spec.password, sam, account.display_name if account else display_name(full)
+            )
             if account is None:
                 account = self._create(session, domain, spec.requester, sam, full, upn)
                 record("account_created", _account_data(account))
-            else:
-                _require_owner(account, spec.requester)
-                if spec.account.get("object_guid") != account.guid:
-                    record("account_reused", _account_data(account))
+            elif spec.account.get("object_guid") != account.guid:
+                record("account_reused", _account_data(account))
             dn = account.dn
             # Password first, then expiry, then enable: the account is never enabled without
             # both (Samba would allow a password-less enable; Windows refuses it).
@@ -482,6 +493,22 @@ def _require_owner(account: Account, requester: str) -> None:
         raise AlreadyExistsError(
             f"the account {account.sam} is jitadmin's tech account of another requester "
             f"({account.owner}); it is left untouched"
+        )
+
+
+def _require_password_allowed(password: str, sam: str, shown_name: str) -> None:
+    """Windows complexity: neither the whole sAMAccountName nor any displayName token of 3+
+    characters may appear in the password.
+    https://learn.microsoft.com/openspecs/windows_protocols/ms-samr/cb1f380a-0a51-4705-84cd-eea1b85953e0
+    """
+    tokens = set(name_tokens(shown_name))
+    if len(sam) >= NAME_TOKEN_MIN:
+        tokens.add(sam.lower())
+    if contains_name_token(password, tokens):
+        raise RejectedError(
+            f"the password for {sam} does not meet Windows password complexity: it "
+            f"contains its sAMAccountName or a part of 3 or more characters of its displayName "
+            f"({shown_name!r}, split at , . - _ # spaces and tabs)"
         )
 
 
