@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     # Graph client budget per call before the worker reschedules.
     graph_retry_budget_seconds: float = Field(default=60.0, gt=0)
     graph_backoff_base_seconds: float = Field(default=1.0, gt=0)
+    # How long a new Global Administrator assignment may stay invisible to Graph reads (a
+    # revoke until then reads a 404 for it as "not yet"); Terraform's azuread waits 5 minutes.
+    graph_new_assignment_wait_seconds: float = Field(default=300.0, ge=0)
     # Drift reconciler: how often each customer's tenants and domains are compared with the
     # ledger (one worker at a time per customer and kind).
     reconcile_interval_seconds: float = Field(default=300.0, gt=0)

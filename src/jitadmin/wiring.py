@@ -91,6 +91,7 @@ def build(settings: Settings, *, clock: Clock | None = None, upgrade: bool = Tru
             egress=egress,
             graph_retry_budget_s=settings.graph_retry_budget_seconds,
             graph_backoff_base_s=settings.graph_backoff_base_seconds,
+            graph_new_assignment_wait_s=settings.graph_new_assignment_wait_seconds,
         )
     )
     ctx = ServiceContext(

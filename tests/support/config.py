@@ -35,6 +35,7 @@ def fast_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "retry_cap_seconds": 0.5,
         "graph_retry_budget_seconds": 2.0,
         "graph_backoff_base_seconds": 0.05,
+        "graph_new_assignment_wait_seconds": 1.0,
         "revoke_max_attempts": 3,
         "revoke_failed_interval_seconds": 0.5,
         "provision_max_attempts": 3,

@@ -204,6 +204,7 @@ def assert_granted(emulator: Emulator, spec: AccessSpec, result: AccessResult) -
         "user_id": user["id"],
         "upn": result.username,
         "assignment_id": result.account["assignment_id"],
+        "assigned_at": result.account["assigned_at"],
     }
     assert user["id"] in emulator.ga_holders()
     return str(user["id"])

@@ -154,5 +154,7 @@ class AdapterEnv:
     egress: EgressPolicy = field(default_factory=EgressPolicy)
     graph_retry_budget_s: float = 60.0
     graph_backoff_base_s: float = 1.0
+    # How long a new Graph role assignment may stay invisible to reads (see the M365 adapter).
+    graph_new_assignment_wait_s: float = 300.0
     # The customer's prefix for account names (identity providers; "" for ticket systems).
     domain_prefix: str = ""

@@ -34,6 +34,16 @@ class FaultSettings(BaseModel):
     retry_after: str | None = Field(default=None, pattern=r"^[\x20-\x7e]{1,64}$")
     outage: bool = False
     replication_delay_ms: int = Field(default=0, ge=0, le=600_000)
+    # Graph's eventual consistency, on by default because real Entra ID always has it: counted
+    # in later Graph requests to the same tenant (no clock, so tests stay fast and exact).
+    # A just-deleted user is missing from /directory/deletedItems (404 on read and purge)...
+    deleted_lag_requests: int = Field(default=4, ge=0, le=10_000)
+    # ...a just-created role assignment is missing from GET by id, lists and DELETE...
+    assignment_lag_requests: int = Field(default=3, ge=0, le=10_000)
+    # ...a just-removed one is still listed...
+    removed_lag_requests: int = Field(default=1, ge=0, le=10_000)
+    # ...and its principal still counts as privileged (403 on delete), for longer.
+    privileged_lag_requests: int = Field(default=6, ge=0, le=10_000)
     # Limit an injected error to the next N matching requests (None = until reset).
     error_count: int | None = Field(default=None, ge=0)
     # Only requests whose "METHOD /path" contains this text are affected (None = all).

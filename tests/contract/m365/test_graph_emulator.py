@@ -14,6 +14,7 @@ import msal
 import pytest
 from fastapi import FastAPI
 
+from jitadmin.emulators.faults import FaultSettings
 from jitadmin.emulators.graph.app import GraphState, create_graph_app
 from jitadmin.emulators.graph.model import (
     GLOBAL_ADMINISTRATOR,
@@ -140,6 +141,21 @@ def world() -> Iterator[World]:
         yield World(server=server, state=state, creds=creds, url=server.url)
     finally:
         server.stop()
+
+
+# Replication lag counted in requests is on by default (as Entra ID always lags); tests of
+# other behaviours turn it off with ``settled``.
+NO_LAG = {
+    "deleted_lag_requests": 0,
+    "assignment_lag_requests": 0,
+    "removed_lag_requests": 0,
+    "privileged_lag_requests": 0,
+}
+
+
+@pytest.fixture
+def settled(world: World) -> None:
+    world.faults(**NO_LAG)
 
 
 @pytest.fixture(autouse=True)
@@ -616,7 +632,7 @@ def test_paging_with_absolute_next_links(world: World) -> None:
     assert sorted(seen) == sorted(created)
 
 
-def test_patch_user_and_password_reset_needs_a_directory_role(world: World) -> None:
+def test_patch_user_and_password_reset_needs_a_directory_role(world: World, settled: None) -> None:
     with world.graph() as client:
         user = new_user(client)
         assert (
@@ -665,7 +681,7 @@ def test_revoke_sign_in_sessions_answers_200_with_a_boolean(world: World) -> Non
     assert after["signInSessionsValidFromDateTime"] >= before["signInSessionsValidFromDateTime"]
 
 
-def test_soft_delete_mangles_the_upn_which_can_be_reused(world: World) -> None:
+def test_soft_delete_mangles_the_upn_which_can_be_reused(world: World, settled: None) -> None:
     with world.graph() as client:
         first = new_user(client)
         upn, uid = first["userPrincipalName"], first["id"]
@@ -697,7 +713,7 @@ def test_soft_delete_mangles_the_upn_which_can_be_reused(world: World) -> None:
     graph_error(gone, 404, "Request_ResourceNotFound")
 
 
-def test_restore_brings_back_the_original_upn(world: World) -> None:
+def test_restore_brings_back_the_original_upn(world: World, settled: None) -> None:
     with world.graph() as client:
         user = new_user(client)
         assert client.delete(f"users/{user['id']}").status_code == 204
@@ -737,7 +753,7 @@ def _assign(
     )
 
 
-def test_role_assignment_lifecycle(world: World) -> None:
+def test_role_assignment_lifecycle(world: World, settled: None) -> None:
     with world.graph() as client:
         user = new_user(client)
         created = _assign(client, user["id"])
@@ -778,7 +794,7 @@ def test_assigning_to_an_unknown_principal_is_404(world: World) -> None:
         graph_error(_assign(client, "not-a-guid"), 400, "Request_BadRequest")
 
 
-def test_deleting_a_user_who_holds_a_role_is_403(world: World) -> None:
+def test_deleting_a_user_who_holds_a_role_is_403(world: World, settled: None) -> None:
     with world.graph() as client:
         user = new_user(client)
         rid = _assign(client, user["id"]).json()["id"]
@@ -802,7 +818,7 @@ def test_the_seeded_foreign_admin_holds_global_admin(world: World) -> None:
     graph_error(refused, 403, "Authorization_RequestDenied")
 
 
-def test_tenants_are_isolated(world: World) -> None:
+def test_tenants_are_isolated(world: World, settled: None) -> None:
     with world.graph(PEDRO.tenant_id) as pedro, world.graph(NORTHWIND.tenant_id) as north:
         user = new_user(pedro)
         rid = _assign(pedro, user["id"]).json()["id"]
@@ -981,7 +997,7 @@ def test_a_new_user_is_invisible_until_replicated(world: World) -> None:
         assert _assign(client, fresh["id"]).status_code == 201
 
 
-def test_a_removed_role_lingers_until_replicated(world: World) -> None:
+def test_a_removed_role_lingers_until_replicated(world: World, settled: None) -> None:
     uid = world.state.add_user(PEDRO.tenant_id, f"lingering-{uuid.uuid4().hex[:8]}@{PEDRO.domain}")
     with world.graph() as client:
         rid = _assign(client, uid).json()["id"]
@@ -993,12 +1009,87 @@ def test_a_removed_role_lingers_until_replicated(world: World) -> None:
         graph_error(client.delete(f"{ASSIGNMENTS}/{rid}"), 404, "Request_ResourceNotFound")
         # Replication lag: deleting right after the role removal is still refused.
         graph_error(client.delete(f"users/{uid}"), 403, "Authorization_RequestDenied")
-        httpx.delete(f"{world.url}/_admin/faults").raise_for_status()
+        world.faults(replication_delay_ms=0)
         assert (
             client.get(ASSIGNMENTS, params={"$filter": f"principalId eq '{uid}'"}).json()["value"]
             == []
         )
         assert client.delete(f"users/{uid}").status_code == 204
+
+
+def test_a_just_deleted_user_reaches_deleted_items_only_later(world: World) -> None:
+    """Entra ID is eventually consistent: right after ``DELETE /users/{id}`` the object may not
+    be in ``/directory/deletedItems`` yet, so reading or purging it answers 404 for a while
+    (https://learn.microsoft.com/graph/api/directory-deleteditems-get,
+    https://devblogs.microsoft.com/identity/designing-for-eventual-consistency-for-microsoft-entra/).
+    The emulator does that by default, counted in the tenant's later requests."""
+    lag = FaultSettings().deleted_lag_requests
+    assert lag > 0, "on by default"
+    with world.graph() as client:
+        uid = new_user(client)["id"]
+        assert client.delete(f"users/{uid}").status_code == 204
+        graph_error(client.get(f"directory/deletedItems/{uid}"), 404, "Request_ResourceNotFound")
+        graph_error(client.delete(f"directory/deletedItems/{uid}"), 404, "Request_ResourceNotFound")
+        graph_error(
+            client.post(f"directory/deletedItems/{uid}/restore"), 404, "Request_ResourceNotFound"
+        )
+        listed = client.get("directory/deletedItems/microsoft.graph.user").json()["value"]
+        assert uid not in [d["id"] for d in listed]
+        assert any(u.id == uid for u in world.state.deleted_users(PEDRO.tenant_id))  # it is there
+        # Once the replicas caught up (here: after `lag` requests) it is seen, and purgeable.
+        seen = wait_for(
+            lambda: client.get(f"directory/deletedItems/{uid}").status_code == 200,
+            "the deleted user to replicate",
+        )
+        assert seen
+        assert client.delete(f"directory/deletedItems/{uid}").status_code == 204
+
+
+def test_a_new_role_assignment_is_invisible_for_a_while(world: World) -> None:
+    """A just-created role assignment may not be readable by id, listed for its principal, or
+    deletable yet (https://learn.microsoft.com/graph/api/unifiedroleassignment-get; Entra ID is
+    eventually consistent). The emulator lags creations by default."""
+    assert FaultSettings().assignment_lag_requests > 0, "on by default"
+    uid = world.state.add_user(PEDRO.tenant_id, f"fresh-{uuid.uuid4().hex[:8]}@{PEDRO.domain}")
+    with world.graph() as client:
+        created = _assign(client, uid)
+        assert created.status_code == 201
+        rid = created.json()["id"]
+        graph_error(client.get(f"{ASSIGNMENTS}/{rid}"), 404, "Request_ResourceNotFound")
+        by_principal = {"$filter": f"principalId eq '{uid}'"}
+        assert client.get(ASSIGNMENTS, params=by_principal).json()["value"] == []
+        graph_error(client.delete(f"{ASSIGNMENTS}/{rid}"), 404, "Request_ResourceNotFound")
+        assert [a.id for a in world.state.assignments(PEDRO.tenant_id) if a.id == rid] == [rid]
+        # A second POST is refused though: the primary has it.
+        graph_error(_assign(client, uid), 400, "Request_BadRequest")
+        wait_for(
+            lambda: client.get(f"{ASSIGNMENTS}/{rid}").status_code == 200,
+            "the assignment to replicate",
+        )
+        assert [a["id"] for a in client.get(ASSIGNMENTS, params=by_principal).json()["value"]] == [
+            rid
+        ]
+
+
+def test_still_privileged_for_longer_than_still_listed(world: World) -> None:
+    """After a role removal, lists stop showing it before Entra stops treating the user as an
+    administrator: deleting the user answers 403 a little longer
+    (https://learn.microsoft.com/graph/api/user-delete: admins need a higher role to delete)."""
+    defaults = FaultSettings()
+    assert defaults.privileged_lag_requests > defaults.removed_lag_requests
+    world.faults(assignment_lag_requests=0)
+    uid = world.state.add_user(PEDRO.tenant_id, f"demoted-{uuid.uuid4().hex[:8]}@{PEDRO.domain}")
+    with world.graph() as client:
+        rid = _assign(client, uid).json()["id"]
+        assert client.delete(f"{ASSIGNMENTS}/{rid}").status_code == 204
+        by_principal = {"$filter": f"principalId eq '{uid}'"}
+        listings = [
+            client.get(ASSIGNMENTS, params=by_principal).json()["value"]
+            for _ in range(defaults.removed_lag_requests + 1)
+        ]
+        assert listings[0] != [] and listings[-1] == [], "listed for a while, then gone"
+        graph_error(client.delete(f"users/{uid}"), 403, "Authorization_RequestDenied")
+        wait_for(lambda: client.delete(f"users/{uid}").status_code == 204, "the 403 to end")
 
 
 # --- mounted under a prefix ---------------------------------------------------------------

@@ -10,6 +10,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -94,6 +95,9 @@ def test_grant_creates_a_tagged_global_admin(
     user_id = assert_granted(emulator, spec, result)
     assert record.steps == ["user_created", "role_assigned", "verified_granted"]
     assert record.account == result.account
+    # When the role was assigned: a revoke soon after treats a 404 for it as "not yet".
+    assigned_at = datetime.fromisoformat(result.account["assigned_at"])
+    assert abs(datetime.now(UTC) - assigned_at) < timedelta(minutes=1)
     listed = emulator.graph_get(
         "/roleManagement/directory/roleAssignments", {"$filter": f"principalId eq '{user_id}'"}
     )["value"]

@@ -14,17 +14,21 @@ import pytest
 
 from jitadmin.adapters.m365.client import GraphClient
 from jitadmin.adapters.m365.directory import display_name
+from jitadmin.core.errors import TransientError
 
 from support.m365 import (
     CUSTOMER,
     GA,
     TENANT,
+    CrashError,
     Emulator,
     ProviderFactory,
+    Recorder,
     StaticTokens,
     access,
     provider_factory,
     reset,
+    revoke_spec,
     serve_emulator,
 )
 
@@ -98,3 +102,110 @@ def test_request_headers_are_sent_again_on_every_next_link() -> None:
     assert [i["id"] for i in items] == ["1", "2"]
     assert [r.headers.get("ConsistencyLevel") for r in seen] == ["eventual", "eventual"]
     assert all(r.headers["Authorization"] == "Bearer static-token" for r in seen)
+
+
+# --- deleted items lag ------------------------------------------------------------------
+
+
+def test_revoke_waits_for_the_deleted_item_before_purging(
+    emulator: Emulator, make_provider: ProviderFactory
+) -> None:
+    """Right after ``DELETE /users/{id}`` the object may be missing from deletedItems (404 on
+    read and purge; https://learn.microsoft.com/graph/api/directory-deleteditems-delete). The
+    revoke polls until it sees the deleted item, then purges: the emulator lags by default."""
+    provider, spec, record = make_provider(), access(), Recorder()
+    result = provider.grant(spec, record)
+    user_id = result.account["user_id"]
+    provider.revoke(revoke_spec(spec, record.account, result.username), record)
+    assert record.steps[-3:] == ["deleted_seen", "user_purged", "verified_revoked"]
+    reads = emulator.statuses("GET", f"/v1.0/directory/deletedItems/{user_id}")
+    assert reads[0] == 404 and reads[-1] == 200, "a 404 first, then the deleted item"
+    assert emulator.statuses("DELETE", f"/v1.0/directory/deletedItems/{user_id}") == [204]
+    assert all(u.id != user_id for u in emulator.state.deleted_users(TENANT))
+
+
+def test_a_purge_404_during_the_lag_is_not_taken_for_purged(
+    emulator: Emulator, make_provider: ProviderFactory
+) -> None:
+    """A 404 from deletedItems right after the delete means "not yet": the revoke stays
+    unverified (the account is restorable for 30 days) until the item is seen and purged."""
+    provider, spec, record = make_provider(), access(), Recorder()
+    result = provider.grant(spec, record)
+    emulator.faults(deleted_lag_requests=10_000)  # the recycle bin does not catch up in time
+    with pytest.raises(TransientError, match="not verified"):
+        provider.revoke(revoke_spec(spec, record.account, result.username), record)
+    assert "user_purged" not in record.steps and "verified_revoked" not in record.steps
+    assert any(u.id == result.account["user_id"] for u in emulator.state.deleted_users(TENANT))
+    emulator.faults(deleted_lag_requests=0)
+    provider.revoke(revoke_spec(spec, record.account, result.username), record)
+    assert record.steps[-2:] == ["user_purged", "verified_revoked"]
+    assert all(u.id != result.account["user_id"] for u in emulator.state.deleted_users(TENANT))
+
+
+# --- new role assignments lag -----------------------------------------------------------
+
+
+def test_revoke_soon_after_grant_does_not_take_a_404_for_removed(
+    emulator: Emulator, make_provider: ProviderFactory
+) -> None:
+    """A just-created assignment can be invisible to GET by id and to the principal list for a
+    while (https://learn.microsoft.com/graph/api/unifiedroleassignment-get; Terraform's azuread
+    provider waits up to 5 minutes). A revoke then must not record ``role_removed`` while the
+    assignment still exists: it deletes by the stored id, and a 404 is "not yet"."""
+    provider, spec = make_provider(), access()
+    crashed = Recorder(crash_on="role_assigned")  # the worker died right after the POST
+    with pytest.raises(CrashError):
+        provider.grant(spec, crashed)
+    assert "assigned_at" in crashed.account
+    emulator.faults(assignment_lag_requests=10_000)  # the replicas do not catch up in time
+    record = Recorder(account=dict(crashed.account))
+    revoke = revoke_spec(spec, crashed.account, crashed.account["upn"])
+    with pytest.raises(TransientError, match="not visible yet"):
+        provider.revoke(revoke, record)
+    assert "role_removed" not in record.steps
+    user_id = crashed.account["user_id"]
+    assert user_id in emulator.ga_holders(), "still assigned: nothing was claimed"
+
+    emulator.faults(assignment_lag_requests=0)
+    provider.revoke(revoke, record)
+    assert record.steps[-1] == "verified_revoked"
+    stored = crashed.account["assignment_id"]
+    assert 204 in emulator.statuses("DELETE", f"/roleManagement/directory/roleAssignments/{stored}")
+    assert user_id not in emulator.ga_holders()
+
+
+def test_an_old_grant_whose_stored_assignment_is_gone_goes_on(
+    emulator: Emulator, make_provider: ProviderFactory
+) -> None:
+    """Once the grant is no longer young, a 404 for the stored assignment means it is gone
+    (removed by hand, say): the revoke does not wait for it."""
+    provider, spec, record = make_provider(), access(), Recorder()
+    result = provider.grant(spec, record)
+    stored = result.account["assignment_id"]
+    token = emulator.state.issue_token(TENANT)
+    emulator.admin.delete(
+        f"/v1.0/roleManagement/directory/roleAssignments/{stored}",
+        headers={"Authorization": f"Bearer {token}"},
+    ).raise_for_status()
+    old = {**record.account, "assigned_at": "2026-01-01T00:00:00+00:00"}
+    provider.revoke(revoke_spec(spec, old, result.username), record)
+    assert record.steps[-1] == "verified_revoked"
+
+
+def test_the_403_right_after_role_removal_is_retried_by_default(
+    emulator: Emulator, make_provider: ProviderFactory
+) -> None:
+    """Entra keeps treating a just-demoted user as an administrator for a moment, longer than
+    the assignment stays listed: disabling or deleting it answers 403
+    (https://learn.microsoft.com/graph/api/user-delete). The emulator does it by default and
+    the revoke retries through it."""
+    provider, spec, record = make_provider(), access(), Recorder()
+    result = provider.grant(spec, record)
+    user_id = result.account["user_id"]
+    provider.revoke(revoke_spec(spec, record.account, result.username), record)
+    assert record.steps[-1] == "verified_revoked"
+    writes = emulator.statuses("PATCH", f"/v1.0/users/{user_id}") + emulator.statuses(
+        "DELETE", f"/v1.0/users/{user_id}"
+    )
+    assert 403 in writes, "the replication window after the removal was met"
+    assert emulator.state.find_user(TENANT, user_id) is None

@@ -80,6 +80,7 @@ def build(
     options: dict[str, Any] = {
         "budget_s": env.graph_retry_budget_s,
         "backoff_base_s": env.graph_backoff_base_s,
+        "new_assignment_wait_s": env.graph_new_assignment_wait_s,
         "egress": env.egress,
         **extra,
     }

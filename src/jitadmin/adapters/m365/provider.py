@@ -11,7 +11,9 @@ so a retry after a crash at any point converges.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jitadmin.adapters.m365.auth import CANONICAL_AUTHORITY
@@ -42,6 +44,9 @@ log = logging.getLogger(__name__)
 
 # POST /users is not idempotent: after an ambiguous failure we re-read, then try again.
 _CREATE_ATTEMPTS = 3
+# How long a new role assignment may stay invisible to reads by id and to lists (Terraform's
+# azuread provider waits up to 5 minutes for one): until then a 404 for it means "not yet".
+NEW_ASSIGNMENT_WAIT_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -68,8 +73,12 @@ class M365IdentityProvider:
         max_attempts: int = 8,
         client: GraphClient | None = None,
         egress: EgressPolicy | None = None,
+        now: Callable[[], datetime] | None = None,
+        new_assignment_wait_s: float = NEW_ASSIGNMENT_WAIT_S,
     ) -> None:
         self.connection = connection
+        self._new_assignment_wait = timedelta(seconds=new_assignment_wait_s)
+        self._now = now or (lambda: datetime.now(UTC))
         self._graph = client or GraphClient.connect(
             connection.tenant_id,
             connection.client_id,
@@ -133,17 +142,20 @@ class M365IdentityProvider:
 
         existing = None if created else self._dir.global_admin_of(user_id)
         assignment_id = str(existing["id"]) if existing else self._dir.assign_global_admin(user_id)
+        assigned_at = _text(spec.account.get("assigned_at"))
         if spec.account.get("assignment_id") != assignment_id:
-            record("role_assigned", {"assignment_id": assignment_id})
+            # When: a revoke soon after must not read a 404 for it as "already gone".
+            assigned_at = self._now().isoformat()
+            record("role_assigned", {"assignment_id": assignment_id, "assigned_at": assigned_at})
         if self._dir.global_admin_eventually(user_id) is None:
             raise TransientError(
                 f"Global Administrator for {upn} is not visible yet (pending replication)"
             )
         record("verified_granted", {})
-        return AccessResult(
-            username=upn,
-            account={"user_id": user_id, "upn": upn, "assignment_id": assignment_id},
-        )
+        account = {"user_id": user_id, "upn": upn, "assignment_id": assignment_id}
+        if assigned_at is not None:
+            account["assigned_at"] = assigned_at
+        return AccessResult(username=upn, account=account)
 
     def extend(self, spec: AccessSpec) -> None:
         """Nothing to move: the tenant holds no expiry of its own for a direct assignment."""
@@ -175,10 +187,12 @@ class M365IdentityProvider:
             self._report_tampering(user_id, spec.grant_id, _text(account.get("upn")), record)
         label = upn or user_id
 
-        self._remove_stored_role(user_id, _text(account.get("assignment_id")))
+        # Once removal was verified, a 404 for the stored id on a later attempt means gone.
+        young = self._young(account) and not account.get("role_removed")
+        self._remove_stored_role(user_id, _text(account.get("assignment_id")), young, label)
         if not self._graph.poll(lambda: self._roles_cleared(user_id)):
             raise TransientError(f"role assignments of {label} are still listed after removal")
-        record("role_removed", {})
+        record("role_removed", {"role_removed": True})
         if self._dir.disable_user(user_id):
             record("user_disabled", {})
         if self._dir.revoke_sessions(user_id):
@@ -310,13 +324,41 @@ class M365IdentityProvider:
             log.warning("grant %s: account %s was changed: %s", grant_id, user_id, changed)
             record(TAMPERING_STEP, {"tampered_fields": ",".join(changed)})
 
-    def _remove_stored_role(self, user_id: str, stored_id: str | None) -> None:
-        """Delete the assignment we made; any others go in the poll that follows."""
-        if stored_id:
+    def _young(self, account: Mapping[str, Any]) -> bool:
+        """Whether the stored assignment may still be invisible to reads (just created)."""
+        raw = account.get("assigned_at")
+        try:
+            assigned = datetime.fromisoformat(raw) if isinstance(raw, str) else None
+        except ValueError:
+            assigned = None
+        return assigned is not None and self._now() - assigned < self._new_assignment_wait
+
+    def _remove_stored_role(
+        self, user_id: str, stored_id: str | None, young: bool, label: str
+    ) -> None:
+        """Delete the assignment we made, by its stored id; any others go in the poll that
+        follows. A new assignment can be invisible to GET by id and to DELETE for a while, so
+        while it is young a 404 means "not yet", never "already gone"."""
+        if not stored_id:
+            return
+        deleted = False
+
+        def removed() -> bool:
+            nonlocal deleted
             stored = self._dir.assignment(stored_id)
+            if stored is None:
+                return deleted or not young
             # Only ever delete an assignment that belongs to our principal.
-            if stored is not None and stored.get("principalId") == user_id:
-                self._dir.delete_assignment(stored_id)
+            if stored.get("principalId") != user_id:
+                return True
+            deleted = self._dir.delete_assignment(stored_id) or deleted
+            return deleted or not young
+
+        if not self._graph.poll(removed):
+            raise TransientError(
+                f"the new Global Administrator assignment of {label} is not visible yet, so it "
+                "could not be removed yet (pending replication)"
+            )
 
     def _roles_cleared(self, user_id: str) -> bool:
         """Strip what is listed; if anything was, read the list back at once."""

@@ -1,8 +1,9 @@
 """Tenants, tokens and replication bookkeeping of the Graph emulator's directory.
 
 One ``threading.RLock`` guards everything: the server thread mutates, tests read from theirs.
-Read helpers for tests return deep copies. Replication delay
-(``faults.settings.replication_delay_ms``) is applied on read, by real time.
+Read helpers for tests return deep copies. Replication delay is applied on read: by real time
+(``faults.settings.replication_delay_ms``, off by default) and by the tenant's request count
+(the ``*_lag_requests`` settings, on by default, as Entra ID always lags a little).
 """
 
 from __future__ import annotations
@@ -261,6 +262,8 @@ class Directory:
             raise GraphError(
                 401, "InvalidAuthenticationToken", "Access token has expired or is not yet valid."
             )
+        with self.lock:
+            self._tenants[grant.caller.tenant_id].requests += 1  # replication's clock ticks
         return grant.caller
 
     # --- replication and role bookkeeping -------------------------------------------------
@@ -284,17 +287,36 @@ class Directory:
             raise not_found(key)
         return user
 
-    def _visible_removed(self, tenant: Tenant) -> list[RoleAssignment]:
+    @staticmethod
+    def _lagging(tenant: Tenant, mark: int | None, lag: int) -> bool:
+        """Within ``lag`` requests after the write made at request ``mark``."""
+        return mark is not None and tenant.requests - mark <= lag
+
+    def _assignment_visible(self, tenant: Tenant, assignment: RoleAssignment) -> bool:
+        lag = self.faults.settings.assignment_lag_requests
+        return not self._lagging(tenant, assignment.created_request, lag)
+
+    def _recently_removed(self, tenant: Tenant, lag_requests: int) -> list[RoleAssignment]:
         now, lag = time.monotonic(), self._lag_s()
         return [
             a
             for rid, a in tenant.removed.items()
-            if rid not in tenant.assignments and now - (a.removed_mono or LONG_AGO) < lag
+            if rid not in tenant.assignments
+            and (
+                now - (a.removed_mono or LONG_AGO) < lag
+                or self._lagging(tenant, a.removed_request, lag_requests)
+            )
         ]
 
+    def _visible_removed(self, tenant: Tenant) -> list[RoleAssignment]:
+        """Removed, but reads are still served by a replica that has it."""
+        return self._recently_removed(tenant, self.faults.settings.removed_lag_requests)
+
     def _holds_role(self, tenant: Tenant, principal_id: str) -> bool:
-        # A just-removed role still counts until replication catches up (Graph answers 403).
-        live = [*tenant.assignments.values(), *self._visible_removed(tenant)]
+        # A just-removed role still counts for a while, longer than lists still show it
+        # (Graph answers 403 to deleting a user whose admin role was just removed).
+        lag = self.faults.settings.privileged_lag_requests
+        live = [*tenant.assignments.values(), *self._recently_removed(tenant, lag)]
         return any(a.principal_id == principal_id for a in live)
 
     def _sp_holds(self, tenant: Tenant, caller: Caller, roles: Iterable[str]) -> bool:

@@ -235,6 +235,7 @@ class User:
     created_mono: float
     deleted_at: datetime | None = None
     deleted_mono: float | None = None  # when it went to the recycle bin (replication delay)
+    deleted_request: int | None = None  # the tenant's request count then (see Tenant.requests)
 
     @property
     def upn(self) -> str:
@@ -284,6 +285,9 @@ class RoleAssignment:
     principal_id: str
     directory_scope_id: str = "/"
     removed_mono: float | None = None
+    # The tenant's request count when it was created / removed (None: long replicated).
+    created_request: int | None = None
+    removed_request: int | None = None
 
     def view(self) -> dict[str, Any]:
         return {
@@ -320,6 +324,8 @@ class Tenant:
     # Removed assignments, kept so replication delay can keep showing them for a while.
     removed: dict[str, RoleAssignment] = field(default_factory=dict)
     apps: dict[str, AppConsent] = field(default_factory=dict)
+    # Graph requests served for this tenant: the clock replication lag is counted on.
+    requests: int = 0
 
 
 def assignment_id(role_definition_id: str, principal_id: str) -> str:

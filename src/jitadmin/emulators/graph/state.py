@@ -120,6 +120,7 @@ class GraphState(Directory):
             user.props["userPrincipalName"] = user.id.replace("-", "") + user.upn
             user.deleted_at = utc_now()
             user.deleted_mono = time.monotonic()
+            user.deleted_request = tenant.requests
             tenant.deleted[user.id] = user
 
     # --- recycle bin -----------------------------------------------------------------------
@@ -127,18 +128,23 @@ class GraphState(Directory):
     def _deleted(self, tenant: Tenant, key: str) -> User:
         guid = parse_guid(key)
         user = tenant.deleted.get(guid) if guid else None
-        if user is None or not self._deletion_replicated(user):
+        if user is None or not self._deletion_replicated(tenant, user):
             raise not_found(key)
         return user
 
-    def _deletion_replicated(self, user: User) -> bool:
-        # Replication: a just-deleted user is not yet visible or purgeable in deletedItems.
-        return time.monotonic() - (user.deleted_mono or float("-inf")) >= self._lag_s()
+    def _deletion_replicated(self, tenant: Tenant, user: User) -> bool:
+        # A just-deleted user is not yet visible, purgeable or restorable in deletedItems: a
+        # 404 then means "not yet", not "already purged".
+        if time.monotonic() - (user.deleted_mono or float("-inf")) < self._lag_s():
+            return False
+        lag = self.faults.settings.deleted_lag_requests
+        return not self._lagging(tenant, user.deleted_request, lag)
 
     def list_deleted(self, tenant_id: str) -> list[dict[str, Any]]:
         with self.lock:
-            deleted = self._tenant(tenant_id).deleted.values()
-            return [u.view() for u in deleted if self._deletion_replicated(u)]
+            tenant = self._tenant(tenant_id)
+            deleted = tenant.deleted.values()
+            return [u.view() for u in deleted if self._deletion_replicated(tenant, u)]
 
     def get_deleted(self, tenant_id: str, key: str) -> dict[str, Any]:
         with self.lock:
@@ -160,6 +166,7 @@ class GraphState(Directory):
             user.props["userPrincipalName"] = original
             user.deleted_at = None
             user.deleted_mono = None
+            user.deleted_request = None
             tenant.users[user.id] = user
             return user.view()
 
@@ -168,7 +175,13 @@ class GraphState(Directory):
     def _remove_assignment(self, tenant: Tenant, rid: str) -> None:
         gone = tenant.assignments.pop(rid)
         gone.removed_mono = time.monotonic()
+        gone.removed_request = tenant.requests
         tenant.removed[rid] = gone
+
+    def _live_assignments(self, tenant: Tenant) -> list[RoleAssignment]:
+        """What reads see: replicated assignments, and removed ones a replica still has."""
+        live = [a for a in tenant.assignments.values() if self._assignment_visible(tenant, a)]
+        return [*live, *self._visible_removed(tenant)]
 
     def _principal_exists(self, tenant: Tenant, principal_id: str) -> bool:
         user = tenant.users.get(principal_id)
@@ -196,21 +209,18 @@ class GraphState(Directory):
             if rid in tenant.assignments:
                 raise bad_request(_CONFLICT)
             tenant.removed.pop(rid, None)
-            tenant.assignments[rid] = RoleAssignment(rid, role, principal)
-            return tenant.assignments[rid].view()
+            created = RoleAssignment(rid, role, principal, created_request=tenant.requests)
+            tenant.assignments[rid] = created
+            return created.view()
 
     def list_assignments(self, tenant_id: str) -> list[dict[str, Any]]:
         with self.lock:
-            tenant = self._tenant(tenant_id)
-            live = [*tenant.assignments.values(), *self._visible_removed(tenant)]
-            return [a.view() for a in live]
+            return [a.view() for a in self._live_assignments(self._tenant(tenant_id))]
 
     def get_assignment(self, tenant_id: str, rid: str) -> dict[str, Any]:
         with self.lock:
-            tenant = self._tenant(tenant_id)
-            found = tenant.assignments.get(rid) or next(
-                (a for a in self._visible_removed(tenant) if a.id == rid), None
-            )
+            live = self._live_assignments(self._tenant(tenant_id))
+            found = next((a for a in live if a.id == rid), None)
             if found is None:
                 raise not_found(rid)
             return found.view()
@@ -218,7 +228,9 @@ class GraphState(Directory):
     def delete_assignment(self, tenant_id: str, rid: str) -> None:
         with self.lock:
             tenant = self._tenant(tenant_id)
-            if rid not in tenant.assignments:
+            found = tenant.assignments.get(rid)
+            # A just-created assignment is not on the replica yet: 404, and it stays.
+            if found is None or not self._assignment_visible(tenant, found):
                 raise not_found(rid)
             self._remove_assignment(tenant, rid)
 
