@@ -376,7 +376,10 @@ class FakeTicketSystem:
     # -- the world's side: what technicians do in the PSA ----------------------------------
 
     def add_ticket(self, company_id: str, summary: str, *, closed: bool = False) -> str:
-        self._next_ticket += 1
+        # Above every id there is, so a ticket put into ``tickets`` directly is never replaced
+        # and a newer ticket always has a higher id (the listing is newest first).
+        taken = (int(i) for i in self.tickets if i.isdigit())
+        self._next_ticket = max(self._next_ticket, *taken, 0) + 1
         ticket = FakeTicket(str(self._next_ticket), summary, str(company_id), closed)
         self.tickets[ticket.id] = ticket
         return ticket.id

@@ -3,7 +3,8 @@
 One ``PsaExpectations`` per PSA kind: how its ticket numbers read, how its note body keeps a note
 internal, how it rejects a note, what a wrong secret's message points at, and how its answers
 name URLs (which the adapter must never follow to another host). A PSA registered by a test
-adds its own with ``expect`` (and removes it after).
+adds its own with ``expect`` (and removes it after); a ticket system without HTTP (the fake)
+adds only ``TicketExpectations``, the part its half of the contract asks about.
 """
 
 from __future__ import annotations
@@ -34,10 +35,18 @@ class EvilServer:
 
 
 @dataclass(frozen=True)
-class PsaExpectations:
+class TicketExpectations:
+    """What the behaviour half of the contract (``TicketSystemBehaviour``) needs to know."""
+
     check_numbers: Callable[[list[str], list[str]], None]  # (ticket numbers, ticket ids)
     assert_internal: Callable[[Any], None]  # the note POST's body
     invalid_note: InvalidNote
+
+
+@dataclass(frozen=True)
+class PsaExpectations(TicketExpectations):
+    """The above, and what the HTTP half (``TicketSystemHttp``) needs to know."""
+
     wrong_secret_hint: str
     one_read_attempt: dict[str, Any]  # the adapter option that allows a single read attempt
     evil: EvilServer
@@ -95,7 +104,7 @@ def _autotask_or_halo_evil(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, json=answers.get(path, {"record_count": 0, "tickets": []}))
 
 
-_EXPECTATIONS: dict[str, PsaExpectations] = {
+_EXPECTATIONS: dict[str, TicketExpectations] = {
     "connectwise": PsaExpectations(
         check_numbers=numbers_are_ids,
         assert_internal=_connectwise_internal,
@@ -132,18 +141,31 @@ _EXPECTATIONS: dict[str, PsaExpectations] = {
             overrides={"auth_url": "https://psa.msp.example/auth", "tenant": None},
         ),
     ),
+    # jitadmin.testing.FakeTicketSystem: notes in memory, always internal, nothing sent.
+    "fake-psa": TicketExpectations(
+        check_numbers=numbers_are_ids,
+        assert_internal=lambda body: None,
+        invalid_note=InvalidNote({}, "   ", "it has no text"),
+    ),
 }
 
 
-def expectations(kind: str) -> PsaExpectations:
+def expectations(kind: str) -> TicketExpectations:
     found = _EXPECTATIONS.get(kind)
     if found is None:
         raise LookupError(f"PSA {kind!r} has no PsaExpectations: add them with expect()")
     return found
 
 
+def http_expectations(kind: str) -> PsaExpectations:
+    found = expectations(kind)
+    if not isinstance(found, PsaExpectations):
+        raise LookupError(f"PSA {kind!r} has no PsaExpectations (only TicketExpectations)")
+    return found
+
+
 @contextmanager
-def expect(kind: str, expected: PsaExpectations) -> Iterator[None]:
+def expect(kind: str, expected: TicketExpectations) -> Iterator[None]:
     """``expected`` for ``kind`` while the block runs (a PSA registered by a test)."""
     _EXPECTATIONS[kind] = expected
     try:

@@ -5,11 +5,14 @@ adapter (the registry's builder) against the emulator over real HTTP, flips the 
 switches, reads the journal, and reaches into the emulator's state (its ``TicketGroundTruth``)
 only where a test needs ground truth (what is really stored) or a setup step a vendor API does
 not offer (adding and closing tickets). Nothing here names a vendor.
+
+A ``FakeHarness`` asks the same of ``jitadmin.testing.FakeTicketSystem`` in memory, for the
+behaviour half of the contract (``support.ticket_contract.TicketSystemBehaviour``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,9 +21,10 @@ import httpx
 from jitadmin.connectors import REGISTRY, Connector, emulator_world
 from jitadmin.core.connectors import AdapterEnv, ConnectorFamily
 from jitadmin.emulators.psa.common import JournalPaths, TicketGroundTruth
-from jitadmin.emulators.seed import SeedCustomer
+from jitadmin.emulators.seed import CUSTOMERS, SeedCustomer
 from jitadmin.emulators.server import EmulatorWorld
 from jitadmin.ports import TicketSystem
+from jitadmin.testing import FakeTicket, FakeTicketSystem
 
 from support.config import TEST_EGRESS
 
@@ -111,6 +115,10 @@ class Harness(AdminSwitches):
         return str(self.psa[self.secret_field])
 
     @property
+    def paged(self) -> bool:
+        return True  # a vendor's listing comes a page per request
+
+    @property
     def paths(self) -> JournalPaths:
         emulator = self.connector.emulator
         assert emulator is not None
@@ -187,3 +195,50 @@ class Harness(AdminSwitches):
     def seed_note(self, ticket_id: int, text: str) -> None:
         """A note written by someone else (no faults, no journal)."""
         self.truth.seed_note(ticket_id, text)
+
+
+@dataclass
+class FakeHarness:
+    """``FakeTicketSystem`` holding the seed customers' tickets: its own state is the ground
+    truth, and its call journal (``faults.calls``) stands in for the requests."""
+
+    customers: Sequence[SeedCustomer] = CUSTOMERS
+    kind: str = "fake-psa"  # its TicketExpectations are in support.psa_expectations
+
+    def __post_init__(self) -> None:
+        self.system = FakeTicketSystem(self.kind)
+        for customer in self.customers:
+            for t in customer.tickets:
+                company = str(customer.psa_company_id)
+                self.system.tickets[str(t.id)] = FakeTicket(str(t.id), t.summary, company, t.closed)
+
+    @property
+    def paged(self) -> bool:
+        return False  # one call answers a whole listing
+
+    def adapter(self, **overrides: Any) -> TicketSystem:
+        if overrides:
+            raise TypeError(f"the fake takes no settings or options: {sorted(overrides)}")
+        return self.system
+
+    def add_ticket(self, company_id: int, summary: str, *, closed: bool = False) -> int:
+        return int(self.system.add_ticket(str(company_id), summary, closed=closed))
+
+    def close_ticket(self, ticket_id: int) -> None:
+        self.system.close_ticket(str(ticket_id))
+
+    def seed_note(self, ticket_id: int, text: str) -> None:
+        self.system.seed_note(str(ticket_id), text)
+
+    def stored_notes(self, ticket_id: str) -> list[tuple[str, str]]:
+        return list(self.system.tickets[ticket_id].notes)
+
+    def _calls(self, operation: str) -> list[dict[str, Any]]:
+        # The fake sends nothing: a call has no body to show.
+        return [{"method": c, "body": None} for c in self.system.faults.calls if c == operation]
+
+    def note_posts(self) -> list[dict[str, Any]]:
+        return self._calls("add_note")
+
+    def listing_requests(self) -> list[dict[str, Any]]:
+        return self._calls("list_open_tickets")

@@ -1,17 +1,26 @@
-"""The TicketSystem contract: what every PSA adapter must do, against its emulator over HTTP.
+"""The TicketSystem contract: what every ticket system must do, in two halves.
 
-Every PSA must answer alike: open tickets of one company newest first with number and summary,
-owner and open state of one ticket, notes posted internally and found again by their marker, and
-every failure mapped to the adapter error taxonomy with a message a person can act on, never a
-secret. Where vendors differ on purpose (ticket numbers, how a note is kept internal, their
-error texts) the vendor's ``PsaExpectations`` says so.
+``TicketSystemBehaviour`` is what any ``TicketSystem`` must do, whatever it talks to: open
+tickets of one company newest first with number and summary (all of them, however many), owner
+and open state of one ticket, notes posted internally and found again by their marker (only as
+a note's last line, never quoted), a refused note rejected with the reason. The in-memory
+``jitadmin.testing.FakeTicketSystem`` runs this half (``support.psa_harness.FakeHarness``).
 
-A suite subclasses ``TicketSystemContract`` and provides the ``psa`` fixture (a ``Harness``):
-tests/contract/psa/test_ticket_systems.py does it for every registered PSA, and a new PSA's
-tests may do it for theirs alone.
+``TicketSystemHttp`` is what an adapter over a vendor's HTTP API must do on top: every failure
+(faults, lost answers, throttling, timeouts, an unreachable host) mapped to the adapter error
+taxonomy with a message a person can act on, reads retried and note POSTs never, never a secret
+in an error, and credentials never sent to a URL a server names. ``TicketSystemContract`` is
+both, run against every PSA's emulator over real HTTP.
+
+Where vendors differ on purpose (ticket numbers, how a note is kept internal, their error texts)
+the vendor's ``PsaExpectations`` says so. A suite subclasses one of the classes and provides the
+``psa`` fixture: tests/contract/psa/test_ticket_systems.py does it for every registered PSA and
+for the fake, and a new PSA's tests may do it for theirs alone.
 """
 
 from __future__ import annotations
+
+from typing import Any, Protocol
 
 import httpx
 import pytest
@@ -26,50 +35,91 @@ from jitadmin.core.errors import (
 from jitadmin.core.texts import neutral
 from jitadmin.emulators.runner import free_port
 from jitadmin.emulators.seed import CUSTOMERS
+from jitadmin.ports import TicketSystem
 
-from support.psa_expectations import PsaExpectations, expectations
+from support.psa_expectations import (
+    PsaExpectations,
+    TicketExpectations,
+    expectations,
+    http_expectations,
+)
 from support.psa_harness import Harness, Sleeps
 
 PEDRO, NORTHWIND = CUSTOMERS
 SUMMARIES = {str(t.id): t.summary for c in CUSTOMERS for t in c.tickets}
 
 
-def psa_expect(psa: Harness) -> PsaExpectations:
+class TicketHarness(Protocol):
+    """What the behaviour half asks of a harness: the system under test and its ground truth.
+
+    The seed customers' tickets (``CUSTOMERS``) and the paging customer (252) must exist.
+    """
+
+    kind: str
+
+    @property
+    def paged(self) -> bool:
+        """Whether a listing comes in pages (one ``listing_requests`` entry each)."""
+        ...
+
+    def adapter(self, **overrides: Any) -> TicketSystem: ...
+
+    def add_ticket(self, company_id: int, summary: str, *, closed: bool = False) -> int: ...
+
+    def close_ticket(self, ticket_id: int) -> None: ...
+
+    def seed_note(self, ticket_id: int, text: str) -> None: ...
+
+    def stored_notes(self, ticket_id: str) -> list[tuple[str, str]]: ...
+
+    def note_posts(self) -> list[dict[str, Any]]:
+        """One entry per note written (``body``: what was sent, if anything was)."""
+        ...
+
+    def listing_requests(self) -> list[dict[str, Any]]: ...
+
+
+def ticket_expect(psa: TicketHarness) -> TicketExpectations:
     return expectations(psa.kind)
+
+
+def psa_expect(psa: Harness) -> PsaExpectations:
+    return http_expectations(psa.kind)
 
 
 def desc(ids: list[str]) -> list[str]:
     return sorted(ids, key=int, reverse=True)
 
 
-class TicketSystemContract:
-    """The contract's tests; a subclass provides the ``psa`` fixture."""
+class TicketSystemBehaviour:
+    """What any TicketSystem must do; a subclass provides the ``psa`` fixture."""
 
     # --- the ticket picker and the submit-time check ---
 
-    def test_open_tickets_newest_first_with_number_and_summary(self, psa: Harness) -> None:
+    def test_open_tickets_newest_first_with_number_and_summary(self, psa: TicketHarness) -> None:
         tickets = psa.adapter().list_open_tickets(str(PEDRO.psa_company_id))
         assert [t.id for t in tickets] == desc(PEDRO.open_ticket_ids)
         for ticket in tickets:
             assert ticket.summary == SUMMARIES[ticket.id]
             assert (ticket.company_id, ticket.is_closed) == ("250", False)
             assert ticket.status and ticket.status not in {"Closed", "Complete"}
-        psa_expect(psa).check_numbers([t.number for t in tickets], [t.id for t in tickets])
+        ticket_expect(psa).check_numbers([t.number for t in tickets], [t.id for t in tickets])
 
-    def test_only_that_companys_open_tickets(self, psa: Harness) -> None:
+    def test_only_that_companys_open_tickets(self, psa: TicketHarness) -> None:
         tickets = psa.adapter().list_open_tickets(str(NORTHWIND.psa_company_id))
         assert [t.id for t in tickets] == desc(NORTHWIND.open_ticket_ids)
         assert psa.adapter().list_open_tickets("999") == []
 
-    def test_listing_follows_every_page(self, psa: Harness) -> None:
+    def test_listing_follows_every_page(self, psa: TicketHarness) -> None:
         opened = [psa.add_ticket(252, f"bulk {i}") for i in range(520)]
         for i in range(5):
             psa.add_ticket(252, f"done {i}", closed=True)
         tickets = psa.adapter().list_open_tickets("252")
         assert [int(t.id) for t in tickets] == sorted(opened, reverse=True)
-        assert len(psa.listing_requests()) >= 2  # 520 never fit one page
+        if psa.paged:
+            assert len(psa.listing_requests()) >= 2  # 520 never fit one page
 
-    def test_ticket_owner_and_open_state(self, psa: Harness) -> None:
+    def test_ticket_owner_and_open_state(self, psa: TicketHarness) -> None:
         adapter = psa.adapter()
         other = adapter.get_ticket(NORTHWIND.open_ticket_ids[0])
         assert (other.company_id, other.is_closed) == ("251", False)
@@ -79,7 +129,7 @@ class TicketSystemContract:
             with pytest.raises(AdapterNotFoundError):
                 adapter.get_ticket(unknown)
 
-    def test_a_ticket_closed_after_listing_reads_closed(self, psa: Harness) -> None:
+    def test_a_ticket_closed_after_listing_reads_closed(self, psa: TicketHarness) -> None:
         ticket_id = psa.add_ticket(251, "closes soon")
         adapter = psa.adapter()
         assert str(ticket_id) in [t.id for t in adapter.list_open_tickets("251")]
@@ -89,7 +139,7 @@ class TicketSystemContract:
 
     # --- notes ---
 
-    def test_note_is_internal_and_found_again_by_marker(self, psa: Harness) -> None:
+    def test_note_is_internal_and_found_again_by_marker(self, psa: TicketHarness) -> None:
         marker = f"jitadmin:{psa.kind}-round-trip:granted"
         ticket = PEDRO.open_ticket_ids[0]
         adapter = psa.adapter()
@@ -100,9 +150,9 @@ class TicketSystemContract:
         assert adapter.find_note(PEDRO.open_ticket_ids[1], marker) is None
         assert [n for n in psa.stored_notes(ticket) if n[0] == note_id] == [(note_id, text)]
         (post,) = psa.note_posts()
-        psa_expect(psa).assert_internal(post["body"])
+        ticket_expect(psa).assert_internal(post["body"])
 
-    def test_find_note_matches_the_marker_exactly_on_every_page(self, psa: Harness) -> None:
+    def test_find_note_matches_the_marker_exactly_on_every_page(self, psa: TicketHarness) -> None:
         ticket = int(PEDRO.open_ticket_ids[2])
         for i in range(130):
             psa.seed_note(ticket, f"someone else's note {i}\n[jitadmin:other-{i}:granted]")
@@ -115,7 +165,7 @@ class TicketSystemContract:
         assert adapter.find_note(str(ticket), "jitadmin:q1:granted") == note_id
         assert adapter.find_note(str(ticket), "jitadmin:other-129:granted") is not None
 
-    def test_a_marker_quoted_in_another_note_never_counts(self, psa: Harness) -> None:
+    def test_a_marker_quoted_in_another_note_never_counts(self, psa: TicketHarness) -> None:
         """Issue 12 item 11: grant B's reason quotes grant A's marker; A's note must still go out.
 
         Before the fix a reason like this one made ``find_note`` answer with B's note, so A's
@@ -138,6 +188,20 @@ class TicketSystemContract:
         assert stored[b_id].count("\n") == 2  # the reason's line breaks were flattened
         assert f"[{victim}]" not in stored[b_id]
 
+    def test_invalid_note_is_rejected_with_the_vendors_reason(self, psa: TicketHarness) -> None:
+        invalid = ticket_expect(psa).invalid_note
+        with pytest.raises(RejectedError) as caught:
+            psa.adapter(**invalid.overrides).add_note(PEDRO.open_ticket_ids[0], invalid.text)
+        assert invalid.reason in str(caught.value)
+        assert len(psa.note_posts()) == 1
+
+
+class TicketSystemHttp:
+    """What an adapter over a vendor's HTTP API must do besides; the ``psa`` fixture is a
+    ``Harness`` (support.psa_harness) on the vendor's emulator."""
+
+    # --- notes whose answer is lost ---
+
     def test_lost_answer_after_commit_leaves_one_findable_note(self, psa: Harness) -> None:
         # "500": stored, then a server error; "drop": stored, then the connection cut mid-answer
         # (each emulator says which it has).
@@ -154,13 +218,6 @@ class TicketSystemContract:
             assert adapter.find_note(ticket, marker) == stored[0][0]
         assert len(psa.note_posts()) == len(modes)  # never retried blindly
         assert adapter.add_note(ticket, "the switch is used up\n[jitadmin:after:revoked]")
-
-    def test_invalid_note_is_rejected_with_the_vendors_reason(self, psa: Harness) -> None:
-        invalid = psa_expect(psa).invalid_note
-        with pytest.raises(RejectedError) as caught:
-            psa.adapter(**invalid.overrides).add_note(PEDRO.open_ticket_ids[0], invalid.text)
-        assert invalid.reason in str(caught.value)
-        assert len(psa.note_posts()) == 1
 
     # --- failures and their messages ---
 
@@ -261,3 +318,7 @@ class TicketSystemContract:
             assert adapter.list_open_tickets("250") == []
         assert "evil.example" not in hosts
         assert hosts  # the adapter did talk to its own host
+
+
+class TicketSystemContract(TicketSystemBehaviour, TicketSystemHttp):
+    """The whole contract, for a PSA adapter against its emulator over HTTP."""

@@ -1,6 +1,7 @@
 """jitadmin.testing.FakeTicketSystem answers like the PSA adapters, and its switches work.
 
-(The PSA adapters' own contract suite is tests/contract/psa/test_ticket_systems.py.)
+(The behaviour half of the ticket-system contract asks it the PSA adapters' questions too:
+tests/contract/psa/test_ticket_systems.py, TestTheFake.)
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from jitadmin.core.errors import AdapterNotFoundError, RejectedError, TransientError
-from jitadmin.testing import FakeTicketSystem
+from jitadmin.testing import FakeTicket, FakeTicketSystem
 
 
 def test_open_tickets_of_one_company_newest_first() -> None:
@@ -22,6 +23,14 @@ def test_open_tickets_of_one_company_newest_first() -> None:
     psa.close_ticket(newer)
     assert psa.get_ticket(newer).is_closed is True
     assert [t.id for t in psa.list_open_tickets("250")] == [older]
+
+
+def test_a_new_ticket_never_replaces_one_put_in_directly() -> None:
+    psa = FakeTicketSystem()
+    psa.tickets["48211"] = FakeTicket("48211", "seeded", "250")
+    added = psa.add_ticket("250", "added")
+    assert int(added) > 48211
+    assert [t.id for t in psa.list_open_tickets("250")] == [added, "48211"]
 
 
 def test_an_unknown_ticket_is_not_found() -> None:
