@@ -300,7 +300,9 @@ class TicketGroundTruth(Protocol):
 class JournalPaths:
     """Where a vendor's requests show in the journal (matched case-insensitively)."""
 
-    ticket: str  # what the single-ticket GET's path contains
+    # What the single-ticket GET's path contains; the listing's path must contain it too (the
+    # contract fails a listing with a fault matching it).
+    ticket: str
     note_post: str  # what a note POST's path contains
     listing: tuple[str, str]  # (method, path end) of one page of the open-tickets listing
     drop_modes: tuple[DropMode, ...] = ("500", "drop")  # what drop_after_commit can do
