@@ -135,6 +135,15 @@ class DcAdmin:
         self.conn.search(group_dn, "(objectClass=*)", BASE, attributes=["member"])
         return [v.decode().lower() for v in self.conn.response[0]["raw_attributes"]["member"]]
 
+    def sid_of(self, sam: str) -> str:
+        self.conn.search(
+            self.base_dn,
+            f"(sAMAccountName={escape_filter_chars(sam)})",
+            SUBTREE,
+            attributes=["objectSid"],
+        )
+        return sid_text(self.conn.response[0]["raw_attributes"]["objectSid"][0])
+
     def domain_sid(self) -> str:
         self.conn.search(self.base_dn, "(objectClass=*)", BASE, attributes=["objectSid"])
         return sid_text(self.conn.response[0]["raw_attributes"]["objectSid"][0])

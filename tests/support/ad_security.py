@@ -2,7 +2,7 @@
 
 Windows' self-relative SECURITY_DESCRIPTOR and ACL layouts, read and written through
 nTSecurityDescriptor with the LDAP SD-flags control (DACL only), as an administrator would.
-https://learn.microsoft.com/openspecs/windows_protocols/ms-dtyp/7d4dac05-9cef-4563-a058-f108abecce1d
+https://learn.microsoft.com/windows/win32/secauthz/security-descriptor-control
 """
 
 from __future__ import annotations
@@ -90,8 +90,62 @@ def deny_reading(admin: DcAdmin, dn: str, attribute_guid: str, sid: str) -> None
     )
 
 
+ACCESS_ALLOWED_ACE = 0x00
+ACCESS_ALLOWED_OBJECT_ACE = 0x05
+
+
+def allow(
+    admin: DcAdmin, dn: str, sid: str, mask: int, *, flags: int = 0, object_type: str = ""
+) -> None:
+    """Put "allow <sid> <mask>" (on one attribute when ``object_type`` names its GUID) first
+    in the object's DACL; the objects the tests delegate on carry no explicit deny ACEs."""
+    if object_type:
+        body = (
+            struct.pack("<II", mask, ACE_OBJECT_TYPE_PRESENT)
+            + uuid.UUID(object_type).bytes_le
+            + sid_bytes(sid)
+        )
+        kind = ACCESS_ALLOWED_OBJECT_ACE
+    else:
+        body, kind = struct.pack("<I", mask) + sid_bytes(sid), ACCESS_ALLOWED_ACE
+    ace = struct.pack("<BBH", kind, flags, 4 + len(body)) + body
+    current = read_dacl(admin, dn)
+    write_dacl(
+        admin, dn, _descriptor(control(current), ace + aces(current), _ace_count(current) + 1)
+    )
+
+
 def admin_sd_holder_dn(admin: DcAdmin) -> str:
     return f"CN=AdminSDHolder,CN=System,{admin.base_dn}"
+
+
+INHERITED_ACE = 0x10
+
+
+def explicit(ace_bytes: bytes) -> bytes:
+    """The same ACEs with INHERITED_ACE cleared: on a protected DACL every ACE is explicit."""
+    out, offset = bytearray(), 0
+    while offset < len(ace_bytes):
+        kind, flags, size = struct.unpack_from("<BBH", ace_bytes, offset)
+        out += struct.pack("<BBH", kind, flags & ~INHERITED_ACE, size)
+        out += ace_bytes[offset + 4 : offset + size]
+        offset += size
+    return bytes(out)
+
+
+def has_inherited_aces(descriptor: bytes) -> bool:
+    ace_bytes, offset = aces(descriptor), 0
+    while offset < len(ace_bytes):
+        _, flags, size = struct.unpack_from("<BBH", ace_bytes, offset)
+        if flags & INHERITED_ACE:
+            return True
+        offset += size
+    return False
+
+
+def sdprop_dacl(admin: DcAdmin) -> bytes:
+    """The ACEs SDProp writes: AdminSDHolder's, all explicit."""
+    return explicit(aces(read_dacl(admin, admin_sd_holder_dn(admin))))
 
 
 def stamp_like_sdprop(admin: DcAdmin, dn: str) -> None:
@@ -100,9 +154,6 @@ def stamp_like_sdprop(admin: DcAdmin, dn: str) -> None:
     https://learn.microsoft.com/windows-server/identity/ad-ds/plan/security-best-practices/appendix-c--protected-accounts-and-groups-in-active-directory
     """
     template = read_dacl(admin, admin_sd_holder_dn(admin))
-    write_dacl(
-        admin,
-        dn,
-        _descriptor(control(template) | SE_DACL_PROTECTED, aces(template), _ace_count(template)),
-    )
+    word = control(template) | SE_DACL_PROTECTED
+    write_dacl(admin, dn, _descriptor(word, explicit(aces(template)), _ace_count(template)))
     admin.set(dn, adminCount="1")

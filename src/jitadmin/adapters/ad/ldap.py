@@ -174,10 +174,19 @@ class LdapSession:
         return str(version()) if callable(version) else "TLS"
 
     def search(
-        self, base: str, query: str, attributes: Sequence[str], *, what: str, scope: str = SUBTREE
+        self,
+        base: str,
+        query: str,
+        attributes: Sequence[str],
+        *,
+        what: str,
+        scope: str = SUBTREE,
+        controls: Sequence[Any] | None = None,
     ) -> list[Entry]:
         with self._guard(what):
-            ok = self._conn.search(base, query, scope, attributes=list(attributes))
+            ok = self._conn.search(
+                base, query, scope, attributes=list(attributes), controls=controls
+            )
         if not ok and self._conn.result["result"] != SUCCESS:
             if self._conn.result["result"] == NO_SUCH_OBJECT:
                 return []
@@ -188,8 +197,17 @@ class LdapSession:
             if item.get("type") == "searchResEntry"
         ]
 
-    def read(self, dn: str, attributes: Sequence[str], *, what: str) -> Entry | None:
-        found = self.search(dn, "(objectClass=*)", attributes, what=what, scope=BASE)
+    def read(
+        self,
+        dn: str,
+        attributes: Sequence[str],
+        *,
+        what: str,
+        controls: Sequence[Any] | None = None,
+    ) -> Entry | None:
+        found = self.search(
+            dn, "(objectClass=*)", attributes, what=what, scope=BASE, controls=controls
+        )
         return found[0] if found else None
 
     def add(
@@ -201,11 +219,17 @@ class LdapSession:
             raise result_error(self._conn.result, what)
 
     def modify(
-        self, dn: str, changes: dict[str, Any], *, what: str, already: Sequence[int] = ()
+        self,
+        dn: str,
+        changes: dict[str, Any],
+        *,
+        what: str,
+        already: Sequence[int] = (),
+        controls: Sequence[Any] | None = None,
     ) -> bool:
         """True when the change was made, False when the DC said it was already so."""
         with self._guard(what):
-            ok = self._conn.modify(dn, changes)
+            ok = self._conn.modify(dn, changes, controls=controls)
         if ok:
             return True
         if self._conn.result["result"] in already:

@@ -4,8 +4,9 @@ One tech account per requester and customer (``core.naming``), tagged as jitadmi
 grants. Grant: find or create it disabled → set the one-time password → set accountExpires →
 enable → add to Domain Admins (found by RID 512) → read back. Revoke:
 remove from Domain Admins → disable → reset the password to a value nobody knows → read back →
-clear an orphaned adminCount. Every step treats "already so" as success and is reported through
-``record`` at once, so a retry after a crash at any point converges. An account with the chosen
+undo what AdminSDHolder left (adminCount, inheritance off). Every step treats "already so" as
+success and is reported through ``record`` at once, so a retry after a crash at any point
+converges. An account with the chosen
 name that jitadmin does not manage for this requester is never touched.
 """
 
@@ -35,11 +36,14 @@ from jitadmin.adapters.ad.account import (
     filetime,
     guid_filter_value,
     new_account_attributes,
-    protected_sids,
     unicode_pwd,
 )
+from jitadmin.adapters.ad.checks import (
+    require_password_allowed,
+    require_unexpired_password,
+    require_usable,
+)
 from jitadmin.adapters.ad.domain import (
-    AccountState,
     Domain,
     discover,
     read_state,
@@ -52,11 +56,12 @@ from jitadmin.adapters.ad.ldap import (
     NO_SUCH_ATTRIBUTE,
     UNWILLING_TO_PERFORM,
     Endpoint,
-    Entry,
     LdapSession,
     open_session,
     tls_context,
 )
+from jitadmin.adapters.ad.rights import bind_account_rights
+from jitadmin.adapters.ad.sdprop import undo_stamp
 from jitadmin.core import naming
 from jitadmin.core.clock import iso
 from jitadmin.core.egress import EgressPolicy
@@ -67,12 +72,7 @@ from jitadmin.core.errors import (
     RejectedError,
     TransientError,
 )
-from jitadmin.core.passwords import (
-    NAME_TOKEN_MIN,
-    contains_name_token,
-    generate_password,
-    name_tokens,
-)
+from jitadmin.core.passwords import generate_password
 from jitadmin.ports import (
     AccessResult,
     AccessSpec,
@@ -138,16 +138,11 @@ class ActiveDirectoryIdentityProvider:
                 f"domain {domain.dns_name} ({domain.base_dn}), SID {domain.sid}",
                 f"Domain Admins (RID 512): {domain.admins_dn}",
             ]
-            ou = session.read(domain.ou_dn, ["allowedChildClassesEffective"], what="read the OU")
-            if "user" not in _lowered(ou, "allowedChildClassesEffective"):
-                raise MisconfiguredError(f"{user} may not create user accounts in {domain.ou_dn}")
-            findings.append(f"may create user accounts in {domain.ou_dn}")
-            group = session.read(
-                domain.admins_dn, ["allowedAttributesEffective"], what="read Domain Admins"
-            )
-            if "member" not in _lowered(group, "allowedAttributesEffective"):
-                raise MisconfiguredError(f"{user} may not change the members of Domain Admins")
-            findings.append("may change the members of Domain Admins")
+            rights = bind_account_rights(session, domain, user)
+            if rights.missing:
+                # Every missing right at once, each with its fix.
+                raise MisconfiguredError("; ".join(rights.missing))
+            findings += rights.present
             managed = self._tagged(session, domain.base_dn)
             enabled = sum(1 for a in managed if a.managed and not a.disabled)
             findings.append(
@@ -166,7 +161,7 @@ class ActiveDirectoryIdentityProvider:
                 _require_owner(account, spec.requester)
             # Checked before anything is created or changed: the DC would refuse the password
             # only after the account exists (Samba does not check this rule at all).
-            _require_password_allowed(
+            require_password_allowed(
                 spec.password, sam, account.display_name if account else display_name(full)
             )
             if account is None:
@@ -190,7 +185,7 @@ class ActiveDirectoryIdentityProvider:
                 what=f"unlock {sam} (lockoutTime 0)",
             )
             record("password_set", {})
-            self._require_password_usable(session, dn, sam)
+            require_unexpired_password(session, dn, sam, self.connection.bind_user)
             ends = spec.expires_at.astimezone(UTC) + self._expiry_grace
             session.modify(
                 dn,
@@ -217,7 +212,7 @@ class ActiveDirectoryIdentityProvider:
                 raise unverifiable(sam, self.connection.bind_user)
             if not state.is_enabled_admin(domain):
                 raise TransientError(f"{sam} does not show as an enabled Domain Admin yet")
-            _require_usable(state, sam, self.connection.bind_user)
+            require_usable(state, sam, self.connection.bind_user)
             record("verified_granted", {})
         log.info("%s is an enabled Domain Admin until %s", sam, iso(ends))
         return AccessResult(
@@ -284,15 +279,11 @@ class ActiveDirectoryIdentityProvider:
                 raise TransientError(f"revoke of {sam} not verified: {', '.join(remaining)}")
             if state.admin_membership(domain) is None:
                 raise unverifiable(sam, self.connection.bind_user)
-            if state.admin_count and not state.group_sids & protected_sids(domain.sid):
-                # AdminSDHolder leaves adminCount=1 behind when the account leaves the group.
-                session.modify(
-                    dn,
-                    {"adminCount": [(MODIFY_DELETE, [])]},
-                    what=f"clear adminCount of {sam}",
-                    already=(NO_SUCH_ATTRIBUTE,),
-                )
-                record("admin_count_cleared", {})
+            # SDProp leaves adminCount=1 and inheritance off behind when the account leaves the
+            # group: hidden from the usual (adminCount=1) audits while its ACL still differs.
+            undone = undo_stamp(session, domain, dn, sam, state)
+            if undone is not None:
+                record("admin_count_cleared", undone)
             record("verified_revoked", {})
         log.info("%s removed from Domain Admins, disabled and its password reset", sam)
 
@@ -451,15 +442,6 @@ class ActiveDirectoryIdentityProvider:
         record("account_found", _account_data(account))
         return account
 
-    def _require_password_usable(self, session: LdapSession, dn: str, sam: str) -> None:
-        """pwdLastSet 0 after a reset: the caller lacks Unexpire-Password on the domain, so the
-        DC expired the new password at once (must change at first logon; RDP with NLA fails).
-        https://learn.microsoft.com/openspecs/windows_protocols/ms-samr/22b79fa8-13bd-4952-a399-9d5a93b2256f
-        """
-        entry = session.read(dn, ["pwdLastSet"], what=f"read pwdLastSet of {sam}")
-        if entry is not None and entry.number("pwdLastSet") == 0:
-            raise MisconfiguredError(_expired_password(sam, self.connection.bind_user))
-
     @staticmethod
     def _restore_primary_group(session: LdapSession, domain: Domain, account: Account) -> None:
         users = session.search(
@@ -494,45 +476,6 @@ def _require_owner(account: Account, requester: str) -> None:
             f"the account {account.sam} is jitadmin's tech account of another requester "
             f"({account.owner}); it is left untouched"
         )
-
-
-def _require_password_allowed(password: str, sam: str, shown_name: str) -> None:
-    """Windows complexity: neither the whole sAMAccountName nor any displayName token of 3+
-    characters may appear in the password.
-    https://learn.microsoft.com/openspecs/windows_protocols/ms-samr/cb1f380a-0a51-4705-84cd-eea1b85953e0
-    """
-    tokens = set(name_tokens(shown_name))
-    if len(sam) >= NAME_TOKEN_MIN:
-        tokens.add(sam.lower())
-    if contains_name_token(password, tokens):
-        raise RejectedError(
-            f"the password for {sam} does not meet Windows password complexity: it "
-            f"contains its sAMAccountName or a part of 3 or more characters of its displayName "
-            f"({shown_name!r}, split at , . - _ # spaces and tabs)"
-        )
-
-
-def _require_usable(state: AccountState, sam: str, bind_user: str) -> None:
-    """An enabled Domain Admin the technician cannot log on with is not a grant."""
-    if state.locked_out:
-        raise TransientError(
-            f"{sam} is locked out (msDS-User-Account-Control-Computed has LOCKOUT) although "
-            "jitadmin wrote lockoutTime 0: something keeps logging on with a wrong password"
-        )
-    if state.password_expired:
-        raise MisconfiguredError(_expired_password(sam, bind_user))
-
-
-def _expired_password(sam: str, bind_user: str) -> str:
-    return (
-        f"the DC expired the new password of {sam} as soon as jitadmin set it (pwdLastSet 0): "
-        "the technician would have to change it at first logon and RDP with NLA fails; "
-        f"grant Unexpire-Password to {bind_user} on the domain object"
-    )
-
-
-def _lowered(entry: Entry | None, attribute: str) -> set[str]:
-    return {v.decode().lower() for v in entry.values(attribute)} if entry else set()
 
 
 def _account_data(account: Account) -> dict[str, Any]:
