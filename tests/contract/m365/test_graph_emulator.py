@@ -1092,6 +1092,22 @@ def test_still_privileged_for_longer_than_still_listed(world: World) -> None:
         wait_for(lambda: client.delete(f"users/{uid}").status_code == 204, "the 403 to end")
 
 
+def test_concurrency_violation_on_a_fault_switch(world: World) -> None:
+    """409 ``Directory_ConcurrencyViolation``: "Error due to concurrent requests being made to
+    the tenant. Please wait briefly and retry." (https://learn.microsoft.com/graph/errors)."""
+    world.faults(error_status=409, error_count=1, match="POST /v1.0/users")
+    with world.graph() as client:
+        body = {
+            "accountEnabled": True, "displayName": "x", "mailNickname": "x",
+            "userPrincipalName": f"cv-{uuid.uuid4().hex[:8]}@{PEDRO.domain}",
+            "passwordProfile": {"password": PASSWORD},
+        }  # fmt: skip
+        refused = client.post("users", json=body)
+        error = graph_error(refused, 409, "Directory_ConcurrencyViolation")
+        assert "wait briefly and retry" in error["message"]
+        assert client.post("users", json=body).status_code == 201
+
+
 # --- mounted under a prefix ---------------------------------------------------------------
 
 

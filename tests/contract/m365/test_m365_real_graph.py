@@ -14,7 +14,8 @@ import pytest
 
 from jitadmin.adapters.m365.client import GraphClient
 from jitadmin.adapters.m365.directory import display_name
-from jitadmin.core.errors import TransientError
+from jitadmin.adapters.m365.errors import GraphConflictError
+from jitadmin.core.errors import AdapterError, TransientError
 
 from support.m365 import (
     CUSTOMER,
@@ -209,3 +210,50 @@ def test_the_403_right_after_role_removal_is_retried_by_default(
     )
     assert 403 in writes, "the replication window after the removal was met"
     assert emulator.state.find_user(TENANT, user_id) is None
+
+
+# --- 409 Directory_ConcurrencyViolation -------------------------------------------------
+
+
+def test_a_concurrency_violation_is_retried(
+    emulator: Emulator, make_provider: ProviderFactory
+) -> None:
+    """409 ``Directory_ConcurrencyViolation`` means "retry after a short delay", not "already
+    exists" (https://learn.microsoft.com/graph/errors): the grant goes through."""
+    emulator.faults(error_status=409, error_count=2, match="POST /v1.0/roleManagement")
+    spec, record = access(), Recorder()
+    result = make_provider().grant(spec, record)
+    assert record.steps[-1] == "verified_granted"
+    assert result.account["user_id"] in emulator.ga_holders()
+    posts = emulator.statuses("POST", "/v1.0/roleManagement/directory/roleAssignments")
+    assert posts == [409, 409, 201]
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        ("Directory_ConcurrencyViolation", TransientError),
+        ("Request_Conflict", GraphConflictError),
+        (None, GraphConflictError),
+    ],
+)
+def test_a_409_is_classified_by_its_error_code(
+    code: str | None, expected: type[AdapterError]
+) -> None:
+    """Only the concurrency code is transient; any other 409 keeps meaning "conflict"."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        error = {"message": "no"} | ({"code": code} if code else {})
+        return httpx.Response(409, json={"error": error})
+
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+    client = GraphClient(
+        "https://graph.microsoft.com/v1.0", StaticTokens(), http=http,
+        max_attempts=3, sleep=lambda _s: None,
+    )  # fmt: skip
+    with pytest.raises(expected) as caught:
+        client.post("/users", {"displayName": "x"})
+    assert caught.value.vendor_code == code
+    assert len(seen) == (3 if expected is TransientError else 1)

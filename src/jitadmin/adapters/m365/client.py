@@ -36,6 +36,7 @@ from jitadmin.adapters.m365.auth import (
 )
 from jitadmin.adapters.m365.errors import (
     GraphNotFoundError,
+    is_retryable_conflict,
     parse_error,
     sensitive_values,
     typed_error,
@@ -298,7 +299,9 @@ class GraphClient:
             replication = (err.status, err.code or "") in retry_on
             if err.status == 429:
                 self._hold_tenant(err.retry_after_s)
-            if err.status == 429 or (err.status >= 500 and safe) or replication:
+            # A concurrency violation was refused before anything changed: safe to resend.
+            busy = is_retryable_conflict(err)
+            if err.status == 429 or (err.status >= 500 and safe) or replication or busy:
                 transient = TransientError(
                     typed.message, vendor_code=err.code, retry_after_s=err.retry_after_s
                 )

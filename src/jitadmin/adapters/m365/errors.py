@@ -33,7 +33,13 @@ class GraphNotFoundError(AdapterNotFoundError):
 
 
 class GraphConflictError(AlreadyExistsError):
-    """400 with ``details[].code == ObjectConflict`` (e.g. UPN taken), or 409."""
+    """400 with ``details[].code == ObjectConflict`` (e.g. UPN taken), or a 409 other than a
+    concurrency violation."""
+
+
+# 409 codes that mean "the tenant was busy with concurrent writes: retry after a short delay"
+# (https://learn.microsoft.com/graph/errors), not "already exists".
+RETRYABLE_CONFLICTS = frozenset({"Directory_ConcurrencyViolation"})
 
 
 class GraphBadRequestError(RejectedError):
@@ -58,6 +64,10 @@ class GraphErrorBody:
     detail_codes: tuple[str, ...]
     request_id: str | None
     retry_after_s: float | None
+
+
+def is_retryable_conflict(err: GraphErrorBody) -> bool:
+    return err.status == 409 and err.code in RETRYABLE_CONFLICTS
 
 
 def parse_error(response: httpx.Response) -> GraphErrorBody:
@@ -132,6 +142,6 @@ def typed_error(label: str, err: GraphErrorBody, secrets: Collection[str] = ()) 
         return WeakPasswordError(
             f"{label}: the password does not meet Entra's complexity rules", vendor_code=err.code
         )
-    if err.status == 429 or err.status >= 500:
+    if err.status == 429 or err.status >= 500 or is_retryable_conflict(err):
         return TransientError(text, vendor_code=err.code, retry_after_s=err.retry_after_s)
     return _ERROR_BY_STATUS.get(err.status, GraphBadRequestError)(text, vendor_code=err.code)

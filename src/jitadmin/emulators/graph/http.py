@@ -104,7 +104,11 @@ FAULT_CODES: dict[int, tuple[str, str]] = {
     403: ("Authorization_RequestDenied", "Insufficient privileges to complete the operation."),
     404: ("Request_ResourceNotFound", "Resource not found."),
     405: ("Request_BadRequest", "Specified HTTP method is not allowed for the request target."),
-    409: ("Conflict", "Conflict."),
+    # The directory's own 409 (https://learn.microsoft.com/graph/errors): retry shortly.
+    409: (
+        "Directory_ConcurrencyViolation",
+        "Error due to concurrent requests being made to the tenant. Please wait briefly and retry.",
+    ),
     429: ("TooManyRequests", "Too many requests."),
     500: ("generalException", "General exception while processing."),
     502: ("UnknownError", ""),
