@@ -36,8 +36,8 @@ def bind_account_rights(session: LdapSession, domain: Domain, user: str) -> Righ
         rights.present.append(f"may create user accounts in {domain.ou_dn}")
     else:
         rights.missing.append(
-            f"{user} may not create user accounts in {domain.ou_dn}: delegate 'Create User "
-            "objects' on it"
+            f"{user} may not create user accounts in {domain.ou_dn}: delegate 'Create, delete "
+            "and manage user accounts' on it"
         )
     group = session.read(
         domain.admins_dn, ["allowedAttributesEffective"], what="read Domain Admins"
