@@ -6,6 +6,7 @@ overrides). Without a DC the AD tests fail with instructions; they are never ski
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import uuid
@@ -30,6 +31,18 @@ SCRIPT = REPO / "scripts" / "samba-dc.sh"
 ENV_FILE = Path(os.environ.get("SAMBA_DC_ENV_FILE") or REPO / ".run" / "samba-dc.env")
 USER_CLASSES = ["top", "person", "organizationalPerson", "user"]
 DISABLED = 0x2
+
+
+@contextmanager
+def exclusive(name: str) -> Iterator[None]:
+    """One holder at a time, across every process on this machine that uses this DC: for a
+    test that changes a shared object (Domain Admins' DACL) and puts it back afterwards."""
+    with (ENV_FILE.parent / f"{name}.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def unique_requester(stem: str = "tech") -> str:

@@ -3,7 +3,8 @@
 The stamp is applied by hand as Windows applies it every 60 minutes: the DACL of
 CN=AdminSDHolder,CN=System,<domain> copied onto the object (every ACE explicit), SE_DACL_PROTECTED
 set, adminCount=1. Domain Admins is shared by every test on this DC: the fixture that stamps it
-or delegates on it puts its DACL and adminCount back byte for byte, and checks that it did.
+or delegates on it holds a machine-wide lock, puts its DACL and adminCount back byte for byte,
+and checks that it did.
 https://learn.microsoft.com/windows-server/identity/ad-ds/plan/security-best-practices/appendix-c--protected-accounts-and-groups-in-active-directory
 """
 
@@ -19,7 +20,7 @@ from jitadmin.adapters.ad.provider import ActiveDirectoryIdentityProvider
 from jitadmin.core.errors import MisconfiguredError
 from jitadmin.core.passwords import generate_password
 
-from support.ad import DcAdmin, SambaDc, unique_requester
+from support.ad import DcAdmin, SambaDc, exclusive, unique_requester
 from support.ad_adapter import Steps, logon, provider_for, revoke_spec, spec
 from support.ad_security import (
     SE_DACL_PROTECTED,
@@ -55,7 +56,9 @@ class SharedDomainAdmins:
 
 @pytest.fixture
 def domain_admins(samba_dc: SambaDc) -> Iterator[SharedDomainAdmins]:
-    with samba_dc.admin() as admin:
+    # Another run of these tests (another worktree) must not save our stamped DACL as its
+    # "original": one at a time.
+    with exclusive("domain-admins-dacl"), samba_dc.admin() as admin:
         shared = SharedDomainAdmins(admin)
         original = read_dacl(admin, shared.dn)
         admin_count = admin.read(shared.dn).text("adminCount")
