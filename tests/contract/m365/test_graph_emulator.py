@@ -1108,6 +1108,23 @@ def test_concurrency_violation_on_a_fault_switch(world: World) -> None:
         assert client.post("users", json=body).status_code == 201
 
 
+def test_a_fresh_consent_answers_identity_not_found_for_a_while(world: World) -> None:
+    """Right after admin consent Graph may not know the app in the tenant yet: 401
+    ``Authorization_IdentityNotFound`` "The identity of the calling application could not be
+    established." (https://learn.microsoft.com/graph/errors)."""
+    world.state.set_app(NORTHWIND.tenant_id, identity_pending_requests=2)
+    try:
+        with world.graph(NORTHWIND.tenant_id) as client:
+            for _ in range(2):
+                error = graph_error(client.get("domains"), 401, "Authorization_IdentityNotFound")
+                assert error["message"] == (
+                    "The identity of the calling application could not be established."
+                )
+            assert client.get("domains").status_code == 200
+    finally:
+        world.state.set_app(NORTHWIND.tenant_id, identity_pending_requests=0)
+
+
 # --- mounted under a prefix ---------------------------------------------------------------
 
 

@@ -15,11 +15,12 @@ import pytest
 from jitadmin.adapters.m365.client import GraphClient
 from jitadmin.adapters.m365.directory import display_name
 from jitadmin.adapters.m365.errors import GraphConflictError
-from jitadmin.core.errors import AdapterError, TransientError
+from jitadmin.core.errors import AdapterError, MisconfiguredError, TransientError
 
 from support.m365 import (
     CUSTOMER,
     GA,
+    OTHER,
     TENANT,
     CrashError,
     Emulator,
@@ -257,3 +258,50 @@ def test_a_409_is_classified_by_its_error_code(
         client.post("/users", {"displayName": "x"})
     assert caught.value.vendor_code == code
     assert len(seen) == (3 if expected is TransientError else 1)
+
+
+# --- 401 Authorization_IdentityNotFound -------------------------------------------------
+
+
+def test_a_consent_still_replicating_is_waited_out(
+    emulator: Emulator, make_provider: ProviderFactory
+) -> None:
+    """401 ``Authorization_IdentityNotFound`` right after admin consent
+    (https://learn.microsoft.com/graph/errors) is retried while the connection is new."""
+    emulator.state.set_app(OTHER.tenant_id, identity_pending_requests=3)
+    try:
+        findings = make_provider(tenant_id=OTHER.tenant_id).check()
+    finally:
+        emulator.state.set_app(OTHER.tenant_id, identity_pending_requests=0)
+    assert findings[0] == "token acquired"
+    assert emulator.statuses("GET", "/v1.0/domains")[:3] == [401, 401, 401]
+    assert emulator.statuses("GET", "/v1.0/domains")[-1] == 200
+
+
+@pytest.mark.parametrize(
+    ("age_s", "expected"), [(10.0, TransientError), (3600.0, MisconfiguredError)]
+)
+def test_identity_not_found_says_consent_is_not_effective_yet(
+    age_s: float, expected: type[AdapterError]
+) -> None:
+    """Its own message naming the tenant; transient for a bounded time after the connection
+    is made, then a configuration problem (consent missing or revoked)."""
+    clock = [1000.0]
+
+    def handler(_request: httpx.Request) -> httpx.Response:
+        message = "The identity of the calling application could not be established."
+        return httpx.Response(
+            401, json={"error": {"code": "Authorization_IdentityNotFound", "message": message}}
+        )
+
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+    client = GraphClient(
+        "https://graph.microsoft.com/v1.0", StaticTokens(), http=http, max_attempts=3,
+        sleep=lambda _s: None, monotonic=lambda: clock[0], tenant_label="contoso.example",
+        consent_grace_s=900.0,
+    )  # fmt: skip
+    clock[0] += age_s
+    with pytest.raises(expected) as caught:
+        client.get("/domains")
+    assert "consent not yet effective in tenant contoso.example" in str(caught.value)
+    assert caught.value.vendor_code == "Authorization_IdentityNotFound"

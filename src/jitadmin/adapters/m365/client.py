@@ -51,6 +51,10 @@ GRAPH_URL = "https://graph.microsoft.com/v1.0"
 # (status, error.code) pairs that mean "the directory has not caught up yet".
 NOT_YET_REPLICATED: tuple[tuple[int, str], ...] = ((404, "Request_ResourceNotFound"),)
 DENIED_UNTIL_REPLICATED: tuple[tuple[int, str], ...] = ((403, "Authorization_RequestDenied"),)
+# 401 while a fresh admin consent replicates: Graph does not know the app in the tenant yet.
+IDENTITY_NOT_FOUND = "Authorization_IdentityNotFound"
+# How long after a connection is made that 401 is taken for replication, not a missing consent.
+CONSENT_GRACE_S = 900.0
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE"})
 _MAX_PAGES = 1000
 
@@ -78,8 +82,12 @@ class GraphClient:
         max_attempts: int = 8,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        tenant_label: str | None = None,
+        consent_grace_s: float = CONSENT_GRACE_S,
     ) -> None:
         self._base = check_endpoint(base_url, "graph_url")
+        self._tenant_label = tenant_label or "this tenant"
+        self._consent_grace_s = consent_grace_s
         self._origin = urlsplit(self._base)[:2]
         self._tokens = tokens
         self._owns_http = http is None
@@ -89,6 +97,7 @@ class GraphClient:
         self._max_attempts = max(max_attempts, 1)
         self._sleep = sleep
         self._monotonic = monotonic
+        self._created = monotonic()
         # Until when the tenant asked us (429 + Retry-After) to send nothing at all: every
         # thread using this client waits, not only the call that was throttled.
         self._hold_until = float("-inf")
@@ -127,6 +136,7 @@ class GraphClient:
         except BaseException:
             http.close()
             raise
+        knobs.setdefault("tenant_label", tenant_id)
         client = cls(graph_url, tokens, http=http, timeout_s=timeout_s, **knobs)
         client._owns_http = True
         return client
@@ -295,6 +305,9 @@ class GraphClient:
                 reauthenticated = True
                 self._tokens.invalidate()
                 continue
+            if err.status == 401 and err.code == IDENTITY_NOT_FOUND:
+                self._backoff(started, attempt, err.retry_after_s, self._consent_pending(label))
+                continue
             typed = typed_error(label, err, secrets)
             replication = (err.status, err.code or "") in retry_on
             if err.status == 429:
@@ -308,6 +321,18 @@ class GraphClient:
                 self._backoff(started, attempt, err.retry_after_s, transient)
                 continue
             raise typed
+
+    def _consent_pending(self, label: str) -> AdapterError:
+        """401 Authorization_IdentityNotFound: transient while the connection is new (consent
+        replicates for a while after it is granted), a configuration problem after that."""
+        message = (
+            f"{label}: consent not yet effective in tenant {self._tenant_label} (Graph cannot "
+            "establish the application's identity there; admin consent may still be "
+            "replicating, or was never granted or was revoked)"
+        )
+        if self._monotonic() - self._created < self._consent_grace_s:
+            return TransientError(message, vendor_code=IDENTITY_NOT_FOUND)
+        raise MisconfiguredError(message, vendor_code=IDENTITY_NOT_FOUND)
 
     def _hold_tenant(self, retry_after_s: float | None) -> None:
         if retry_after_s:

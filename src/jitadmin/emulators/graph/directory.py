@@ -143,8 +143,11 @@ class Directory:
         roles: Iterable[str] | None = None,
         consented: bool | None = None,
         secret_expired: bool | None = None,
+        identity_pending_requests: int | None = None,
     ) -> None:
-        """Change how the app is consented in one tenant (tokens issued later see it)."""
+        """Change how the app is consented in one tenant (tokens issued later see it).
+        ``identity_pending_requests``: a consent so fresh that Graph answers the app's next N
+        requests there with 401 Authorization_IdentityNotFound."""
         with self.lock:
             app = self._tenants[tenant_id.lower()].apps[(client_id or self.client_id).lower()]
             if roles is not None:
@@ -153,6 +156,8 @@ class Directory:
                 app.consented = consented
             if secret_expired is not None:
                 app.secret_expired = secret_expired
+            if identity_pending_requests is not None:
+                app.identity_pending_requests = identity_pending_requests
 
     def tenant(self, tenant_id: str) -> Tenant:
         """A deep copy of one tenant's whole state."""
@@ -263,7 +268,17 @@ class Directory:
                 401, "InvalidAuthenticationToken", "Access token has expired or is not yet valid."
             )
         with self.lock:
-            self._tenants[grant.caller.tenant_id].requests += 1  # replication's clock ticks
+            tenant = self._tenants[grant.caller.tenant_id]
+            tenant.requests += 1  # replication's clock ticks
+            app = tenant.apps.get(grant.caller.client_id)
+            if not grant.caller.delegated and app is not None and app.identity_pending_requests:
+                app.identity_pending_requests -= 1
+                # A fresh admin consent still replicating (https://learn.microsoft.com/graph/errors).
+                raise GraphError(
+                    401,
+                    "Authorization_IdentityNotFound",
+                    "The identity of the calling application could not be established.",
+                )
         return grant.caller
 
     # --- replication and role bookkeeping -------------------------------------------------

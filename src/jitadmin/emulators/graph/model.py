@@ -311,6 +311,9 @@ class AppConsent:
     sp_id: str
     consented: bool = True
     secret_expired: bool = False
+    # Right after admin consent Graph may not know the app's identity in the tenant yet: the
+    # next N Graph requests by it answer 401 Authorization_IdentityNotFound.
+    identity_pending_requests: int = 0
 
 
 @dataclass
