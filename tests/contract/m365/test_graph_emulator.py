@@ -1125,6 +1125,21 @@ def test_a_fresh_consent_answers_identity_not_found_for_a_while(world: World) ->
         world.state.set_app(NORTHWIND.tenant_id, identity_pending_requests=0)
 
 
+def test_the_graph_namespace_alias_is_accepted_in_cast_segments(
+    world: World, settled: None
+) -> None:
+    """``graph.`` stands for ``microsoft.graph.`` in a cast segment; Microsoft's SDKs send
+    ``/directory/deletedItems/graph.user`` (https://learn.microsoft.com/graph/api/directory-deleteditems-list)."""
+    with world.graph() as client:
+        uid = new_user(client)["id"]
+        assert client.delete(f"users/{uid}").status_code == 204
+        long = client.get("directory/deletedItems/microsoft.graph.user", params={"$select": "id"})
+        short = client.get("directory/deletedItems/graph.user", params={"$select": "id"})
+    assert short.status_code == 200, short.text
+    assert uid in [d["id"] for d in short.json()["value"]]
+    assert short.json()["value"] == long.json()["value"]
+
+
 # --- mounted under a prefix ---------------------------------------------------------------
 
 

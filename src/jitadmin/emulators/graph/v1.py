@@ -243,7 +243,10 @@ def build_v1_router(state: GraphState) -> APIRouter:  # noqa: PLR0915 - one clos
             "The type cast segment is required, e.g. /directory/deletedItems/microsoft.graph.user."
         )
 
+    # Graph accepts the namespace alias "graph." in cast segments, and Microsoft's SDKs send it
+    # (https://learn.microsoft.com/graph/api/directory-deleteditems-list).
     @router.get("/directory/deletedItems/microsoft.graph.user")
+    @router.get("/directory/deletedItems/graph.user")
     async def list_deleted(request: Request) -> Response:
         caller = _caller(state, request, READ_DELETED)
         options = _options(request, {"$select", "$filter", "$top", "$skiptoken", "$count"})
