@@ -14,6 +14,12 @@ from typing import Any, Protocol
 from jitadmin.core.egress import IpAddress
 from jitadmin.core.events import AuditEvent, AuditHead
 from jitadmin.core.grant import Grant
+from jitadmin.core.policy import (
+    DEFAULT_APPROVAL_TIMEOUT_MINUTES,
+    DEFAULT_APPROVALS_NEEDED,
+    DEFAULT_MAX_DURATION_MINUTES,
+    ApprovalPolicy,
+)
 
 # --- time and secrets -------------------------------------------------------------------
 
@@ -217,7 +223,20 @@ class Customer:
     name: str
     psa_company_id: str
     domain_prefix: str
-    max_duration_minutes: int | None = None
+    max_duration_minutes: int | None = None  # None: DEFAULT_MAX_DURATION_MINUTES
+    # The approval policy (GET/PUT /customers/{slug}/policy); by default no approval.
+    approval_required: tuple[str, ...] = ()
+    approvals_needed: int = DEFAULT_APPROVALS_NEEDED
+    approval_timeout_minutes: int = DEFAULT_APPROVAL_TIMEOUT_MINUTES
+
+    @property
+    def policy(self) -> ApprovalPolicy:
+        return ApprovalPolicy(
+            self.max_duration_minutes or DEFAULT_MAX_DURATION_MINUTES,
+            self.approval_required,
+            self.approvals_needed,
+            self.approval_timeout_minutes,
+        )
 
 
 @dataclass(frozen=True)
@@ -335,6 +354,7 @@ class CustomerRepo(Protocol):
     def get(self, slug: str) -> Customer | None: ...
     def all(self) -> list[Customer]: ...
     def add(self, customer: Customer, at: datetime) -> None: ...
+    def set_policy(self, slug: str, policy: ApprovalPolicy) -> None: ...
 
 
 class ConnectionRepo(Protocol):
@@ -352,7 +372,8 @@ class GrantRepo(Protocol):
         ...
 
     def lock_owner(self, requester: str, customer: str, identity_provider: str) -> None:
-        """Serialise grant requests of one owner until commit (one active grant each)."""
+        """Serialise grant requests of one requester until commit (one live grant per customer
+        and identity provider, and the cap on how many customers at once)."""
         ...
 
     def save(self, grant: Grant) -> None: ...
@@ -366,6 +387,10 @@ class GrantRepo(Protocol):
     ) -> list[Grant]: ...
     def find_live(self, requester: str, customer: str, identity_provider: str) -> Grant | None:
         """The requester's grant on this customer and identity provider in a ``LIVE`` state."""
+        ...
+
+    def live_customers(self, requester: str) -> set[str]:
+        """The customers in which ``requester`` holds a grant in a ``LIVE`` state."""
         ...
 
     def find_by_object_ids(

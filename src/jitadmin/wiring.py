@@ -115,6 +115,7 @@ def build(settings: Settings, *, clock: Clock | None = None, upgrade: bool = Tru
             signin_lockout_minutes=settings.signin_lockout_minutes,
             signin_failures_global=settings.signin_failures_global,
             api_token_days=settings.api_token_days,
+            max_active_grants_per_user=settings.max_active_grants_per_user,
         ),
         egress=egress,
         resolve=resolve,

@@ -96,7 +96,7 @@ def customer_scoped(role: str, t: Target) -> str | int:
 
 
 def _sees(role: str, t: Target) -> bool:
-    if role in ("admin", "auditor"):
+    if role in ("admin", "auditor", "approver"):  # the approver is unrestricted
         return True
     if role == "admin_A":
         return t.allowed
@@ -108,10 +108,19 @@ def grant_read(role: str, t: Target) -> str | int:
 
 
 def grant_change(role: str, t: Target) -> str | int:
-    """Revoke / extend: who may see it may act, except auditors (read-only: 403)."""
+    """Revoke / extend / cancel: who may see it may act, except auditors (read-only) and
+    approvers (they decide on requests, never change grants): 403."""
     if not _sees(role, t):
         return 404
-    return 403 if role == "auditor" else OK
+    return 403 if role in ("auditor", "approver") else OK
+
+
+def grant_decide(role: str, t: Target) -> str | int:
+    """Approve / reject: approvers and admins who see the grant (the matrix's grants are not
+    pending and not theirs: 409, let through); technicians and auditors 403."""
+    if role not in (*ADMINS, "approver"):
+        return 403
+    return OK if _sees(role, t) else 404
 
 
 def grant_reveal(role: str, t: Target) -> str | int:
@@ -149,6 +158,9 @@ RULES: dict[tuple[str, str], tuple[tuple[Target, ...], Rule]] = {
     ("PUT", "/api/v1/psa"): (NO_TARGET, global_admin),
     ("POST", "/api/v1/psa/test"): (NO_TARGET, global_admin),
     ("GET", "/api/v1/customers/{slug}/tickets"): (CUSTOMER_TARGETS, customer_scoped),
+    ("GET", "/api/v1/customers/{slug}/policy"): (CUSTOMER_TARGETS, customer_admin),
+    # The body is refused (approvals_needed 0) after the checks: no policy changes.
+    ("PUT", "/api/v1/customers/{slug}/policy"): (CUSTOMER_TARGETS, customer_admin),
     # The body asks for an unrestricted user: beyond a restricted admin.
     ("POST", "/api/v1/users"): (NO_TARGET, global_admin),
     ("GET", "/api/v1/users"): (NO_TARGET, any_admin),
@@ -158,6 +170,9 @@ RULES: dict[tuple[str, str], tuple[tuple[Target, ...], Rule]] = {
     ("POST", "/api/v1/grants/{grant_id}/revoke"): (GRANT_TARGETS, grant_change),
     ("POST", "/api/v1/grants/{grant_id}/extend"): (GRANT_TARGETS, grant_change),
     ("POST", "/api/v1/grants/{grant_id}/password"): (GRANT_TARGETS, grant_reveal),
+    ("POST", "/api/v1/grants/{grant_id}/approve"): (GRANT_TARGETS, grant_decide),
+    ("POST", "/api/v1/grants/{grant_id}/reject"): (GRANT_TARGETS, grant_decide),
+    ("POST", "/api/v1/grants/{grant_id}/cancel"): (GRANT_TARGETS, grant_change),
     ("GET", "/api/v1/audit"): (NO_TARGET, admin_or_auditor),
     ("GET", "/api/v1/tokens"): (NO_TARGET, any_admin),
     # Everyone mints tokens for themselves (and only for themselves: tests/security/test_scope).

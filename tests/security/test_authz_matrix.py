@@ -174,6 +174,10 @@ def _json_body(method: str, path: str, target: Target, m: Matrix) -> dict[str, A
         return {"minutes": 5}
     if path.endswith("/password"):
         return {"reason": "matrix test"}
+    if path.endswith("/reject"):
+        return {"comment": "matrix test"}
+    if path.endswith("/policy") and method == "PUT":
+        return {"approvals_needed": 0}
     return bodies.get(path) if method in ("POST", "PUT") else None
 
 

@@ -60,7 +60,9 @@ def test_the_sets_nest_as_their_names_say() -> None:
     assert LIVE <= UNFINISHED and REVOCATION_PENDING <= UNFINISHED
     assert not LIVE & REVOCATION_PENDING
     assert {S.PROVISIONING} | REVOCATION_PENDING == WORKER
-    assert WORKER | {S.ACTIVE} == LEASED
+    # The worker never drives a pending request; it leases one only to expire it.
+    assert S.PENDING_APPROVAL not in WORKER
+    assert WORKER | {S.ACTIVE, S.PENDING_APPROVAL} == LEASED
     assert REVOCABLE <= UNFINISHED and not REVOCABLE & REVOCATION_PENDING
 
 

@@ -49,6 +49,9 @@ LIMITS: dict[str, Limit] = {
     "actor": Limit(200),
     "role": Limit(16),
     "customers": Limit(64),  # each item
+    # An approver's comment (stored with the grant's approvals and in the audit trail).
+    "comment": Limit(1000, multiline=True),
+    "approval_required": Limit(16),  # each item
     # Connection settings: a CA certificate is the one multi-line value.
     "ca_pem": Limit(16384, multiline=True),
 }

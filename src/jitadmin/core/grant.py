@@ -2,8 +2,11 @@
 
 ```
 requested ──▶ provisioning ──▶ active ──(expires_at | revoke)──▶ revoking ──▶ revoked
-    │               │                                               └──▶ revoke_failed ──▶ revoked
-    └──▶ denied     └──▶ failed ──▶ revoking (clean up whatever was half made)
+    │  │            │                                               └──▶ revoke_failed ──▶ revoked
+    │  │            └──▶ failed ──▶ revoking (clean up whatever was half made)
+    │  └──▶ pending_approval ──(enough approvals)──▶ approved ──▶ provisioning
+    │              └──▶ rejected / cancelled / expired (nothing was created in the target)
+    └──▶ denied
 ```
 Every move goes through :meth:`Grant.transition`, which refuses anything not in the table and
 returns the audit event that must be stored in the same transaction. The rules people and the
@@ -11,7 +14,9 @@ worker apply are methods too: :meth:`Grant.activate` (the clock starts when acce
 :meth:`Grant.expire`, :meth:`Grant.request_revoke`, :meth:`Grant.check_extension` and
 :meth:`Grant.extend` (capped on the whole life, from activation), :meth:`Grant.record_failure`
 (count the attempt, back off, or move on when out of budget) and the drift flag
-(:meth:`Grant.flag_access_missing`, kept apart from the worker's ``last_error``). The named state
+(:meth:`Grant.flag_access_missing`, kept apart from the worker's ``last_error``) and the approval
+rules (:meth:`Grant.await_approval`, :meth:`Grant.approve`, :meth:`Grant.reject`,
+:meth:`Grant.cancel`, :meth:`Grant.expire_approval`). The named state
 sets below are the only definitions of "finished", "unfinished", "live" and the like; the
 database queries filter with the same sets.
 """
@@ -24,15 +29,24 @@ from enum import StrEnum
 from typing import Any
 
 from jitadmin.core.clock import iso
-from jitadmin.core.errors import ConflictError, InvalidTransitionError, ValidationFailedError
+from jitadmin.core.errors import (
+    ConflictError,
+    ForbiddenError,
+    InvalidTransitionError,
+    ValidationFailedError,
+)
 from jitadmin.core.events import AuditEvent
 from jitadmin.core.retry import MAX_RETRY_AFTER_S, MAX_REVOKE_RETRY_AFTER_S, RetryPolicy
 
 
 class GrantState(StrEnum):
     REQUESTED = "requested"
-    PENDING_APPROVAL = "pending_approval"  # reserved for approvals
-    APPROVED = "approved"  # reserved for approvals
+    PENDING_APPROVAL = "pending_approval"
+    # Passed through in the commit of the last approval, on the way to provisioning.
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"  # no decision within the approval window
     DENIED = "denied"
     PROVISIONING = "provisioning"
     ACTIVE = "active"
@@ -46,9 +60,12 @@ S = GrantState
 
 TRANSITIONS: dict[GrantState, frozenset[GrantState]] = {
     S.REQUESTED: frozenset({S.PROVISIONING, S.PENDING_APPROVAL, S.DENIED}),
-    S.PENDING_APPROVAL: frozenset({S.APPROVED, S.DENIED}),
+    S.PENDING_APPROVAL: frozenset({S.APPROVED, S.REJECTED, S.CANCELLED, S.EXPIRED, S.DENIED}),
     S.APPROVED: frozenset({S.PROVISIONING}),
     S.DENIED: frozenset(),
+    S.REJECTED: frozenset(),
+    S.CANCELLED: frozenset(),
+    S.EXPIRED: frozenset(),
     # A revoke asked for while provisioning goes straight to cleaning up.
     S.PROVISIONING: frozenset({S.ACTIVE, S.FAILED, S.REVOKING}),
     S.ACTIVE: frozenset({S.REVOKING}),
@@ -58,8 +75,10 @@ TRANSITIONS: dict[GrantState, frozenset[GrantState]] = {
     S.REVOKED: frozenset(),
 }
 
+# Ended before anything was created in the target: refused, rejected, cancelled, expired.
+NEVER_PROVISIONED = frozenset({S.DENIED, S.REJECTED, S.CANCELLED, S.EXPIRED})
 # Nothing more will happen to the grant: it was refused, or its revocation was verified.
-FINISHED = frozenset({S.REVOKED, S.DENIED})
+FINISHED = frozenset({S.REVOKED} | NEVER_PROVISIONED)
 # Everything else: the target may hold something of it until a verified revocation.
 UNFINISHED = frozenset(set(GrantState) - FINISHED)
 # The target holds, or is about to hold, admin rights for it: a second grant of the same
@@ -69,8 +88,9 @@ LIVE = frozenset({S.REQUESTED, S.PENDING_APPROVAL, S.APPROVED, S.PROVISIONING, S
 REVOCATION_PENDING = frozenset({S.REVOKING, S.REVOKE_FAILED})
 # The worker drives these forward (``next_attempt_at`` says when).
 WORKER = frozenset({S.PROVISIONING} | REVOCATION_PENDING)
-# A worker may hold a lease on these: the ones it drives, and active grants due to expire.
-LEASED = frozenset(WORKER | {S.ACTIVE})
+# A worker may hold a lease on these: the ones it drives, active grants due to expire, and
+# requests whose approval window is over (only to expire them: nothing is provisioned).
+LEASED = frozenset(WORKER | {S.ACTIVE, S.PENDING_APPROVAL})
 # Must be over by ``expires_at``: still active, or on the way out.
 MUST_END_BY_EXPIRY = frozenset({S.ACTIVE} | REVOCATION_PENDING)
 # A person may ask for these to be revoked now.
@@ -79,6 +99,7 @@ REVOCABLE = frozenset({S.PROVISIONING, S.ACTIVE, S.FAILED})
 # Actors of the moves the system makes by itself.
 EXPIRY = "system:expiry"
 WORKER_ACTOR = "system:worker"
+POLICY_ACTOR = "system:policy"
 
 
 def can_transition(current: GrantState, target: GrantState) -> bool:
@@ -138,6 +159,11 @@ class Grant:
     tenant_id: str | None = None
     # The drift reconciler found this active grant's admin access gone on the target (since).
     access_missing_at: datetime | None = None
+    # What the customer's policy asked when the request was made (a later policy change never
+    # weakens it): how many approvals, until when, and those given ({"by", "at", "comment"}).
+    approvals_needed: int = 0
+    approval_expires_at: datetime | None = None
+    approvals: list[dict[str, Any]] = field(default_factory=list)
 
     def transition(
         self, target: GrantState, *, actor: str, at: datetime, **data: Any
@@ -174,6 +200,11 @@ class Grant:
         """Start revoking now; None when already on its way out (asking again is harmless)."""
         if self.state in REVOCATION_PENDING or self.state is S.REVOKED:
             return None
+        if self.state is S.PENDING_APPROVAL:
+            raise ConflictError(
+                f"a pending_approval grant cannot be revoked: nothing was granted yet; cancel "
+                f"the request with POST /api/v1/grants/{self.id}/cancel"
+            )
         if self.state not in REVOCABLE:
             raise ConflictError(f"a {self.state.value} grant cannot be revoked")
         self.revoke_requested_by = actor
@@ -239,8 +270,9 @@ class Grant:
         return self.transition(S.REVOKING, actor=EXPIRY, at=now, trigger="expiry")
 
     def needs_worker(self, now: datetime) -> bool:
-        """Work is due: provisioning, revoking, or an expiry whose start failed."""
-        return self.state in WORKER or self.expiry_due(now)
+        """Work is due: provisioning, revoking, an expiry whose start failed, or a request
+        whose approval window is over."""
+        return self.state in WORKER or self.expiry_due(now) or self.approval_window_over(now)
 
     @property
     def retry_limit_s(self) -> float:
@@ -301,6 +333,87 @@ class Grant:
             )
         )
         return events
+
+    # -- approvals -------------------------------------------------------------------------
+
+    def await_approval(self, needed: int, timeout_minutes: int, *, at: datetime) -> AuditEvent:
+        """The request waits for ``needed`` approvals until ``timeout_minutes`` from now."""
+        self.approvals_needed = needed
+        self.approval_expires_at = at + timedelta(minutes=timeout_minutes)
+        return self.transition(
+            S.PENDING_APPROVAL, actor=POLICY_ACTOR, at=at, approvals_needed=needed,
+            approval_expires_at=self.approval_expires_at.isoformat(),
+        )  # fmt: skip
+
+    @property
+    def approvers(self) -> list[str]:
+        return [str(a["by"]) for a in self.approvals]
+
+    def approval_window_over(self, now: datetime) -> bool:
+        return (
+            self.state is S.PENDING_APPROVAL
+            and self.approval_expires_at is not None
+            and self.approval_expires_at <= now
+        )
+
+    def _check_decider(self, actor: str, now: datetime, what: str) -> None:
+        if self.state is not S.PENDING_APPROVAL:
+            raise ConflictError(
+                f"only a pending_approval grant can be {what} (this one is {self.state.value})"
+            )
+        if actor == self.requester:
+            raise ForbiddenError(f"a request cannot be {what} by its own requester")
+        if self.approval_window_over(now):
+            assert self.approval_expires_at is not None
+            raise ConflictError(
+                f"the request expired at {iso(self.approval_expires_at)} without a decision"
+            )
+
+    def check_approval(self, actor: str, now: datetime) -> None:
+        """Why ``actor`` may not approve now, if so: only a pending request, in its window,
+        never by its requester (403), never twice by the same person (409)."""
+        self._check_decider(actor, now, "approved")
+        if actor in self.approvers:
+            raise ConflictError(f"{actor} has already approved this request")
+
+    def approve(self, *, actor: str, comment: str | None, at: datetime) -> list[AuditEvent]:
+        """Record ``actor``'s approval; the last one needed moves the grant on to provisioning
+        (through ``approved``, whose event names every approver)."""
+        self.check_approval(actor, at)
+        self.approvals.append({"by": actor, "at": at.isoformat(), "comment": comment})
+        given, needed = len(self.approvals), max(self.approvals_needed, 1)
+        if given < needed:
+            return [
+                AuditEvent(
+                    kind="grant.approval_given", actor=actor, at=at, grant_id=self.id,
+                    customer=self.customer,
+                    data={"comment": comment, "approvals": given, "approvals_needed": needed},
+                )
+            ]  # fmt: skip
+        approved = self.transition(
+            S.APPROVED, actor=actor, at=at, comment=comment, approvers=self.approvers
+        )
+        return [approved, self.transition(S.PROVISIONING, actor=POLICY_ACTOR, at=at)]
+
+    def reject(self, *, actor: str, comment: str, at: datetime) -> AuditEvent:
+        self._check_decider(actor, at, "rejected")
+        if not comment.strip():
+            raise ValidationFailedError.single("comment", "is required to reject a request")
+        return self.transition(S.REJECTED, actor=actor, at=at, comment=comment.strip())
+
+    def cancel(self, *, actor: str, at: datetime) -> AuditEvent:
+        if self.state is not S.PENDING_APPROVAL:
+            raise ConflictError(
+                f"only a pending_approval grant can be cancelled (this one is "
+                f"{self.state.value}); revoke a grant that was approved"
+            )
+        return self.transition(S.CANCELLED, actor=actor, at=at)
+
+    def expire_approval(self, now: datetime) -> AuditEvent | None:
+        """No decision within the window: the request ends; None while it is still open."""
+        if not self.approval_window_over(now):
+            return None
+        return self.transition(S.EXPIRED, actor=EXPIRY, at=now, trigger="approval_timeout")
 
     # -- the drift reconciler's flag ---------------------------------------------------------
 

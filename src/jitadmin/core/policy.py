@@ -76,3 +76,78 @@ def validate_request(request: GrantRequest, policy: CustomerPolicy) -> None:
             problems.extend(error.problems)
     if problems:
         raise ValidationFailedError(problems)
+
+
+# -- the customer's approval policy (GET/PUT /customers/{slug}/policy) ---------------------
+
+DEFAULT_APPROVALS_NEEDED = 1
+DEFAULT_APPROVAL_TIMEOUT_MINUTES = 60
+MAX_POLICY_MINUTES = 10080  # a week: longer is standing access, not just in time
+MAX_APPROVALS_NEEDED = 5
+
+
+@dataclass(frozen=True)
+class ApprovalPolicy:
+    """Which identity providers need approval for a customer, how many and how fast."""
+
+    max_duration_minutes: int = DEFAULT_MAX_DURATION_MINUTES
+    approval_required: tuple[str, ...] = ()
+    approvals_needed: int = DEFAULT_APPROVALS_NEEDED
+    approval_timeout_minutes: int = DEFAULT_APPROVAL_TIMEOUT_MINUTES
+
+    def needs_approval(self, identity_provider: str) -> bool:
+        return identity_provider in self.approval_required
+
+
+def _whole_number(name: str, value: object, low: int, high: int) -> FieldProblem | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return FieldProblem(name, "must be a whole number")
+    if not low <= value <= high:
+        return FieldProblem(name, f"must be between {low} and {high}")
+    return None
+
+
+def check_policy(
+    *,
+    max_duration_minutes: object,
+    approval_required: object,
+    approvals_needed: object,
+    approval_timeout_minutes: object,
+    known_identity_providers: tuple[str, ...],
+) -> ApprovalPolicy:
+    """The policy, or a 422 naming every broken field."""
+    problems = [
+        p
+        for p in (
+            _whole_number("max_duration_minutes", max_duration_minutes, 1, MAX_POLICY_MINUTES),
+            _whole_number("approvals_needed", approvals_needed, 1, MAX_APPROVALS_NEEDED),
+            _whole_number(
+                "approval_timeout_minutes", approval_timeout_minutes, 1, MAX_POLICY_MINUTES
+            ),
+        )
+        if p is not None
+    ]
+    kinds: list[str] = []
+    if not isinstance(approval_required, list | tuple) or not all(
+        isinstance(k, str) for k in approval_required
+    ):
+        problems.append(FieldProblem("approval_required", "must be a list of identity providers"))
+    else:
+        unknown = [k for k in approval_required if k not in known_identity_providers]
+        if unknown:
+            problems.append(
+                FieldProblem(
+                    "approval_required",
+                    f"unknown identity provider(s) {', '.join(unknown)}; "
+                    f"must be among {', '.join(known_identity_providers)}",
+                )
+            )
+        kinds = sorted(set(approval_required))
+    if problems:
+        raise ValidationFailedError(problems)
+    assert isinstance(max_duration_minutes, int)
+    assert isinstance(approvals_needed, int)
+    assert isinstance(approval_timeout_minutes, int)
+    return ApprovalPolicy(
+        max_duration_minutes, tuple(kinds), approvals_needed, approval_timeout_minutes
+    )

@@ -54,7 +54,10 @@ def granted_note(grant: Grant, wording: AccessWording) -> str:
     head = wording.granted.format(
         username=neutral(grant.username), expires_at=iso(grant.expires_at)
     )
-    return f"{head}\n{_details(grant)}\n[{marker(grant.id, 'granted')}]"
+    approved = ""
+    if grant.approvers:
+        approved = f"\nApproved by {', '.join(neutral(a) for a in grant.approvers)}."
+    return f"{head}\n{_details(grant)}{approved}\n[{marker(grant.id, 'granted')}]"
 
 
 def revoked_note(grant: Grant, wording: AccessWording) -> str:
@@ -99,4 +102,22 @@ def tampering_note(grant: Grant, fields: str) -> str:
         "administrator. jitadmin still takes its access away by the object id it recorded; "
         "please find out who changed it.\n"
         f"[{marker(grant.id, 'tampered')}]"
+    )
+
+
+def rejected_note(grant: Grant, rejected_by: str, comment: str) -> str:
+    return (
+        f"The request for admin access by {neutral(grant.requester)} was rejected by "
+        f"{neutral(rejected_by)}; nothing was created. Comment: {neutral(comment)}\n"
+        f"Reason given: {neutral(grant.reason)}\n"
+        f"[{marker(grant.id, 'rejected')}]"
+    )
+
+
+def approval_expired_note(grant: Grant) -> str:
+    return (
+        f"The request for admin access by {neutral(grant.requester)} expired "
+        f"without enough approvals (needed {grant.approvals_needed}, given "
+        f"{len(grant.approvals)}) at {iso(grant.approval_expires_at)}; nothing was created.\n"
+        f"[{marker(grant.id, 'approval_expired')}]"
     )

@@ -25,6 +25,7 @@ _GRANT_FIELDS = (
     "customer", "identity_provider", "ticket_id", "requester", "reason", "duration_minutes",
     "created_at", "expires_at", "username", "activated_at", "revoked_at", "attempts",
     "next_attempt_at", "last_error", "revoke_requested_by", "tenant_id", "access_missing_at",
+    "approvals_needed", "approval_expires_at",
 )  # fmt: skip
 
 
@@ -37,7 +38,11 @@ def _due(now: Any) -> Any:
         & (GrantRow.expires_at <= now)
         & or_(GrantRow.next_attempt_at.is_(None), GrantRow.next_attempt_at <= now)
     )
-    return (driven | expired) & unclaimed(GrantRow.claim_expires_at, now)
+    # A request whose approval window is over is claimed only to be expired (never provisioned).
+    undecided = (GrantRow.state == GrantState.PENDING_APPROVAL.value) & (
+        GrantRow.approval_expires_at <= now
+    )
+    return (driven | expired | undecided) & unclaimed(GrantRow.claim_expires_at, now)
 
 
 # Prebuilt statements for the hot path (one compile, reused by every claim and step).
@@ -92,6 +97,7 @@ class SqlGrantRepo:
             state=GrantState(row.state),
             account=dict(row.account or {}),
             steps=list(row.steps or []),
+            approvals=[dict(a) for a in row.approvals or []],
             **{name: getattr(row, name) for name in _GRANT_FIELDS},
         )
 
@@ -100,6 +106,7 @@ class SqlGrantRepo:
         row.state = grant.state.value
         row.account = dict(grant.account)
         row.steps = list(grant.steps)
+        row.approvals = [dict(a) for a in grant.approvals] or None
         for name in _GRANT_FIELDS:
             setattr(row, name, getattr(grant, name))
 
@@ -111,6 +118,7 @@ class SqlGrantRepo:
             state=grant.state.value,
             account=dict(grant.account),
             steps=list(grant.steps),
+            approvals=[dict(a) for a in grant.approvals] or None,
         )
         self.s.execute(_INSERT, values)
 
@@ -120,7 +128,9 @@ class SqlGrantRepo:
 
     def lock_owner(self, requester: str, customer: str, identity_provider: str) -> None:
         if self.s.get_bind().dialect.name == "postgresql":
-            key = f"{requester}|{customer}|{identity_provider}"  # "|" appears in none of them
+            # Per requester, not per (requester, customer, identity provider): the cap on how
+            # many customers one requester holds grants in spans all of them.
+            key = f"requester|{requester}"
             self.s.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))))
         # SQLite: every transaction already holds the write lock from BEGIN IMMEDIATE.
 
@@ -152,6 +162,12 @@ class SqlGrantRepo:
             _LIVE, {"requester": requester, "customer": customer, "kind": identity_provider}
         )
         return None if row is None else self._to(row)
+
+    def live_customers(self, requester: str) -> set[str]:
+        query = select(GrantRow.customer).where(
+            GrantRow.requester == requester, GrantRow.state.in_(values(LIVE))
+        )
+        return set(self.s.scalars(query.distinct()))
 
     def find_by_object_ids(
         self, customer: str, identity_provider: str, object_ids: list[str]
@@ -264,6 +280,11 @@ class SqlGrantRepo:
                     GrantRow.state == GrantState.ACTIVE.value,
                     GrantRow.next_attempt_at.is_(None),
                     free,
+                )
+            ),
+            self.s.scalar(
+                select(func.min(GrantRow.approval_expires_at, type_=UtcDateTime)).where(
+                    GrantRow.state == GrantState.PENDING_APPROVAL.value, free
                 )
             ),
             # Only grants that may still need work: the state index keeps this from scanning

@@ -10,6 +10,11 @@ from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from jitadmin.core.grant import Grant
+from jitadmin.core.policy import (
+    DEFAULT_APPROVAL_TIMEOUT_MINUTES,
+    DEFAULT_APPROVALS_NEEDED,
+    ApprovalPolicy,
+)
 from jitadmin.db.claims import (
     fair_turns,
     skip_locked,
@@ -62,6 +67,11 @@ class SqlCustomerRepo:
             psa_company_id=row.psa_company_id,
             domain_prefix=row.domain_prefix,
             max_duration_minutes=row.max_duration_minutes,
+            approval_required=tuple(row.approval_required or ()),
+            approvals_needed=row.approvals_needed or DEFAULT_APPROVALS_NEEDED,
+            approval_timeout_minutes=(
+                row.approval_timeout_minutes or DEFAULT_APPROVAL_TIMEOUT_MINUTES
+            ),
         )
 
     def get(self, slug: str) -> Customer | None:
@@ -79,10 +89,25 @@ class SqlCustomerRepo:
                 psa_company_id=customer.psa_company_id,
                 domain_prefix=customer.domain_prefix,
                 max_duration_minutes=customer.max_duration_minutes,
+                approval_required=list(customer.approval_required) or None,
+                approvals_needed=customer.approvals_needed,
+                approval_timeout_minutes=customer.approval_timeout_minutes,
                 created_at=at,
             )
         )
         self.s.flush()
+
+    def set_policy(self, slug: str, policy: ApprovalPolicy) -> None:
+        self.s.execute(
+            update(CustomerRow)
+            .where(CustomerRow.slug == slug)
+            .values(
+                max_duration_minutes=policy.max_duration_minutes,
+                approval_required=list(policy.approval_required),
+                approvals_needed=policy.approvals_needed,
+                approval_timeout_minutes=policy.approval_timeout_minutes,
+            )
+        )
 
 
 class SqlConnectionRepo:

@@ -62,6 +62,10 @@ class CustomerRow(Base):
     psa_company_id: Mapped[str] = mapped_column(String(64))
     domain_prefix: Mapped[str] = mapped_column(String(64))
     max_duration_minutes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The approval policy; NULL: the defaults (no approval; 1 approval within 60 minutes).
+    approval_required: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    approvals_needed: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    approval_timeout_minutes: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime]
 
 
@@ -93,6 +97,7 @@ class GrantRow(Base):
         Index("ix_grants_due", "state", "next_attempt_at"),
         Index("ix_grants_expiry", "state", "expires_at"),
         Index("ix_grants_owner", "requester", "customer", "identity_provider"),
+        Index("ix_grants_approval", "state", "approval_expires_at"),
     )
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     state: Mapped[str] = mapped_column(String(20))
@@ -116,6 +121,10 @@ class GrantRow(Base):
     revoke_requested_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     tenant_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     access_missing_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # Recorded at request time from the customer's policy; 0: no approval needed.
+    approvals_needed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    approval_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    approvals: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
     claimed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
     claim_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
 

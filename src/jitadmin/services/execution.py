@@ -37,11 +37,26 @@ def process_grant(ctx: ServiceContext, grant_id: str) -> GrantState | None:
         grant = uow.grants.get(grant_id, lock=True)
         if grant is None:
             return None
-        expired = grant.expire(ctx.clock.now())
+        now = ctx.clock.now()
+        expired = grant.expire(now)
         if expired is not None:
             uow.audit.append(expired)
             uow.grants.save(grant)
             uow.commit()
+        undecided = grant.expire_approval(now)
+        if undecided is not None:
+            # Nothing was created in the target: the request just ends, noted on the ticket.
+            uow.audit.append(undecided)
+            uow.grants.save(grant)
+            uow.grants.set_password_sealed(grant.id, None)
+            uow.outbox.enqueue(
+                grant,
+                texts.marker(grant.id, "approval_expired"),
+                texts.approval_expired_note(grant),
+                now,
+            )
+            uow.commit()
+            ctx.wake()
         if grant.state not in WORKER:
             return grant.state
         customer = uow.customers.get(grant.customer)

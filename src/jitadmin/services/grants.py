@@ -19,7 +19,7 @@ from jitadmin.core.errors import (
     ValidationFailedError,
 )
 from jitadmin.core.events import AuditEvent
-from jitadmin.core.grant import Grant, GrantState
+from jitadmin.core.grant import POLICY_ACTOR, Grant, GrantState
 from jitadmin.core.naming import requester_local_part
 from jitadmin.core.passwords import check_password, generate_password, name_tokens
 from jitadmin.core.policy import (
@@ -33,6 +33,7 @@ from jitadmin.core.policy import (
 from jitadmin.ports import AccessSpec, Customer, TicketSystem, UnitOfWork, User
 from jitadmin.services.context import (
     ADMIN,
+    APPROVER,
     AUDITOR,
     TECHNICIAN,
     ServiceContext,
@@ -57,7 +58,7 @@ def _max_minutes(customer: Customer) -> int:
     return customer.max_duration_minutes or DEFAULT_MAX_DURATION_MINUTES
 
 
-def _check_ticket(
+def check_ticket(
     ctx: ServiceContext, actor: User, system: TicketSystem, customer: Customer, ticket_id: str
 ) -> None:
     """Ask the PSA (never a cache) that the ticket is open and the customer's; the call
@@ -122,7 +123,7 @@ def request_grant(
         ticket_system = ctx.tickets(uow)
         identity = ctx.identity_from(found, connection)
     # Outside calls happen with no transaction open, so they never hold the database.
-    _check_ticket(ctx, actor, ticket_system, found, request.ticket_id)
+    check_ticket(ctx, actor, ticket_system, found, request.ticket_id)
     grant_id = str(uuid.uuid4())
     try:
         username = identity.planned_username(grant_id, actor.username)
@@ -162,15 +163,23 @@ def request_grant(
             "password_chosen_by_requester": password is not None,
         },
     )
-    provisioning = grant.transition(S.PROVISIONING, actor="system:policy", at=now)
+    policy_now = found.policy
+    if policy_now.needs_approval(identity_provider):
+        # Nothing is created in the target until enough approvers said yes; the grant keeps
+        # what the policy asks today, whatever the policy says later.
+        moved = grant.await_approval(
+            policy_now.approvals_needed, policy_now.approval_timeout_minutes, at=now
+        )
+    else:
+        moved = grant.transition(S.PROVISIONING, actor=POLICY_ACTOR, at=now)
     with ctx.uow() as uow:
-        # Re-checked inside the write transaction, under a per-owner lock: two racing
+        # Re-checked inside the write transaction, under a per-requester lock: two racing
         # requests cannot both pass.
         uow.grants.lock_owner(actor.username, found.slug, identity_provider)
         _refuse_second_grant(ctx, uow, actor.username, found.slug, identity_provider)
         uow.grants.add(grant, ctx.box.seal(secret, password_context(grant.id)))
         uow.audit.append(requested)
-        uow.audit.append(provisioning)
+        uow.audit.append(moved)
         uow.commit()
     ctx.wake()
     return RequestedGrant(grant, secret)
@@ -185,6 +194,15 @@ def _refuse_second_grant(
             f"you already have a {existing.state.value} grant ({existing.id}) for {customer} on "
             f"{kind}; extend it with POST /api/v1/grants/{existing.id}/extend instead",
             existing_id=existing.id,
+        )
+    # Blast radius: one stolen technician account opens at most this many customers at once.
+    cap = ctx.security.max_active_grants_per_user
+    elsewhere = uow.grants.live_customers(requester) - {customer}
+    if len(elsewhere) >= cap:
+        raise ConflictError(
+            f"you already hold grants in {len(elsewhere)} customers "
+            f"({', '.join(sorted(elsewhere))}); the limit is {cap} customers at once "
+            "(JITADMIN_MAX_ACTIVE_GRANTS_PER_USER): revoke one first"
         )
     spec = ctx.connectors.get(kind, ConnectorFamily.IDENTITY_PROVIDER)
     if spec is not None and spec.reuses_accounts:
@@ -214,12 +232,16 @@ def visible_grant(uow: UnitOfWork, actor: User, grant_id: str, *, lock: bool = F
     return grant
 
 
+# Who sees every grant of the customers in their scope (others see their own).
+SEE_ALL = (ADMIN, AUDITOR, APPROVER)
+
+
 def _may_see(actor: User, grant: Grant) -> bool:
-    """The one rule for every grant route and page: admins and auditors see all grants,
-    others their own; and nobody sees a grant of a customer they are restricted from."""
+    """The one rule for every grant route and page: admins, auditors and approvers see all
+    grants, others their own; and nobody sees a grant of a customer they are restricted from."""
     if not actor.may_use(grant.customer):
         return False
-    return actor.role in (ADMIN, AUDITOR) or grant.requester == actor.username
+    return actor.role in SEE_ALL or grant.requester == actor.username
 
 
 def list_grants(
@@ -230,7 +252,7 @@ def list_grants(
             "state", f"must be one of {', '.join(s.value for s in GrantState)}"
         )
     fields.check({"customer": customer})
-    requester = None if actor.role in (ADMIN, AUDITOR) else actor.username
+    requester = None if actor.role in SEE_ALL else actor.username
     with ctx.uow() as uow:
         found = uow.grants.find(state=state, customer=customer, requester=requester)
     return [g for g in found if _may_see(actor, g)]
@@ -250,8 +272,8 @@ def revoke_now(ctx: ServiceContext, actor: User, grant_id: str) -> Grant:
     """Ask for revocation; idempotent for grants already on their way out."""
     with ctx.uow() as uow:
         grant = visible_grant(uow, actor, grant_id, lock=True)
-        if actor.role == AUDITOR:
-            raise ForbiddenError("auditors may not revoke grants")
+        if actor.role in (AUDITOR, APPROVER):
+            raise ForbiddenError(f"{actor.role}s may not revoke grants")
         event = grant.request_revoke(actor=actor.username, at=ctx.clock.now())
         if event is None:
             return grant
@@ -277,7 +299,7 @@ def extend_grant(ctx: ServiceContext, actor: User, grant_id: str, minutes: objec
         ticket_system = ctx.tickets(uow)
         identity = ctx.identity_for(uow, customer, grant.identity_provider)
     # The ticket must still be open and the customer's at every extend (no transaction open).
-    _check_ticket(ctx, actor, ticket_system, customer, grant.ticket_id)
+    check_ticket(ctx, actor, ticket_system, customer, grant.ticket_id)
     try:
         identity.extend(AccessSpec(grant.id, grant.requester, "", new_expiry, dict(grant.account)))
     except AdapterError as error:

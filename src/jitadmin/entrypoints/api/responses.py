@@ -88,6 +88,20 @@ class UserList(BaseModel):
     items: list[UserOut]
 
 
+class ApprovalOut(BaseModel):
+    by: str
+    at: Timestamp
+    comment: str | None
+
+
+class PolicyOut(BaseModel):
+    customer: str
+    max_duration_minutes: int
+    approval_required: list[str] = Field(description="identity providers needing approval")
+    approvals_needed: int
+    approval_timeout_minutes: int
+
+
 class GrantOut(BaseModel):
     id: str
     state: str
@@ -105,6 +119,11 @@ class GrantOut(BaseModel):
     attempts: int
     next_attempt_at: Timestamp | None
     last_error: str | None
+    approvals_needed: int = Field(description="0: no approval was needed")
+    approval_expires_at: Timestamp | None = Field(
+        description="while pending_approval: when the request expires without a decision"
+    )
+    approvals: list[ApprovalOut]
 
 
 class GrantRequested(GrantOut):

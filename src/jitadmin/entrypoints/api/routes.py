@@ -17,18 +17,22 @@ from jitadmin.core.errors import UnauthorizedError, ValidationFailedError
 from jitadmin.entrypoints.api import responses as out
 from jitadmin.entrypoints.api.responses import problem_responses
 from jitadmin.entrypoints.api.schemas import (
+    ApproveIn,
     CustomerIn,
     ExtendIn,
     GrantIn,
+    PolicyIn,
     PsaIn,
+    RejectIn,
     RevealIn,
     TokenIn,
     UserIn,
     event_out,
     grant_out,
+    policy_out,
 )
 from jitadmin.ports import AuditQuery, User
-from jitadmin.services import admin, console, grants, reveals
+from jitadmin.services import admin, approvals, console, grants, reveals
 from jitadmin.services.context import ServiceContext
 
 router = APIRouter(prefix="/api/v1", responses=problem_responses(401, 403, 422))
@@ -137,6 +141,25 @@ def test_connection(slug: str, kind: str, ctx: Ctx, actor: Actor) -> dict[str, A
     return {"ok": True, "findings": admin.check_connection(ctx, actor, slug, kind)}
 
 
+@router.get(
+    "/customers/{slug}/policy", response_model=out.PolicyOut, responses=problem_responses(404)
+)
+def get_policy(slug: str, ctx: Ctx, actor: Actor) -> dict[str, Any]:
+    return policy_out(slug, approvals.get_policy(ctx, actor, slug))
+
+
+@router.put(
+    "/customers/{slug}/policy", response_model=out.PolicyOut, responses=problem_responses(404)
+)
+def put_policy(slug: str, body: PolicyIn, ctx: Ctx, actor: Actor) -> dict[str, Any]:
+    policy = approvals.put_policy(
+        ctx, actor, slug, max_duration_minutes=body.max_duration_minutes,
+        approval_required=body.approval_required, approvals_needed=body.approvals_needed,
+        approval_timeout_minutes=body.approval_timeout_minutes,
+    )  # fmt: skip
+    return policy_out(slug, policy)
+
+
 @router.put("/psa", response_model=out.PsaSaved)
 def put_psa(body: PsaIn, ctx: Ctx, actor: Actor) -> dict[str, Any]:
     return admin.put_psa(ctx, actor, body.model_dump())
@@ -240,6 +263,29 @@ def revoke(grant_id: str, ctx: Ctx, actor: Actor) -> dict[str, Any]:
 )
 def extend(grant_id: str, body: ExtendIn, ctx: Ctx, actor: Actor) -> dict[str, Any]:
     return grant_out(grants.extend_grant(ctx, actor, grant_id, body.minutes))
+
+
+@router.post(
+    "/grants/{grant_id}/approve",
+    response_model=out.GrantOut,
+    responses=problem_responses(404, 409, 429, 503),
+)
+def approve(grant_id: str, ctx: Ctx, actor: Actor, body: ApproveIn | None = None) -> dict[str, Any]:
+    return grant_out(approvals.approve(ctx, actor, grant_id, body.comment if body else None))
+
+
+@router.post(
+    "/grants/{grant_id}/reject", response_model=out.GrantOut, responses=problem_responses(404, 409)
+)
+def reject(grant_id: str, body: RejectIn, ctx: Ctx, actor: Actor) -> dict[str, Any]:
+    return grant_out(approvals.reject(ctx, actor, grant_id, body.comment))
+
+
+@router.post(
+    "/grants/{grant_id}/cancel", response_model=out.GrantOut, responses=problem_responses(404, 409)
+)
+def cancel(grant_id: str, ctx: Ctx, actor: Actor) -> dict[str, Any]:
+    return grant_out(approvals.cancel(ctx, actor, grant_id))
 
 
 @router.post(

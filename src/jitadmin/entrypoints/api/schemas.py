@@ -12,6 +12,7 @@ from jitadmin.core.clock import iso
 from jitadmin.core.connectors import ConnectorFamily
 from jitadmin.core.events import AuditEvent
 from jitadmin.core.grant import Grant
+from jitadmin.core.policy import ApprovalPolicy
 from jitadmin.ports import StoredAuditEvent
 
 
@@ -30,6 +31,24 @@ class GrantIn(Strict):
 
 class ExtendIn(Strict):
     minutes: int
+
+
+class PolicyIn(Strict):
+    # Each omitted field keeps its current value.
+    max_duration_minutes: int | None = None
+    approval_required: list[str] | None = Field(
+        default=None, description="identity provider kinds whose requests need approval"
+    )
+    approvals_needed: int | None = None
+    approval_timeout_minutes: int | None = None
+
+
+class ApproveIn(Strict):
+    comment: str | None = None
+
+
+class RejectIn(Strict):
+    comment: str | None = Field(default=None, description="required: why the request is refused")
 
 
 class RevealIn(Strict):
@@ -95,6 +114,21 @@ def grant_out(grant: Grant) -> dict[str, Any]:
         "attempts": grant.attempts,
         "next_attempt_at": iso(grant.next_attempt_at),
         "last_error": grant.shown_error,
+        "approvals_needed": grant.approvals_needed,
+        "approval_expires_at": iso(grant.approval_expires_at),
+        "approvals": [
+            {"by": a["by"], "at": a["at"], "comment": a.get("comment")} for a in grant.approvals
+        ],
+    }
+
+
+def policy_out(slug: str, policy: ApprovalPolicy) -> dict[str, Any]:
+    return {
+        "customer": slug,
+        "max_duration_minutes": policy.max_duration_minutes,
+        "approval_required": list(policy.approval_required),
+        "approvals_needed": policy.approvals_needed,
+        "approval_timeout_minutes": policy.approval_timeout_minutes,
     }
 
 
