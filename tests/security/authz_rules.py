@@ -80,6 +80,11 @@ def customer_admin(role: str, t: Target) -> str | int:
     return 404 if role == "admin_A" and not t.allowed else OK
 
 
+def deciders(role: str, t: Target) -> str | int:
+    """The approvals page: approvers and admins (each sees what lies in its scope)."""
+    return OK if role in (*ADMINS, "approver") else 403
+
+
 def admin_or_auditor(role: str, t: Target) -> str | int:
     return OK if role in ("admin", "admin_A", "auditor") else 403
 
@@ -188,6 +193,10 @@ RULES: dict[tuple[str, str], tuple[tuple[Target, ...], Rule]] = {
     ("POST", "/grants/{grant_id}/revoke"): (GRANT_TARGETS, grant_change),
     ("POST", "/grants/{grant_id}/extend"): (GRANT_TARGETS, grant_change),
     ("POST", "/grants/{grant_id}/reveal"): (GRANT_TARGETS, grant_reveal),
+    ("POST", "/grants/{grant_id}/cancel"): (GRANT_TARGETS, grant_change),
+    ("GET", "/approvals"): (NO_TARGET, deciders),
+    ("POST", "/grants/{grant_id}/approve"): (GRANT_TARGETS, grant_decide),
+    ("POST", "/grants/{grant_id}/reject"): (GRANT_TARGETS, grant_decide),
     ("GET", "/admin"): (NO_TARGET, any_admin),
     ("GET", "/admin/customers"): (NO_TARGET, any_admin),
     ("POST", "/admin/customers"): (NO_TARGET, global_admin),

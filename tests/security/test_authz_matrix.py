@@ -191,6 +191,7 @@ def _form_body(path: str, target: Target, m: Matrix, csrf: str) -> dict[str, str
         },
         "/grants/{grant_id}/reveal": {"reveal_reason": "matrix test", "confirm": "yes"},
         "/grants/{grant_id}/extend": {"minutes": "5"},
+        "/grants/{grant_id}/reject": {"comment": "matrix test"},
     }  # fmt: skip
     return {"csrf_token": csrf, **forms.get(path, {})}
 

@@ -5,12 +5,19 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from jitadmin.entrypoints.web import admin_pages, grant_pages, jsonapi, request_form, signin
+from jitadmin.entrypoints.web import (
+    admin_pages,
+    approval_pages,
+    grant_pages,
+    jsonapi,
+    request_form,
+    signin,
+)
 from jitadmin.entrypoints.web.render import STATIC
 
 
 def install(api: FastAPI) -> None:
     """Mount the console on the API's application (``/`` is the request form)."""
-    for module in (signin, request_form, grant_pages, admin_pages, jsonapi):
+    for module in (signin, request_form, grant_pages, approval_pages, admin_pages, jsonapi):
         api.include_router(module.router)
     api.mount("/static", StaticFiles(directory=STATIC), name="static")

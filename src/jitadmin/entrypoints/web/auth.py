@@ -36,7 +36,12 @@ class Visitor:
 
     @property
     def sees_all(self) -> bool:
-        return self.user.role in ("admin", "auditor")
+        return self.user.role in ("admin", "auditor", "approver")
+
+    @property
+    def may_decide(self) -> bool:
+        """Approve or reject others' requests (the services check the scope)."""
+        return self.user.role in ("admin", "approver")
 
 
 class SignInRequiredError(Exception):

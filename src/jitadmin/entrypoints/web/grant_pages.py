@@ -11,7 +11,7 @@ from jitadmin.core.grant import GrantState
 from jitadmin.entrypoints.web.auth import Ctx, Form, FormVisitor, PageVisitor, Visitor, text
 from jitadmin.entrypoints.web.render import page
 from jitadmin.entrypoints.web.routing import HtmlRoute
-from jitadmin.services import admin, console, grants, reveals
+from jitadmin.services import admin, approvals, console, grants, reveals
 from jitadmin.services.context import ADMIN, ServiceContext, require_role
 
 router = APIRouter(route_class=HtmlRoute, include_in_schema=False)
@@ -19,6 +19,7 @@ router = APIRouter(route_class=HtmlRoute, include_in_schema=False)
 NOTICES = {
     "revoke": "Access is being taken away. The state below follows the worker.",
     "extended": "The grant was extended and the ticket will get a note.",
+    "cancelled": "The request was cancelled; nothing was created.",
 }
 
 
@@ -93,6 +94,12 @@ def grant_view(ctx: Ctx, visitor: PageVisitor, grant_id: str, done: str = "") ->
 def revoke(ctx: Ctx, visitor: FormVisitor, grant_id: str) -> Response:
     grants.revoke_now(ctx, visitor.user, grant_id)
     return RedirectResponse(f"/grants/{grant_id}?done=revoke", status_code=303)
+
+
+@router.post("/grants/{grant_id}/cancel")
+def cancel(ctx: Ctx, visitor: FormVisitor, grant_id: str) -> Response:
+    approvals.cancel(ctx, visitor.user, grant_id)
+    return RedirectResponse(f"/grants/{grant_id}?done=cancelled", status_code=303)
 
 
 def parse_minutes(raw: str, field: str = "minutes") -> int:

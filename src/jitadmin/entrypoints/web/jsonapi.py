@@ -55,6 +55,7 @@ def status_out(status: console.GrantStatus, changeable: bool) -> dict[str, Any]:
         "failure": status.failure,
         "may_revoke": changeable and grant.state in REVOCABLE,
         "may_extend": changeable and state == "active",
+        "may_cancel": changeable and state == "pending_approval",
     }
 
 

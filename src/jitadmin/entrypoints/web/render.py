@@ -108,6 +108,7 @@ SECTIONS = {
     "result.html": "grants",
     "grants.html": "grants",
     "grant.html": "grants",
+    "approvals.html": "approvals",
     "admin_customers.html": "customers",
     "admin_psa.html": "psa",
     "admin_users.html": "users",

@@ -155,7 +155,8 @@
     badge.className = "badge state-" + status.state;
     panel.dataset.state = status.state;
     const note = document.getElementById("grant-state-note");
-    note.textContent = ["provisioning", "revoking"].includes(status.state) ? "updating…" : "";
+    note.textContent = ["provisioning", "revoking"].includes(status.state)
+      ? "updating…" : status.state === "pending_approval" ? "waiting for approval" : "";
     const failure = document.getElementById("grant-failure");
     if (status.failure) {
       failure.textContent = "Provisioning failed: " + status.failure;
@@ -173,6 +174,8 @@
     const extendForm = document.getElementById("extend-form");
     if (revokeForm) revokeForm.hidden = !status.may_revoke;
     if (extendForm) extendForm.hidden = !status.may_extend;
+    const cancelForm = document.getElementById("cancel-form");
+    if (cancelForm) cancelForm.hidden = !status.may_cancel;
     if (status.final) panel.dataset.final = "1";
   }
 

@@ -1,0 +1,81 @@
+"""The approvals page in Chromium: the requester's result page says "waiting for approval" and
+follows the state live; an approver refuses a rejection without a comment, then approves; the
+requester can cancel a pending request; a technician is refused the page."""
+
+from __future__ import annotations
+
+from playwright.sync_api import Browser, Page, expect
+
+from support.system import System
+from support.web import LIFECYCLE_MS, fill_request, new_context, sign_in, sign_in_as
+
+pytest_plugins = ("web_fixtures",)
+
+APPROVER = "approver.web@msp.example"
+
+
+def require_approval(system: System) -> str:
+    """The demo customer's M365 requests need one approval; an approver's password."""
+    with system.client("admin") as api:
+        saved = api.put("/customers/pedroaviary/policy", json={"approval_required": ["m365"]})
+        assert saved.status_code == 200, saved.text
+        made = api.post("/users", json={"username": APPROVER, "role": "approver"})
+        assert made.status_code == 201, made.text
+    return str(made.json()["password"])
+
+
+def request_and_wait(page: Page, system: System) -> str:
+    sign_in(page, system)
+    fill_request(page)
+    page.get_by_role("button", name="Request access").click()
+    expect(page.locator("#grant-state")).to_have_text("Pending approval")
+    expect(page.locator("#grant-state-note")).to_have_text("waiting for approval")
+    expect(page.locator("#waiting-for-approval")).to_be_visible()
+    expect(page.locator("#grant-password")).to_be_visible()
+    status_url = page.locator("#grant-status").get_attribute("data-status-url") or ""
+    return status_url.split("/")[-2]
+
+
+def test_an_approver_decides_and_the_result_page_follows(
+    browser: Browser, page: Page, web: System
+) -> None:
+    password = require_approval(web)
+    grant_id = request_and_wait(page, web)
+    expect(page.get_by_role("link", name="Approvals")).to_have_count(0)  # not a technician's
+
+    approver_context = new_context(browser, web)
+    approver = approver_context.new_page()
+    sign_in_as(approver, APPROVER, password)
+    approver.get_by_role("link", name="Approvals").click()
+    row = approver.locator(f"#approval-{grant_id}")
+    expect(row).to_contain_text(web.users["technician"]["username"])
+    expect(row).to_contain_text("Fix the mail flow rule")
+    expect(row).to_contain_text("30 minutes")
+    expect(row).to_contain_text("0 of 1")
+    row.get_by_role("button", name="Reject").click()
+    expect(approver.locator(f"#decision-error-{grant_id}")).to_contain_text("comment")
+    assert web.grant(grant_id)["state"] == "pending_approval"
+    approver.locator(f"#approval-{grant_id}").get_by_label("Comment (optional)").fill("ok")
+    approver.locator(f"#approval-{grant_id}").get_by_role("button", name="Approve").click()
+    expect(approver.get_by_role("status").first).to_contain_text("Approved")
+    expect(approver.locator(f"#approval-{grant_id}")).to_have_count(0)
+    approver_context.close()
+
+    # The requester's page, still open, follows the grant to active.
+    expect(page.locator("#grant-state")).to_have_text("Active", timeout=LIFECYCLE_MS)
+    expect(page.locator("#grant-state-note")).to_have_text("")
+    approvals = web.grant(grant_id)["approvals"]
+    assert [a["by"] for a in approvals] == [APPROVER]
+
+
+def test_the_requester_cancels_and_a_technician_may_not_open_approvals(
+    page: Page, web: System
+) -> None:
+    require_approval(web)
+    grant_id = request_and_wait(page, web)
+    page.get_by_role("button", name="Cancel the request").click()
+    expect(page.get_by_role("status").first).to_contain_text("cancelled")
+    expect(page.locator("#grant-state")).to_have_text("Cancelled")
+    assert web.grant(grant_id)["state"] == "cancelled"
+    response = page.goto("/approvals")
+    assert response is not None and response.status == 403
