@@ -48,6 +48,13 @@ def test_m365_upn_is_per_grant_and_on_the_given_domain() -> None:
     assert len(naming.m365_mail_nickname("x" * 200 + "@a", "abcdef12")) <= naming.MAIL_NICKNAME_MAX
 
 
+def test_runs_of_dots_collapse_in_generated_aliases() -> None:
+    """Entra refuses ".." in the part before @ (also once other characters are dropped)."""
+    assert naming.requester_local_part("Ex..ample...User@msp.example") == "ex.ample.user"
+    assert naming.requester_local_part("a.\u00e9.b@msp.example") == "a.b"
+    assert ".." not in naming.m365_mail_nickname("..x..y..@msp.example", "abcdef12")
+
+
 def test_requester_without_usable_characters_still_gets_a_name() -> None:
     assert naming.requester_local_part("ÄÖÜ@msp.example") == "tech"
 

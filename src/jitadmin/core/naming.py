@@ -16,7 +16,8 @@ MAIL_NICKNAME_MAX = 64
 def requester_local_part(requester: str) -> str:
     """``Example.User@msp.example`` -> ``example.user``; never empty."""
     local = requester.split("@", 1)[0].strip().lower()
-    local = _ALIAS_FORBIDDEN.sub("", local).strip(".-_")
+    # Entra refuses ".." in an alias: runs of dots collapse to one.
+    local = re.sub(r"\.{2,}", ".", _ALIAS_FORBIDDEN.sub("", local)).strip(".-_")
     return local or "tech"
 
 

@@ -1140,6 +1140,29 @@ def test_the_graph_namespace_alias_is_accepted_in_cast_segments(
     assert short.json()["value"] == long.json()["value"]
 
 
+def test_a_federated_domain_holds_no_cloud_password_account(world: World) -> None:
+    """A federated domain (``authenticationType: Federated``) signs its users in at the
+    customer's identity provider: a new user there needs ``onPremisesImmutableId``
+    (https://learn.microsoft.com/graph/api/user-post-users). And the part after "@" is at most
+    48 characters (https://learn.microsoft.com/entra/identity/authentication/concept-sspr-policy)."""
+    federated = f"sso.{PEDRO.slug}.example"
+    with world.graph() as client:
+        domains = {d["id"]: d for d in client.get("domains").json()["value"]}
+        assert domains[federated]["authenticationType"] == "Federated"
+        assert domains[federated]["isVerified"] is True
+        assert domains[PEDRO.domain]["authenticationType"] == "Managed"
+        body = {
+            "accountEnabled": True, "displayName": "x", "mailNickname": "fedx",
+            "userPrincipalName": f"fedx-{uuid.uuid4().hex[:6]}@{federated}",
+            "passwordProfile": {"password": PASSWORD},
+        }  # fmt: skip
+        refused = graph_error(client.post("users", json=body), 400, "Request_BadRequest")
+        assert "onPremisesImmutableId" in refused["message"]
+        long_domain = "x" * 49
+        too_long = {**body, "userPrincipalName": f"fedx@{long_domain}"}
+        graph_error(client.post("users", json=too_long), 400, "Request_BadRequest")
+
+
 # --- mounted under a prefix ---------------------------------------------------------------
 
 

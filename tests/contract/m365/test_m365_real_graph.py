@@ -8,17 +8,22 @@ Each test names the Microsoft page that documents the behaviour.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 
 from jitadmin.adapters.m365.client import GraphClient
+from jitadmin.adapters.m365.connector import SPEC as M365_SPEC
 from jitadmin.adapters.m365.directory import display_name
 from jitadmin.adapters.m365.errors import GraphConflictError
+from jitadmin.adapters.m365.provider import M365Connection, M365IdentityProvider
 from jitadmin.core.errors import AdapterError, MisconfiguredError, TransientError
 
+from support.config import TEST_EGRESS
 from support.m365 import (
     CUSTOMER,
+    FAST,
     GA,
     OTHER,
     TENANT,
@@ -305,3 +310,41 @@ def test_identity_not_found_says_consent_is_not_effective_yet(
         client.get("/domains")
     assert "consent not yet effective in tenant contoso.example" in str(caught.value)
     assert caught.value.vendor_code == "Authorization_IdentityNotFound"
+
+
+# --- domains ------------------------------------------------------------------------------
+
+
+def test_a_federated_domain_is_refused_before_anything_is_created(emulator: Emulator) -> None:
+    """A federated domain cannot hold a cloud account with a password (its users sign in at
+    the customer's identity provider; https://learn.microsoft.com/graph/api/user-post-users):
+    the connection test refuses it, and so does a grant, before creating anything."""
+    connection = M365Connection(
+        tenant_id=TENANT,
+        client_id=emulator.creds.graph_client_id,
+        client_secret=emulator.creds.graph_client_secret,
+        authority_url=f"{emulator.url}/login",
+        graph_url=f"{emulator.url}/v1.0",
+        domain=f"sso.{CUSTOMER.slug}.example",
+    )
+    timing: dict[str, Any] = dict(FAST)
+    provider = M365IdentityProvider(connection, egress=TEST_EGRESS, **timing)
+    try:
+        with pytest.raises(MisconfiguredError, match="is federated"):
+            provider.check()
+        with pytest.raises(MisconfiguredError, match="is federated"):
+            provider.grant(access(), Recorder())
+    finally:
+        provider.close()
+    assert emulator.statuses("POST", "/v1.0/users") == []
+
+
+def test_a_domain_longer_than_48_characters_is_refused_at_configuration() -> None:
+    """The part of a UPN after "@" is at most 48 characters
+    (https://learn.microsoft.com/entra/identity/authentication/concept-sspr-policy): the
+    connection settings are refused, naming the field."""
+    settings = {"tenant_id": CUSTOMER.domain, "client_id": "app", "client_secret": "s"}
+    assert M365_SPEC.check({**settings, "domain": "d" * 40 + ".example"}) == []
+    problems = M365_SPEC.check({**settings, "domain": "d" * 41 + ".example"})
+    assert [field for field, _ in problems] == ["domain"]
+    assert "48" in problems[0][1]

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 from jitadmin.adapters.m365.auth import CANONICAL_AUTHORITY
 from jitadmin.adapters.m365.client import GRAPH_URL
+from jitadmin.adapters.m365.directory import UPN_DOMAIN_MAX, UPN_DOMAIN_RULE
 from jitadmin.adapters.m365.provider import M365Connection, M365IdentityProvider
 from jitadmin.core.connectors import (
     SECRET,
@@ -34,8 +35,14 @@ class M365Settings(BaseModel):
 
 
 def _check(settings: Mapping[str, Any]) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
     tenant = settings.get("tenant_id")
-    return [] if tenant is None or is_tenant_id(str(tenant)) else [("tenant_id", TENANT_ID_RULE)]
+    if tenant is not None and not is_tenant_id(str(tenant)):
+        problems.append(("tenant_id", TENANT_ID_RULE))
+    domain = settings.get("domain")
+    if domain and len(str(domain)) > UPN_DOMAIN_MAX:
+        problems.append(("domain", UPN_DOMAIN_RULE))
+    return problems
 
 
 def _tenant_switch(old: Mapping[str, Any], new: Mapping[str, Any], pinned: set[str]) -> str | None:

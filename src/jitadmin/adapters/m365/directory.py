@@ -34,6 +34,26 @@ REPLICATION = NOT_YET_REPLICATED
 AFTER_ROLE_REMOVAL = DENIED_UNTIL_REPLICATED
 
 
+# Entra ID username policy: the part of a UPN after "@" is at most 48 characters
+# (https://learn.microsoft.com/entra/identity/authentication/concept-sspr-policy).
+UPN_DOMAIN_MAX = 48
+UPN_DOMAIN_RULE = f"must be at most {UPN_DOMAIN_MAX} characters (the part of a user name after @)"
+
+
+def check_upn_domain(domain: dict[str, Any] | None, name: str) -> None:
+    """A domain new accounts can live in: verified, managed (not federated), short enough."""
+    if len(name) > UPN_DOMAIN_MAX:
+        raise MisconfiguredError(f"domain {name} {UPN_DOMAIN_RULE}")
+    if domain is None or not domain.get("isVerified"):
+        raise MisconfiguredError(f"domain {name} is not a verified tenant domain")
+    if str(domain.get("authenticationType") or "Managed").lower() == "federated":
+        raise MisconfiguredError(
+            f"domain {name} is federated: its accounts sign in at the customer's own identity "
+            "provider, so a cloud account with a password cannot live there; configure a "
+            "managed domain (for example the tenant's onmicrosoft.com domain)"
+        )
+
+
 def odata_quote(value: str) -> str:
     """An OData string literal: single quotes doubled; httpx percent-encodes."""
     return "'" + value.replace("'", "''") + "'"
@@ -93,19 +113,30 @@ class Directory:
         self.graph = graph
         self._configured_domain = domain.lower() if domain else None
         self._initial_domain: str | None = None
+        self._configured_checked = False
 
     # -- domains -----------------------------------------------------------------------
 
     def domains(self) -> list[dict[str, Any]]:
-        domains = self.graph.list_all("/domains", {"$select": "id,isDefault,isInitial,isVerified"})
+        domains = self.graph.list_all(
+            "/domains", {"$select": "id,isDefault,isInitial,isVerified,authenticationType"}
+        )
         for domain in domains:
             if domain.get("isInitial") and isinstance(domain.get("id"), str):
                 self._initial_domain = str(domain["id"]).lower()
+        if self._configured_domain:
+            configured = self._configured_domain
+            found = next((d for d in domains if str(d.get("id", "")).lower() == configured), None)
+            check_upn_domain(found, configured)
+            self._configured_checked = True
         return domains
 
     def upn_domain(self) -> str:
-        """The configured domain, else the tenant's ``*.onmicrosoft.com`` (cached)."""
+        """The configured domain (checked once against the tenant), else the tenant's
+        ``*.onmicrosoft.com`` (cached)."""
         if self._configured_domain:
+            if not self._configured_checked:
+                self.domains()
             return self._configured_domain
         if self._initial_domain is None:
             self.domains()

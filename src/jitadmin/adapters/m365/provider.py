@@ -30,7 +30,7 @@ from jitadmin.adapters.m365.directory import (
 from jitadmin.adapters.m365.errors import GraphConflictError
 from jitadmin.core import naming
 from jitadmin.core.egress import EgressPolicy
-from jitadmin.core.errors import AlreadyExistsError, MisconfiguredError, TransientError
+from jitadmin.core.errors import AlreadyExistsError, TransientError
 from jitadmin.ports import (
     TAMPERING_STEP,
     AccessResult,
@@ -109,12 +109,9 @@ class M365IdentityProvider:
         findings: list[str] = []
         self._graph.ensure_token()
         findings.append("token acquired")
-        domains = self._dir.domains()
+        self._dir.domains()  # refuses a configured domain that is federated, unverified, too long
         configured = self.connection.domain
         if configured:
-            verified = {str(d.get("id", "")).lower() for d in domains if d.get("isVerified")}
-            if configured.lower() not in verified:
-                raise MisconfiguredError(f"domain {configured} is not a verified tenant domain")
             findings.append(f"configured domain {configured.lower()}")
         else:
             findings.append(f"initial domain {self._dir.upn_domain()}")

@@ -86,6 +86,13 @@ class Directory:
                     is_default=False,
                     is_verified=False,
                 ),
+                Domain(
+                    f"sso.{customer.slug}.example",
+                    is_initial=False,
+                    is_default=False,
+                    is_verified=True,
+                    authentication_type="Federated",
+                ),
             ],
         )
         tenant.apps[creds.graph_client_id.lower()] = AppConsent(

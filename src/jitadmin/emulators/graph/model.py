@@ -258,10 +258,13 @@ class Domain:
     is_initial: bool
     is_default: bool
     is_verified: bool
+    # "Federated": sign-in goes to the customer's own identity provider, so a cloud-only
+    # account with a password cannot live there.
+    authentication_type: str = "Managed"
 
     def view(self) -> dict[str, Any]:
         return {
-            "authenticationType": "Managed",
+            "authenticationType": self.authentication_type,
             "availabilityStatus": None,
             "id": self.id,
             "isAdminManaged": True,
@@ -375,7 +378,8 @@ def check_upn(upn: object, verified_domains: set[str]) -> str:
         raise bad_request("Property userPrincipalName is invalid.")
     alias, domain = upn.split("@")
     if (
-        not alias
+        len(domain) > 48  # Entra username policy: at most 48 characters after "@"
+        or not alias
         or len(alias) > 64
         or not _ALIAS.fullmatch(alias)
         or alias.startswith(".")

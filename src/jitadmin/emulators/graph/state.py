@@ -60,6 +60,17 @@ class GraphState(Directory):
     def _verified(self, tenant: Tenant) -> set[str]:
         return {d.id.lower() for d in tenant.domains if d.is_verified}
 
+    def _check_not_federated(self, tenant: Tenant, props: dict[str, Any]) -> None:
+        # A UPN in a federated domain needs onPremisesImmutableId: the account signs in at the
+        # customer's identity provider (https://learn.microsoft.com/graph/api/user-post-users).
+        domain = str(props["userPrincipalName"]).rsplit("@", 1)[-1].lower()
+        federated = {d.id.lower() for d in tenant.domains if d.authentication_type == "Federated"}
+        if domain in federated and not props.get("onPremisesImmutableId"):
+            raise bad_request(
+                "Property 'onPremisesImmutableId' is required when creating a user in a "
+                "federated domain."
+            )
+
     def _check_upn_free(self, tenant: Tenant, upn: str, except_id: str | None = None) -> None:
         # Only active users count: a soft-deleted user's UPN gets its object id as a prefix.
         other = self._lookup(tenant, upn)
@@ -71,6 +82,7 @@ class GraphState(Directory):
         with self.lock:
             tenant = self._tenant(caller.tenant_id)
             check_upn(props["userPrincipalName"], self._verified(tenant))
+            self._check_not_federated(tenant, props)
             self._check_upn_free(tenant, props["userPrincipalName"])
             assert profile is not None  # clean_user_body insists on it when creating
             user = self._new_user(tenant, props, str(profile["password"]))
