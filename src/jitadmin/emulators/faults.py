@@ -3,7 +3,10 @@
 The switch names are a public interface (test scripts outside the repository set them).
 
 ``PUT {admin_url}/faults`` with any of ``latency_ms``, ``error_status``, ``error_rate``,
-``retry_after_s``, ``outage``, ``replication_delay_ms``; ``DELETE {admin_url}/faults`` resets.
+``retry_after_s``, ``outage``, ``replication_delay_ms`` and, for Graph, the replication lags
+counted in requests (``deleted_lag_requests``, ``assignment_lag_requests``,
+``removed_lag_requests``, ``privileged_lag_requests``: on by default, 0 switches one off);
+``DELETE {admin_url}/faults`` resets to those defaults.
 ``retry_after`` sends its text as the ``Retry-After`` header as it is (``"1e12"``, ``"nan"``,
 a date), standing in for a broken or hostile server; it wins over ``retry_after_s``.
 Any change releases the requests that the previous ``latency_ms`` is holding.
