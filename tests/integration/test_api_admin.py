@@ -126,7 +126,12 @@ def test_users_are_created_once_with_password_and_token(system: System) -> None:
         bad_role = api.post("/users", json={"username": "x1", "role": "god"})
         assert bad_role.status_code == 422 and bad_role.json()["errors"][0]["field"] == "role"
         users = api.get("/users").json()["items"]
-        assert {"username": "auditor1", "role": "auditor", "customers": None} in users
+        assert {
+            "username": "auditor1",
+            "role": "auditor",
+            "customers": None,
+            "disabled": False,
+        } in users
         assert all("password" not in u and "token" not in u for u in users)
     auditor = httpx.Client(
         base_url=f"{system.url}/api/v1", headers={"Authorization": f"Bearer {body['token']}"}

@@ -93,3 +93,27 @@ def test_user_mistakes_print_one_line(env: dict[str, str]) -> None:
     assert unknown_user.returncode == 1 and "no user 'nobody'" in unknown_user.stderr
     for result in (missing, short, unknown_user):
         assert "Traceback" not in result.stderr
+
+
+def test_users_show_update_reset_password_and_end_sessions(env: dict[str, str]) -> None:
+    assert run("users", "add", "carol", "--role", "technician", env=env).returncode == 0
+    shown = run("users", "show", "carol", "--json", env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["disabled"] is False
+    disabled = run("users", "update", "carol", "--disable", "--role", "auditor", "--json", env=env)
+    assert disabled.returncode == 0, disabled.stderr
+    record = json.loads(disabled.stdout)
+    assert (record["disabled"], record["role"], record["sessions_ended"]) == (True, "auditor", 0)
+    bad = run("users", "update", "carol", "--role", "root", env=env)
+    assert bad.returncode == 1 and "role: must be one of" in bad.stderr
+    unknown = run("users", "show", "nobody", env=env)
+    assert unknown.returncode == 1 and "user 'nobody' not found" in unknown.stderr
+    reset = run("users", "reset-password", "carol", "--json", env=env)
+    assert reset.returncode == 0, reset.stderr
+    assert len(json.loads(reset.stdout)["password"]) >= 20
+    ended = run("users", "end-sessions", "carol", env=env)
+    assert ended.returncode == 0 and "sessions_ended: 0" in ended.stdout
+    enabled = run("users", "update", "carol", "--enable", "--json", env=env)
+    assert json.loads(enabled.stdout)["disabled"] is False
+    verified = run("audit", "verify", env=env)
+    assert verified.returncode == 0, verified.stderr

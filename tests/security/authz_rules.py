@@ -41,6 +41,8 @@ GRANT_TARGETS = (
     Target("other_B", own=False, allowed=False),
 )
 CUSTOMER_TARGETS = (Target("A", allowed=True), Target("B", allowed=False))
+# A user restricted to customer A (inside admin_A's scope), and an unrestricted one (outside).
+USER_TARGETS = (Target("user_A", allowed=True), Target("user_all", allowed=False))
 NO_TARGET = (Target("-"),)
 
 Rule = Callable[[str, Target], str | int]
@@ -141,6 +143,13 @@ def token_revoke(role: str, t: Target) -> str | int:
     return OK if role == "admin" else 404
 
 
+def user_admin(role: str, t: Target) -> str | int:
+    """One user's lifecycle: admins; a restricted admin only for users inside its scope (404)."""
+    if role not in ADMINS:
+        return 403
+    return 404 if role == "admin_A" and not t.allowed else OK
+
+
 # (method, path) -> (targets, rule). THE table: one row per route of the application.
 RULES: dict[tuple[str, str], tuple[tuple[Target, ...], Rule]] = {
     # Public: health, the OpenAPI document, the sign-in page (/docs is off by default).
@@ -169,6 +178,10 @@ RULES: dict[tuple[str, str], tuple[tuple[Target, ...], Rule]] = {
     # The body asks for an unrestricted user: beyond a restricted admin.
     ("POST", "/api/v1/users"): (NO_TARGET, global_admin),
     ("GET", "/api/v1/users"): (NO_TARGET, any_admin),
+    ("GET", "/api/v1/users/{username}"): (USER_TARGETS, user_admin),
+    ("PATCH", "/api/v1/users/{username}"): (USER_TARGETS, user_admin),
+    ("POST", "/api/v1/users/{username}/password-reset"): (USER_TARGETS, user_admin),
+    ("DELETE", "/api/v1/users/{username}/sessions"): (USER_TARGETS, user_admin),
     ("POST", "/api/v1/grants"): (CUSTOMER_TARGETS, requesters),
     ("GET", "/api/v1/grants"): (NO_TARGET, signed_in),
     ("GET", "/api/v1/grants/{grant_id}"): (GRANT_TARGETS, grant_read),
@@ -211,6 +224,12 @@ RULES: dict[tuple[str, str], tuple[tuple[Target, ...], Rule]] = {
     ("GET", "/admin/users"): (NO_TARGET, any_admin),
     # The form asks for an unrestricted user (no "restrict" box): beyond a restricted admin.
     ("POST", "/admin/users"): (NO_TARGET, global_admin),
+    ("GET", "/admin/users/{username}"): (USER_TARGETS, user_admin),
+    ("POST", "/admin/users/{username}"): (USER_TARGETS, user_admin),
+    ("POST", "/admin/users/{username}/disable"): (USER_TARGETS, user_admin),
+    ("POST", "/admin/users/{username}/enable"): (USER_TARGETS, user_admin),
+    ("POST", "/admin/users/{username}/password-reset"): (USER_TARGETS, user_admin),
+    ("POST", "/admin/users/{username}/end-sessions"): (USER_TARGETS, user_admin),
     ("GET", "/admin/tokens"): (NO_TARGET, any_admin),
     ("POST", "/admin/tokens"): (NO_TARGET, any_admin),
     ("POST", "/admin/tokens/{token_id}/revoke"): (NO_TARGET, token_revoke),

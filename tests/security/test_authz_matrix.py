@@ -70,6 +70,7 @@ class Matrix:
     tokens: dict[str, str]
     grants: dict[str, str]  # target name -> grant id
     spare_user: str
+    target_users: dict[str, str]  # user target name -> username (changed harmlessly)
 
     def session(self, role: str) -> dict[str, str]:
         """A fresh web session for ``role`` (cookie + CSRF token), made directly in the store."""
@@ -133,7 +134,15 @@ def matrix_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Matrix]:
         "own_B": _grant(system, unrestricted_self, B),
         "other_B": _grant(system, other, B),
     }
-    yield Matrix(system, create_app(system.app), users, tokens, grant_ids, spare.username)
+    targets = {
+        "user_A": admin.add_user(
+            ctx, root, username="target.a@msp.example", role="auditor", customers=[A]
+        ).user.username,
+        "user_all": admin.add_user(
+            ctx, root, username="target.all@msp.example", role="auditor"
+        ).user.username,
+    }
+    yield Matrix(system, create_app(system.app), users, tokens, grant_ids, spare.username, targets)
     stop_system(system)
 
 
@@ -145,6 +154,8 @@ def _fill(path: str, target: Target, m: Matrix) -> str:
     filled = path.replace("{slug}", slug).replace("{kind}", "m365")
     if "{grant_id}" in filled:
         filled = filled.replace("{grant_id}", m.grants[target.name])
+    if "{username}" in filled:
+        filled = filled.replace("{username}", m.target_users[target.name])
     if "{token_id}" in filled:
         filled = filled.replace("{token_id}", str(m.fresh_token_id()))
     return filled
@@ -178,7 +189,9 @@ def _json_body(method: str, path: str, target: Target, m: Matrix) -> dict[str, A
         return {"comment": "matrix test"}
     if path.endswith("/policy") and method == "PUT":
         return {"approvals_needed": 0}
-    return bodies.get(path) if method in ("POST", "PUT") else None
+    if method == "PATCH" and path == "/api/v1/users/{username}":
+        return {"role": "auditor"}  # what the target users are already
+    return bodies.get(path) if method in ("POST", "PUT", "PATCH") else None
 
 
 def _form_body(path: str, target: Target, m: Matrix, csrf: str) -> dict[str, str]:
@@ -192,6 +205,10 @@ def _form_body(path: str, target: Target, m: Matrix, csrf: str) -> dict[str, str
         "/grants/{grant_id}/reveal": {"reveal_reason": "matrix test", "confirm": "yes"},
         "/grants/{grant_id}/extend": {"minutes": "5"},
         "/grants/{grant_id}/reject": {"comment": "matrix test"},
+        # The target user's role and customers as they are: a change that changes nothing.
+        "/admin/users/{username}": {"role": "auditor", "restrict": "yes", "customers": A}
+        if target.allowed
+        else {"role": "auditor"},
     }  # fmt: skip
     return {"csrf_token": csrf, **forms.get(path, {})}
 

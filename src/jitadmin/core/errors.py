@@ -72,6 +72,16 @@ class SignInFailedError(UnauthorizedError):
         super().__init__("unknown username or wrong password")
 
 
+class AccountDisabledError(SignInFailedError):
+    """The password was right, but an admin has disabled the account (said only then, so the
+    message tells nobody without the password whether the account exists)."""
+
+    problem_type = "account-disabled"
+
+    def __init__(self) -> None:
+        JitError.__init__(self, "this account is disabled; ask an admin to enable it")
+
+
 class SignInThrottledError(SignInFailedError):
     """Too many failed sign-ins for this username or from this address: locked for a while."""
 

@@ -21,6 +21,7 @@ from jitadmin.db.claims import (
     unclaimed,
 )
 from jitadmin.db.tables import (
+    DISABLED_MARK,
     ApiTokenRow,
     ConnectionRow,
     CustomerRow,
@@ -46,6 +47,8 @@ _BY_TOKEN = (
     select(UserRow, ApiTokenRow.id)
     .join(ApiTokenRow, ApiTokenRow.user_id == UserRow.id)
     .where(ApiTokenRow.token_hash == bindparam("token_hash"))
+    # A disabled user's tokens stop at once: the next request is a 401.
+    .where(~UserRow.password_hash.startswith(DISABLED_MARK, autoescape=True))
 )
 _BY_TOKEN_NOW = _BY_TOKEN.where(
     or_(
@@ -288,7 +291,14 @@ class SqlUserRepo:
 
     @staticmethod
     def _to(row: UserRow) -> User:
-        return User(row.username, row.role, None if row.customers is None else tuple(row.customers))
+        customers = None if row.customers is None else tuple(row.customers)
+        return User(row.username, row.role, customers, row.password_hash.startswith(DISABLED_MARK))
+
+    def _row(self, username: str) -> UserRow:
+        row = self.s.scalar(select(UserRow).where(UserRow.username == username))
+        if row is None:
+            raise LookupError(f"no user {username!r}")
+        return row
 
     def add(
         self, user: User, password_hash: str, token_hash: str, at: datetime,
@@ -323,3 +333,21 @@ class SqlUserRepo:
 
     def all(self) -> list[User]:
         return [self._to(r) for r in self.s.scalars(select(UserRow).order_by(UserRow.username))]
+
+    def update(self, user: User) -> None:
+        row = self._row(user.username)
+        row.role = user.role
+        row.customers = None if user.customers is None else list(user.customers)
+        bare = row.password_hash.removeprefix(DISABLED_MARK)
+        row.password_hash = DISABLED_MARK + bare if user.disabled else bare
+        self.s.flush()
+
+    def set_password_hash(self, username: str, password_hash: str) -> None:
+        row = self._row(username)
+        # A disabled user stays disabled: the new password opens nothing until enabled.
+        mark = DISABLED_MARK if row.password_hash.startswith(DISABLED_MARK) else ""
+        row.password_hash = mark + password_hash
+        self.s.flush()
+
+    def created_at(self, username: str) -> datetime | None:
+        return self.s.scalar(select(UserRow.created_at).where(UserRow.username == username))

@@ -187,11 +187,16 @@ class OutboxRow(Base):
     claim_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
+DISABLED_MARK = "!"
+
+
 class UserRow(Base):
     __tablename__ = "users"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(200), unique=True)
     role: Mapped[str] = mapped_column(String(16))
+    # The argon2id hash; a leading DISABLED_MARK locks the account, as ``passwd -l`` does: no
+    # password verifies against it, and token and session look-ups skip such users.
     password_hash: Mapped[str] = mapped_column(Text)
     # None: every customer; else the slugs this user may use.
     customers: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from jitadmin.db.tables import ApiTokenRow, UserRow, WebSessionRow
+from jitadmin.db.tables import DISABLED_MARK, ApiTokenRow, UserRow, WebSessionRow
 from jitadmin.ports import ApiToken, WebSession
 
 
@@ -61,8 +62,27 @@ class SqlWebSessionRepo:
         )
         return int(result.rowcount)  # type: ignore[attr-defined]
 
+    def _user_id(self, username: str) -> Any:
+        return select(UserRow.id).where(UserRow.username == username).scalar_subquery()
+
+    def delete_for_user(self, username: str) -> int:
+        result = self.s.execute(
+            delete(WebSessionRow).where(WebSessionRow.user_id == self._user_id(username))
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def count_for_user(self, username: str) -> int:
+        found = self.s.scalar(
+            select(func.count())
+            .select_from(WebSessionRow)
+            .where(WebSessionRow.user_id == self._user_id(username))
+        )
+        return int(found or 0)
+
     def password_hash(self, username: str) -> str | None:
-        return self.s.scalar(select(UserRow.password_hash).where(UserRow.username == username))
+        """The argon2id hash, without the disabled mark (``User.disabled`` says that)."""
+        found = self.s.scalar(select(UserRow.password_hash).where(UserRow.username == username))
+        return None if found is None else found.removeprefix(DISABLED_MARK)
 
 
 class SqlApiTokenRepo:

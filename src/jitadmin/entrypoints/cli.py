@@ -22,7 +22,7 @@ from jitadmin.connectors import REGISTRY, emulator_world
 from jitadmin.core.errors import JitError
 from jitadmin.db import migrate
 from jitadmin.db.files import private_dir
-from jitadmin.entrypoints import cli_security, logging_redaction
+from jitadmin.entrypoints import cli_security, cli_users, logging_redaction
 from jitadmin.entrypoints.api.app import create_app
 from jitadmin.entrypoints.api.schemas import grant_out
 from jitadmin.entrypoints.demo import (
@@ -257,6 +257,7 @@ def audit_checkpoint() -> None:
 
 
 cli_security.register(keys_cli, audit_cli, cli, _app)
+cli_users.register(users_cli, _app)
 
 As = Annotated[str, typer.Option("--as", help="Act as this jitadmin user.")]
 

@@ -20,7 +20,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from jitadmin.core import fields
-from jitadmin.core.errors import SignInFailedError, SignInThrottledError
+from jitadmin.core.errors import AccountDisabledError, SignInFailedError, SignInThrottledError
 from jitadmin.core.events import AuditEvent
 from jitadmin.ports import UnitOfWork, User, WebSession
 from jitadmin.services import signin_limits
@@ -108,6 +108,10 @@ def sign_in(
         user = uow.users.get(name)
     if user is None or not _password_ok(stored, password):
         _failed(ctx, name, client, "unknown user" if user is None else "wrong password")
+    if user.disabled:
+        # Counted and audited like a failure (so it cannot flood the trail), but said plainly:
+        # whoever typed the right password learns only what its owner would be told.
+        _failed(ctx, name, client, "account disabled", AccountDisabledError())
     session_id = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(32)
     now = ctx.clock.now()
@@ -133,10 +137,13 @@ def sign_in(
     return SignedIn(session_id, csrf, user, min(expires, now + policy.idle))
 
 
-def _failed(ctx: ServiceContext, username: str, client: str, why: str) -> NoReturn:
+def _failed(
+    ctx: ServiceContext, username: str, client: str, why: str,
+    error: SignInFailedError | None = None,
+) -> NoReturn:  # fmt: skip
     if (wait := signin_limits.record_failure(ctx, username, client, why)) is not None:
         raise SignInThrottledError(wait)
-    raise SignInFailedError
+    raise error or SignInFailedError()
 
 
 def resolve(
@@ -155,7 +162,9 @@ def resolve(
         if found is None:
             return None
         user = uow.users.get(found.username)
-        if user is None or now >= found.expires_at or now - found.last_seen_at >= policy.idle:
+        # A disabled user's session ends on its next request (disabling also deletes them).
+        ended = now >= found.expires_at or now - found.last_seen_at >= policy.idle
+        if user is None or user.disabled or ended:
             uow.web_sessions.delete(key)
             uow.commit()
             return None

@@ -7,7 +7,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import jitadmin
 from jitadmin.entrypoints import web
-from jitadmin.entrypoints.api import docs_page, hardening, health, problems, responses
+from jitadmin.entrypoints.api import docs_page, hardening, health, problems, responses, user_routes
 from jitadmin.entrypoints.api.routes import router
 from jitadmin.wiring import App
 
@@ -20,6 +20,7 @@ def create_app(app: App) -> FastAPI:
     problems.install(api)
     responses.describe_problems(api)
     api.include_router(router)
+    api.include_router(user_routes.router)
     health.install(api, app)  # /healthz, /readyz, /metrics
     if app.settings.api_docs:
         docs_page.install(api)  # /docs, script-free

@@ -82,6 +82,7 @@ class UserOut(BaseModel):
     username: str
     role: str
     customers: list[str] | None = Field(description="null: every customer")
+    disabled: bool = Field(description="a disabled user's password, tokens and sessions fail")
 
 
 class UserList(BaseModel):
@@ -100,6 +101,36 @@ class PolicyOut(BaseModel):
     approval_required: list[str] = Field(description="identity providers needing approval")
     approvals_needed: int
     approval_timeout_minutes: int
+
+
+class UserDetail(UserOut):
+    created_at: Timestamp | None
+    sessions: int = Field(description="open web sessions")
+    tokens: int = Field(description="API tokens (a disabled user's open nothing)")
+
+
+class NotRevoked(BaseModel):
+    id: str
+    reason: str
+
+
+class UserUpdated(UserDetail):
+    sessions_ended: int
+    revoked_grants: list[str] = Field(description="grants now on their way to revoked")
+    not_revoked: list[NotRevoked] = Field(description="unfinished grants the revoke refused")
+
+
+class PasswordReset(BaseModel):
+    """Shown this once: only a hash of the password is stored."""
+
+    username: str
+    password: str
+    sessions_ended: int
+
+
+class SessionsEnded(BaseModel):
+    username: str
+    sessions_ended: int
 
 
 class GrantOut(BaseModel):

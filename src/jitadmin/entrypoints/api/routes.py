@@ -207,6 +207,7 @@ def list_users(ctx: Ctx, actor: Actor) -> dict[str, Any]:
                 "username": u.username,
                 "role": u.role,
                 "customers": None if u.customers is None else list(u.customers),
+                "disabled": u.disabled,
             }
             for u in admin.list_users(ctx, actor)
         ]

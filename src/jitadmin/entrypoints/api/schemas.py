@@ -96,6 +96,15 @@ class UserIn(Strict):
     customers: list[str] | None = None
 
 
+class UserPatch(Strict):
+    """Only the fields given change; ``customers: null`` means every customer."""
+
+    role: str | None = None
+    customers: list[str] | None = None
+    disabled: bool | None = None
+    revoke_grants: bool = False
+
+
 def grant_out(grant: Grant) -> dict[str, Any]:
     return {
         "id": grant.id,

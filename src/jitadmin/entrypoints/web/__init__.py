@@ -12,12 +12,14 @@ from jitadmin.entrypoints.web import (
     jsonapi,
     request_form,
     signin,
+    user_pages,
 )
 from jitadmin.entrypoints.web.render import STATIC
 
 
 def install(api: FastAPI) -> None:
     """Mount the console on the API's application (``/`` is the request form)."""
-    for module in (signin, request_form, grant_pages, approval_pages, admin_pages, jsonapi):
+    pages = (signin, request_form, grant_pages, approval_pages, admin_pages, user_pages, jsonapi)
+    for module in pages:
         api.include_router(module.router)
     api.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
-from jitadmin.core.errors import SignInFailedError, SignInThrottledError
+from jitadmin.core.errors import AccountDisabledError, SignInFailedError, SignInThrottledError
 from jitadmin.entrypoints.web.auth import (
     CSRF_FIELD,
     SESSION_COOKIE,
@@ -94,6 +94,11 @@ def signin(request: Request, ctx: BareCtx, form: Form) -> Response:
         )  # fmt: skip
         response.headers["Retry-After"] = str(throttled.retry_after_s)
         return response
+    except AccountDisabledError as disabled:
+        return _signin_page(
+            request, next_url=next_url, status=disabled.status, username=username,
+            error="This account is disabled. Ask a jitadmin administrator to enable it.",
+        )  # fmt: skip
     except SignInFailedError as failed:
         return _signin_page(
             request, next_url=next_url, status=failed.status, username=username,
