@@ -24,9 +24,9 @@ from jitadmin.core.errors import (
     ValidationFailedError,
 )
 from jitadmin.core.events import AuditEvent
-from jitadmin.core.grant import UNFINISHED
+from jitadmin.core.grant import UNFINISHED, GrantState
 from jitadmin.ports import UnitOfWork, User
-from jitadmin.services import grants
+from jitadmin.services import approvals, grants
 from jitadmin.services.context import (
     ADMIN,
     ROLES,
@@ -169,16 +169,22 @@ def _revoke_grants(
     ctx: ServiceContext, actor: User, username: str
 ) -> tuple[list[str], list[tuple[str, str]]]:
     """Each unfinished grant of ``username`` through ``grants.revoke_now`` (its own transaction
-    and audit event, as if the admin had pressed Revoke on it)."""
+    and audit event, as if the admin had pressed Revoke on it); a request still waiting for
+    approval is cancelled instead (nothing was created for it)."""
     with ctx.uow() as uow:
         unfinished = [
-            g.id for g in uow.grants.find(requester=username, limit=10_000) if g.state in UNFINISHED
+            (g.id, g.state)
+            for g in uow.grants.find(requester=username, limit=10_000)
+            if g.state in UNFINISHED
         ]
     revoked: list[str] = []
     refused: list[tuple[str, str]] = []
-    for grant_id in unfinished:
+    for grant_id, state in unfinished:
         try:
-            grants.revoke_now(ctx, actor, grant_id)
+            if state is GrantState.PENDING_APPROVAL:
+                approvals.cancel(ctx, actor, grant_id)
+            else:
+                grants.revoke_now(ctx, actor, grant_id)
             revoked.append(grant_id)
         except (ConflictError, NotFoundError, ForbiddenError) as error:
             refused.append((grant_id, str(error)))

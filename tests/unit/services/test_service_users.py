@@ -15,7 +15,7 @@ from jitadmin.core.errors import (
 )
 from jitadmin.core.grant import GrantState
 from jitadmin.ports import AuditQuery, User
-from jitadmin.services import admin, sessions, users
+from jitadmin.services import admin, approvals, sessions, users
 from jitadmin.services.users import UserChange
 
 from support.services import CUSTOMER, ROOT, TECH, ServiceWorld
@@ -87,6 +87,22 @@ def test_disabling_with_revoke_grants_revokes_through_the_revoke_path(
     services.run_due()
     assert services.grant(active).state is GrantState.REVOKED
     assert "grant.revoked" in services.audit_kinds(active)
+
+
+def test_revoke_grants_cancels_a_request_still_awaiting_approval(services: ServiceWorld) -> None:
+    _tech(services)
+    approvals.put_policy(
+        services.ctx, ROOT, CUSTOMER, approval_required=["m365"], approvals_needed=1,
+        approval_timeout_minutes=60,
+    )  # fmt: skip
+    waiting = services.request().grant.id
+    assert services.grant(waiting).state is GrantState.PENDING_APPROVAL
+    done = users.update_user(
+        services.ctx, ROOT, TECH.username, UserChange(disabled=True, revoke_grants=True)
+    )
+    assert done.revoked_grants == [waiting]
+    assert services.grant(waiting).state is GrantState.CANCELLED
+    assert services.identity("m365").accounts == {}  # nothing was ever created for it
 
 
 def test_role_and_customers_change_and_are_audited(services: ServiceWorld) -> None:

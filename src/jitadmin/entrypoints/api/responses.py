@@ -116,7 +116,9 @@ class NotRevoked(BaseModel):
 
 class UserUpdated(UserDetail):
     sessions_ended: int
-    revoked_grants: list[str] = Field(description="grants now on their way to revoked")
+    revoked_grants: list[str] = Field(
+        description="grants now on their way to revoked (cancelled if awaiting approval)"
+    )
     not_revoked: list[NotRevoked] = Field(description="unfinished grants the revoke refused")
 
 
