@@ -52,6 +52,10 @@ def test_an_approver_decides_and_the_result_page_follows(
     expect(row).to_contain_text("Fix the mail flow rule")
     expect(row).to_contain_text("30 minutes")
     expect(row).to_contain_text("0 of 1")
+    # The ticket as the PSA has it now, with its summary.
+    expect(approver.locator(f"#ticket-{grant_id}")).to_contain_text(
+        "Install line-of-business app on FS01"
+    )
     row.get_by_role("button", name="Reject").click()
     expect(approver.locator(f"#decision-error-{grant_id}")).to_contain_text("comment")
     assert web.grant(grant_id)["state"] == "pending_approval"

@@ -225,14 +225,13 @@
     });
   }
 
-  // --- a grant's ticket, as the PSA has it now ----------------------------------------
-  const ticketSummary = document.getElementById("ticket-summary");
-  if (ticketSummary) {
+  // --- a grant's ticket, as the PSA has it now (the grant page, each approvals row) ----
+  document.querySelectorAll("[data-ticket-url]").forEach((ticketSummary) => {
     call("GET", ticketSummary.dataset.ticketUrl).then((t) => {
       ticketSummary.textContent = "#" + t.number + " — " + t.summary + " (" + t.status + ")";
       ticketSummary.classList.remove("hint");
     }).catch((error) => {
       ticketSummary.textContent = "Could not load the ticket: " + error.message;
     });
-  }
+  });
 })();
