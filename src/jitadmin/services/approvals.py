@@ -106,7 +106,7 @@ def _comment(comment: str | None) -> str | None:
 def _check_requester(uow: UnitOfWork, grant: Grant) -> None:
     """The requester must still be someone who may hold access to this customer."""
     requester = uow.users.get(grant.requester)
-    if requester is None or requester.role not in (ADMIN, TECHNICIAN):
+    if requester is None or requester.disabled or requester.role not in (ADMIN, TECHNICIAN):
         raise ValidationFailedError.single(
             "requester", f"{grant.requester} may no longer request admin access"
         )

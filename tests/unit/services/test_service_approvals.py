@@ -20,7 +20,8 @@ from jitadmin.core.errors import (
 )
 from jitadmin.core.grant import GrantState
 from jitadmin.ports import User
-from jitadmin.services import admin, approvals, grants
+from jitadmin.services import admin, approvals, grants, users
+from jitadmin.services.users import UserChange
 
 from support.services import AD_SETTINGS, CUSTOMER, M365_SETTINGS, ROOT, TECH, ServiceWorld
 
@@ -205,6 +206,28 @@ def test_a_requester_who_is_gone_cannot_be_approved(world: ServiceWorld) -> None
     with pytest.raises(ValidationFailedError) as refused:
         approvals.approve(world.ctx, APPROVER, requested.grant.id, None)
     assert [p.field for p in refused.value.problems] == ["requester"]
+    assert world.grant(requested.grant.id).state is S.PENDING_APPROVAL
+
+
+@pytest.mark.parametrize(
+    ("change", "rule"),
+    [
+        (UserChange(customers=("northwind",), set_customers=True), "may no longer use customer"),
+        (UserChange(disabled=True), "may no longer request"),
+        (UserChange(role="auditor"), "may no longer request"),
+    ],
+    ids=["out-of-scope", "disabled", "no-longer-a-technician"],
+)
+def test_a_requester_changed_since_the_request_cannot_be_approved(
+    world: ServiceWorld, change: UserChange, rule: str
+) -> None:
+    require_approval(world)
+    requested = world.request()
+    admin.create_customer(world.ctx, ROOT, slug="northwind", name="Northwind", psa_company_id="7")
+    users.update_user(world.ctx, ROOT, TECH.username, change)
+    with pytest.raises(ValidationFailedError) as refused:
+        approvals.approve(world.ctx, APPROVER, requested.grant.id, None)
+    assert [(p.field, rule in p.rule) for p in refused.value.problems] == [("requester", True)]
     assert world.grant(requested.grant.id).state is S.PENDING_APPROVAL
 
 
