@@ -35,12 +35,14 @@ from jitadmin.adapters.m365.auth import (
     graph_scope,
 )
 from jitadmin.adapters.m365.errors import (
+    GraphForbiddenError,
     GraphNotFoundError,
     is_retryable_conflict,
     parse_error,
     sensitive_values,
     typed_error,
 )
+from jitadmin.adapters.m365.permissions import Need, consent_advice, token_roles
 from jitadmin.core.egress import EgressPolicy
 from jitadmin.core.errors import AdapterError, MisconfiguredError, TransientError
 from jitadmin.core.retry import MAX_REVOKE_RETRY_AFTER_S, RetryPolicy
@@ -160,6 +162,18 @@ class GraphClient:
         """Fail fast on credentials/consent problems before touching anything."""
         self._tokens.token()
 
+    def granted_permissions(self, *, fresh: bool = False) -> frozenset[str] | None:
+        """The application permissions of the current token (its ``roles`` claim); None when
+        the token cannot be read. ``fresh`` drops the cached token first, so consent granted
+        since it was issued counts."""
+        if fresh:
+            self._tokens.invalidate()
+        return token_roles(self._tokens.token())
+
+    def _lacks(self, needed: Need) -> bool:
+        granted = token_roles(self._tokens.token())
+        return granted is not None and not needed.met_by(granted)
+
     def get(
         self,
         path: str,
@@ -167,8 +181,11 @@ class GraphClient:
         *,
         retry_on: Collection[tuple[int, str]] = (),
         headers: Mapping[str, str] | None = None,
+        needs: Need | None = None,
     ) -> dict[str, Any]:
-        response = self._send("GET", path, params=params, retry_on=retry_on, headers=headers)
+        response = self._send(
+            "GET", path, params=params, retry_on=retry_on, headers=headers, needs=needs
+        )
         return _json_object(response)
 
     def get_optional(
@@ -216,8 +233,11 @@ class GraphClient:
         *,
         idempotent: bool = False,
         retry_on: Collection[tuple[int, str]] = (),
+        needs: Need | None = None,
     ) -> dict[str, Any]:
-        response = self._send("POST", path, body=body, idempotent=idempotent, retry_on=retry_on)
+        response = self._send(
+            "POST", path, body=body, idempotent=idempotent, retry_on=retry_on, needs=needs
+        )
         return _json_object(response)
 
     def patch(
@@ -226,13 +246,20 @@ class GraphClient:
         body: Mapping[str, Any],
         *,
         retry_on: Collection[tuple[int, str]] = (),
+        needs: Need | None = None,
     ) -> None:
-        self._send("PATCH", path, body=body, retry_on=retry_on)
+        self._send("PATCH", path, body=body, retry_on=retry_on, needs=needs)
 
-    def delete(self, path: str, *, retry_on: Collection[tuple[int, str]] = ()) -> bool:
+    def delete(
+        self,
+        path: str,
+        *,
+        retry_on: Collection[tuple[int, str]] = (),
+        needs: Need | None = None,
+    ) -> bool:
         """True if this call deleted it, False if it was already gone (404)."""
         try:
-            self._send("DELETE", path, retry_on=retry_on)
+            self._send("DELETE", path, retry_on=retry_on, needs=needs)
         except GraphNotFoundError:
             return False
         return True
@@ -265,6 +292,7 @@ class GraphClient:
         retry_on: Collection[tuple[int, str]] = (),
         label_path: str | None = None,
         headers: Mapping[str, str] | None = None,
+        needs: Need | None = None,
     ) -> httpx.Response:
         url = path if path.startswith(("http://", "https://")) else self._base + path
         label = f"Graph {method} {label_path or path}"
@@ -273,6 +301,7 @@ class GraphClient:
         correlation = str(uuid.uuid4())
         started = self._monotonic()
         reauthenticated = False
+        permission_checked = False
         attempt = 0
         while True:
             attempt += 1
@@ -308,6 +337,10 @@ class GraphClient:
             if err.status == 401 and err.code == IDENTITY_NOT_FOUND:
                 self._backoff(started, attempt, err.retry_after_s, self._consent_pending(label))
                 continue
+            if err.status == 403 and needs is not None and not permission_checked:
+                permission_checked = True
+                if self._missing_permission(needs, label, err.code):
+                    continue  # a fresh token carries it now: try again with that one
             typed = typed_error(label, err, secrets)
             replication = (err.status, err.code or "") in retry_on
             if err.status == 429:
@@ -321,6 +354,20 @@ class GraphClient:
                 self._backoff(started, attempt, err.retry_after_s, transient)
                 continue
             raise typed
+
+    def _missing_permission(self, needs: Need, label: str, code: str | None) -> bool:
+        """A 403 whose token lacks the permission is no replication window: drop the token
+        once (consent may have been granted since it was issued), then name what is missing.
+        True when the fresh token has it."""
+        if not self._lacks(needs):
+            return False  # the token has it: a directory role or replication said no
+        self._tokens.invalidate()
+        if self._lacks(needs):
+            raise GraphForbiddenError(
+                f"{label}: " + consent_advice([needs.permission], self._tenant_label),
+                vendor_code=code,
+            )
+        return True
 
     def _consent_pending(self, label: str) -> AdapterError:
         """401 Authorization_IdentityNotFound: transient while the connection is new (consent

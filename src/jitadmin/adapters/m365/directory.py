@@ -19,6 +19,14 @@ from jitadmin.adapters.m365.errors import (
     GraphConflictError,
     GraphNotFoundError,
 )
+from jitadmin.adapters.m365.permissions import (
+    DELETE_RESTORE,
+    DELETE_USER,
+    REVOKE_SESSIONS,
+    ROLE_MANAGEMENT,
+    USER_READ_WRITE,
+    need,
+)
 from jitadmin.core.errors import MisconfiguredError, TransientError
 
 GLOBAL_ADMIN_ROLE_ID = "62e90394-69f5-4237-9190-012177145e10"
@@ -191,7 +199,7 @@ class Directory:
         )
 
     def create_user(self, body: dict[str, Any]) -> dict[str, Any]:
-        created = self.graph.post("/users", body)
+        created = self.graph.post("/users", body, needs=need(USER_READ_WRITE))
         if not isinstance(created.get("id"), str):
             raise TransientError("Graph POST /users answered without an object id")
         return created
@@ -203,6 +211,7 @@ class Directory:
                 f"/users/{segment(user_id)}",
                 {"accountEnabled": False},
                 retry_on=AFTER_ROLE_REMOVAL,
+                needs=need(USER_READ_WRITE),
             )
         except GraphNotFoundError:
             return False
@@ -218,17 +227,22 @@ class Directory:
                 f"/users/{segment(user_id)}/revokeSignInSessions",
                 idempotent=True,
                 retry_on=AFTER_ROLE_REMOVAL,
+                needs=need(REVOKE_SESSIONS),
             )
         except GraphNotFoundError:
             return False
         return True
 
     def delete_user(self, user_id: str) -> bool:
-        return self.graph.delete(f"/users/{segment(user_id)}", retry_on=AFTER_ROLE_REMOVAL)
+        return self.graph.delete(
+            f"/users/{segment(user_id)}", retry_on=AFTER_ROLE_REMOVAL, needs=DELETE_USER
+        )
 
     def purge_user(self, user_id: str) -> bool:
         return self.graph.delete(
-            f"/directory/deletedItems/{segment(user_id)}", retry_on=AFTER_ROLE_REMOVAL
+            f"/directory/deletedItems/{segment(user_id)}",
+            retry_on=AFTER_ROLE_REMOVAL,
+            needs=need(DELETE_RESTORE),
         )
 
     # -- role assignments --------------------------------------------------------------
@@ -273,7 +287,9 @@ class Directory:
             "directoryScopeId": TENANT_SCOPE,
         }
         try:
-            created = self.graph.post(ROLE_ASSIGNMENTS, body, retry_on=REPLICATION)
+            created = self.graph.post(
+                ROLE_ASSIGNMENTS, body, retry_on=REPLICATION, needs=need(ROLE_MANAGEMENT)
+            )
         except (GraphBadRequestError, GraphConflictError):
             existing = self.global_admin_eventually(principal_id)
             if existing is None:
@@ -298,4 +314,6 @@ class Directory:
         return self.graph.get_optional(f"{ROLE_ASSIGNMENTS}/{segment(assignment_id)}")
 
     def delete_assignment(self, assignment_id: str) -> bool:
-        return self.graph.delete(f"{ROLE_ASSIGNMENTS}/{segment(assignment_id)}")
+        return self.graph.delete(
+            f"{ROLE_ASSIGNMENTS}/{segment(assignment_id)}", needs=need(ROLE_MANAGEMENT)
+        )

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from jitadmin.adapters.m365 import permissions
 from jitadmin.adapters.m365.auth import CANONICAL_AUTHORITY
 from jitadmin.adapters.m365.client import GRAPH_URL, GraphClient
 from jitadmin.adapters.m365.directory import (
@@ -30,7 +31,7 @@ from jitadmin.adapters.m365.directory import (
 from jitadmin.adapters.m365.errors import GraphConflictError
 from jitadmin.core import naming
 from jitadmin.core.egress import EgressPolicy
-from jitadmin.core.errors import AlreadyExistsError, TransientError
+from jitadmin.core.errors import AlreadyExistsError, MisconfiguredError, TransientError
 from jitadmin.ports import (
     TAMPERING_STEP,
     AccessResult,
@@ -109,6 +110,7 @@ class M365IdentityProvider:
         findings: list[str] = []
         self._graph.ensure_token()
         findings.append("token acquired")
+        findings.append(self._check_permissions())
         self._dir.domains()  # refuses a configured domain that is federated, unverified, too long
         configured = self.connection.domain
         if configured:
@@ -121,6 +123,23 @@ class M365IdentityProvider:
         )
         findings.append(f"role assignments readable ({len(admins)} Global Administrator)")
         return findings
+
+    def _check_permissions(self) -> str:
+        """Every missing application permission at once, from the token's roles claim; a
+        token that lacks some is dropped once, so consent granted since it was issued counts."""
+        needed = permissions.REQUIRED
+        granted = self._graph.granted_permissions()
+        if granted is not None and permissions.missing(granted, needed):
+            granted = self._graph.granted_permissions(fresh=True)
+        if granted is None:
+            return "application permissions not readable from the token (not a JWT)"
+        absent = permissions.missing(granted, needed)
+        if absent:
+            raise MisconfiguredError(
+                permissions.consent_advice(absent, self.connection.tenant_id),
+                vendor_code="Authorization_RequestDenied",
+            )
+        return "application permissions granted: " + ", ".join(needed)
 
     def grant(self, spec: AccessSpec, record: ProgressRecorder) -> AccessResult:
         self._graph.ensure_token()  # fail fast on consent/secret problems

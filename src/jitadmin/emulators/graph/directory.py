@@ -8,7 +8,11 @@ Read helpers for tests return deep copies. Replication delay is applied on read:
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
+import hmac
+import json
 import secrets
 import threading
 import time
@@ -40,6 +44,7 @@ DELEGATED_SCOPES = frozenset(
     {"User.ReadWrite.All", "Directory.Read.All", "RoleManagement.ReadWrite.Directory"}
 )
 RECYCLE_BIN_RETENTION = timedelta(days=30)
+GRAPH_RESOURCE_ID = "00000003-0000-0000-c000-000000000000"
 LONG_AGO = float("-inf")  # seeded objects have long since replicated
 
 
@@ -69,6 +74,7 @@ class Directory:
         self.client_id = creds.graph_client_id
         self._tenants: dict[str, Tenant] = {}
         self._tokens: dict[str, _Token] = {}
+        self._signing_key = secrets.token_bytes(32)
         for customer in customers:
             self._seed(customer, creds)
 
@@ -225,7 +231,7 @@ class Directory:
                 roles=frozenset(app.roles if roles is None else roles),
                 sp_id=app.sp_id,
             )
-            token = secrets.token_urlsafe(32)
+            token = self._mint(caller, lifetime_s, {"idtyp": "app", "roles": sorted(caller.roles)})
             self._tokens[token] = _Token(caller, time.monotonic() + lifetime_s)
             return token
 
@@ -249,9 +255,35 @@ class Directory:
                 sp_id=user.id,
                 delegated=True,
             )
-            token = secrets.token_urlsafe(32)
+            claims = {"idtyp": "user", "scp": " ".join(sorted(DELEGATED_SCOPES)), "upn": user.upn}
+            token = self._mint(caller, TOKEN_LIFETIME_S, claims)
             self._tokens[token] = _Token(caller, time.monotonic() + TOKEN_LIFETIME_S)
             return token
+
+    def _mint(self, caller: Caller, lifetime_s: float, extra: dict[str, Any]) -> str:
+        """A JWT-shaped access token like Entra's (app permissions in ``roles``), signed
+        HS256 with the emulator's own key: clients read it, never validate it
+        (https://learn.microsoft.com/entra/identity-platform/access-token-claims-reference)."""
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "aud": "https://graph.microsoft.com",
+            "iss": f"https://sts.windows.net/{caller.tenant_id}/",
+            "iat": now,
+            "nbf": now,
+            "exp": now + int(lifetime_s),
+            "appid": caller.client_id,
+            "azp": caller.client_id,
+            "oid": caller.sp_id,
+            "sub": caller.sp_id,
+            "tid": caller.tenant_id,
+            "uti": secrets.token_urlsafe(16),
+            "ver": "1.0",
+            **extra,
+        }
+        header = {"typ": "JWT", "alg": "HS256"}
+        signing_input = f"{_b64_json(header)}.{_b64_json(claims)}"
+        digest = hmac.new(self._signing_key, signing_input.encode(), hashlib.sha256).digest()
+        return f"{signing_input}.{_b64(digest)}"
 
     def expire_tokens(self) -> None:
         with self.lock:
@@ -370,3 +402,11 @@ class Directory:
         user.props["signInSessionsValidFromDateTime"] = iso_z(now)
         tenant.users[user.id] = user
         return user
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def _b64_json(value: dict[str, Any]) -> str:
+    return _b64(json.dumps(value, separators=(",", ":")).encode())

@@ -46,10 +46,13 @@ READ_USERS = {"User.Read.All", "User.ReadBasic.All", *WRITE_USERS, *_DIR_READ}
 ENABLE_USERS = {"User.EnableDisableAccount.All", *WRITE_USERS}
 RESET_PASSWORDS = {"User-PasswordProfile.ReadWrite.All", *WRITE_USERS}
 REVOKE_SESSIONS = {"User.RevokeSessions.All", *WRITE_USERS}
-DELETE_USERS = {"User.DeleteRestore.All", *WRITE_USERS}
+# Deleting and purging users: Directory.ReadWrite.All is not enough
+# (https://learn.microsoft.com/graph/api/user-delete,
+# https://learn.microsoft.com/graph/api/directory-deleteditems-delete).
+DELETE_USERS = {"User.DeleteRestore.All", "User.ReadWrite.All"}
 READ_DELETED = {"User.DeleteRestore.All", *READ_USERS}
 RESTORE_USERS = {"User.DeleteRestore.All", *WRITE_USERS}
-PURGE_USERS = {"User.DeleteRestore.All", "Directory.ReadWrite.All"}
+PURGE_USERS = {"User.DeleteRestore.All"}
 WRITE_ROLES = {"RoleManagement.ReadWrite.Directory"}
 READ_ROLES = {"RoleManagement.Read.Directory", "RoleManagement.Read.All", *WRITE_ROLES, *_DIR_READ}
 
