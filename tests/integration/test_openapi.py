@@ -105,6 +105,7 @@ def test_real_answers_match_their_declared_schemas(system: System) -> None:
         )  # fmt: skip
         assert requested.status_code == 202, requested.text
         grant_id = requested.json()["id"]
+        one = f"/grants/{grant_id}"
         bad = tech.post("/grants", json={"customer": PEDRO.slug})
         assert bad.status_code == 422 and bad.headers["content-type"] == PROBLEM
         calls = [
@@ -119,7 +120,28 @@ def test_real_answers_match_their_declared_schemas(system: System) -> None:
             ("get", "/tokens", admin.get("/tokens")),
             ("get", "/audit", admin.get("/audit", params={"grant_id": grant_id})),
             ("post", "/grants/{grant_id}/password", admin.post(f"/grants/{grant_id}/password")),
-        ]
+            ("get", "/customers/{slug}/policy", admin.get("/customers/northwind/policy")),
+            ("put", "/customers/{slug}/policy", admin.put(
+                "/customers/northwind/policy", json={"approval_required": ["m365"]}
+            )),
+            ("put", "/customers/{slug}/policy", admin.put(
+                "/customers/northwind/policy", json={"approvals_needed": 0}
+            )),
+            # The grant is not pending: each answers a 409 problem.
+            ("post", "/grants/{grant_id}/approve", admin.post(f"{one}/approve")),
+            ("post", "/grants/{grant_id}/reject", admin.post(f"{one}/reject", json={})),
+            ("post", "/grants/{grant_id}/cancel", tech.post(f"{one}/cancel")),
+        ]  # fmt: skip
+        waiting = tech.post(
+            "/grants",
+            json={"customer": "northwind", "identity_provider": "m365",
+                  "ticket_id": CUSTOMERS[1].open_ticket_ids[0], "duration_minutes": 30,
+                  "reason": "OpenAPI answers check"},
+        )  # fmt: skip
+        assert waiting.json()["state"] == "pending_approval", waiting.text
+        approved = admin.post(f"/grants/{waiting.json()['id']}/approve", json={"comment": "ok"})
+        assert approved.status_code == 200, approved.text
+        calls += [("post", "/grants", waiting), ("post", "/grants/{grant_id}/approve", approved)]
     for method, path, response in calls:
         _check(document, method, api_paths[path], response)
     health = httpx.get(f"{system.url}/healthz", timeout=30)
