@@ -58,11 +58,19 @@ system-packages:
 	bash scripts/samba-dc.sh install
 
 # Start every service the tests need on loopback; stopped again by services-down.
+# The second DC joins the first's domain (tests/contract/ad/test_ad_two_dcs.py).
+# Its own address and state directory, whatever SAMBA_DC_IP/SAMBA_DC_DIR say about the first.
+SECOND_DC := SAMBA_DC_JOIN_DIR=$${SAMBA_DC_DIR:-/var/tmp/jitadmin-samba-dc-$${SAMBA_DC_IP:-127.0.0.77}} \
+	SAMBA_DC_IP=127.0.0.78 SAMBA_DC_DIR=/var/tmp/jitadmin-samba-dc-127.0.0.78 SAMBA_DC_HOST=DC2 \
+	SAMBA_DC_ENV_FILE=$(CURDIR)/.run/samba-dc2.env
+
 services-up: system-packages $(STAMP)
 	bash scripts/postgres.sh start
 	bash scripts/samba-dc.sh start
+	$(SECOND_DC) bash scripts/samba-dc.sh start
 
 services-down:
+	-$(SECOND_DC) bash scripts/samba-dc.sh stop
 	-bash scripts/samba-dc.sh stop
 	bash scripts/postgres.sh stop
 
@@ -95,7 +103,7 @@ screenshots: $(STAMP)
 
 # A Samba AD DC for trying On Prem AD by hand, on its own address (the tests' DC is another):
 # starts it, then connects the running demo's Pedro Aviary to it. `make dc-stop` stops it.
-DEMO_DC := SAMBA_DC_IP=127.0.0.78 SAMBA_DC_ENV_FILE=$(CURDIR)/.run/samba-dc-demo.env
+DEMO_DC := SAMBA_DC_IP=127.0.0.76 SAMBA_DC_ENV_FILE=$(CURDIR)/.run/samba-dc-demo.env
 .PHONY: dc dc-stop
 dc: $(STAMP)
 	$(DEMO_DC) bash scripts/samba-dc.sh start

@@ -8,6 +8,8 @@
 #   samba-dc.sh stop      stop the DC (its whole process group); the domain is kept
 #   samba-dc.sh status    exit 0 when the DC runs
 #   samba-dc.sh purge     stop and delete the domain (the next start provisions a new one)
+#   samba-dc.sh replicate (a joined DC only) pull the domain partition both ways between this DC
+#                         and the one it joined, now; see "Replication" below
 #
 # Settings (environment, all optional):
 #   SAMBA_DC_IP        loopback address to listen on (default 127.0.0.77; anything in
@@ -17,6 +19,16 @@
 #   SAMBA_DC_REALM     DNS domain / Kerberos realm (default PEDROAVIARY.LOCAL)
 #   SAMBA_DC_DOMAIN    NetBIOS domain (default PEDROAVIARY)
 #   SAMBA_DC_TIMEOUT   seconds to wait for LDAPS after starting (default 60)
+#   SAMBA_DC_HOST      NetBIOS name of this DC (default DC1)
+#   SAMBA_DC_JOIN_DIR  state directory of a running DC of the domain: instead of provisioning a new
+#                      domain, join that one as another writable DC (samba-tool domain join ... DC),
+#                      with a certificate from the same test CA. A join is redone when the first DC
+#                      was provisioned anew.
+#
+# Replication: Samba replicates between DCs on its own only with Kerberos and DNS (its drepl
+# service binds with krb5 to <NTDS GUID>._msdcs.<forest>); these DCs have neither (no DNS
+# backend, no KDC), so a joined DC receives changes only when "replicate" is run. Tests use that to
+# play the replication schedule: a DC that has not replicated yet is exactly a remote site's DC.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -26,7 +38,8 @@ ENV_FILE=${SAMBA_DC_ENV_FILE:-$ROOT/.run/samba-dc.env}
 REALM=${SAMBA_DC_REALM:-PEDROAVIARY.LOCAL}
 DOMAIN=${SAMBA_DC_DOMAIN:-PEDROAVIARY}
 TIMEOUT=${SAMBA_DC_TIMEOUT:-60}
-HOST=DC1
+HOST=${SAMBA_DC_HOST:-DC1}
+JOIN_DIR=${SAMBA_DC_JOIN_DIR:-}
 # Bump when the provisioning below changes, so an older kept domain is provisioned anew.
 LAYOUT=1
 
@@ -39,6 +52,9 @@ realm_lc=${REALM,,}
 FQDN="${HOST,,}.$realm_lc"
 BASE_DN="DC=${realm_lc//./,DC=}"
 ADMIN_UPN="Administrator@$realm_lc"
+# cldap and rpc let another DC join this one and pull changes from it (DRS over RPC); they are
+# given at start, so a domain provisioned with "ldap" alone gets them at its next start.
+SERVICES="ldap, cldap, rpc"
 
 log() { printf '[samba-dc %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() {
@@ -90,8 +106,13 @@ make_certificates() {
   # customer's DC certificate, and Samba skips generating a 4096-bit RSA key at first start.
   local d=$DIR/tls
   mkdir -p "$d"
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+  if [ -n "$JOIN_DIR" ]; then
+    # One CA for the domain, as with AD CS: a client trusting it verifies every DC.
+    cp "$JOIN_DIR/tls/ca.pem" "$JOIN_DIR/tls/ca.key" "$d/"
+  else
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
     -subj "/CN=jitadmin test CA $REALM" -keyout "$d/ca.key" -out "$d/ca.pem" 2>/dev/null
+  fi
   openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=$FQDN" \
     -keyout "$d/key.pem" -out "$d/server.csr" 2>/dev/null
   printf '%s\n' "subjectAltName=DNS:$FQDN,IP:$IP" "basicConstraints=CA:FALSE" \
@@ -101,8 +122,72 @@ make_certificates() {
   chmod 600 "$d/key.pem" "$d/ca.key" # Samba refuses a key others can read
 }
 
+# What a kept state directory must match to be reused: a joined DC also names the domain it
+# joined (the first DC's password file is new with every provision of that domain).
+marker() {
+  if [ -n "$JOIN_DIR" ]; then
+    echo "$LAYOUT $IP $REALM joined $(sha256sum <"$JOIN_DIR/admin.pass" | cut -c1-16)"
+  else
+    echo "$LAYOUT $IP $REALM"
+  fi
+}
+
+join_domain() {
+  [ -s "$JOIN_DIR/admin.pass" ] && [ -s "$JOIN_DIR/etc/smb.conf" ] ||
+    die "SAMBA_DC_JOIN_DIR=$JOIN_DIR is not the state directory of a provisioned DC"
+  local first_ip
+  first_ip=$(sed -n 's/^\s*interfaces = \([0-9.]*\)\/.*/\1/p' "$JOIN_DIR/etc/smb.conf")
+  [ -n "$first_ip" ] || die "no interfaces line in $JOIN_DIR/etc/smb.conf"
+  stop_dc
+  rm -rf "$DIR"
+  mkdir -p "$DIR"/{etc,run,log}
+  chmod 700 "$DIR"
+  (
+    umask 077
+    cp "$JOIN_DIR/admin.pass" "$DIR/admin.pass"
+    echo "$first_ip" >"$DIR/joined.ip"
+    echo "$JOIN_DIR" >"$DIR/joined.dir"
+  )
+  make_certificates
+  local t0 attempt
+  t0=$(now)
+  # The first DC may have been started a moment ago; a refused connection is worth a retry.
+  for attempt in 1 2 3; do
+    log "joining $REALM at $first_ip as $HOST (attempt $attempt)"
+    rm -rf "$DIR/private" "$DIR/state" "$DIR/cache" "$DIR/etc/smb.conf"
+    # The workgroup must be the domain's: NTLM for another workgroup goes to winbind, which a
+    # DC without it answers with NO_LOGON_SERVERS.
+    if samba-tool domain join "$realm_lc" DC -s /dev/null --targetdir="$DIR" \
+      --server="$first_ip" -U "$DOMAIN\\Administrator%$(cat "$DIR/admin.pass")" \
+      --use-kerberos=off --dns-backend=NONE \
+      --option="workgroup=$DOMAIN" --option="realm=$REALM" --option="netbios name=$HOST" \
+      --option="interfaces=$IP/8" --option="bind interfaces only=yes" \
+      --option="server services=ldap" \
+      --option="pid directory=$DIR/run" --option="ncalrpc dir=$DIR/run/ncalrpc" \
+      --option="winbindd socket directory=$DIR/run/winbindd" \
+      --option="ntp signd socket directory=$DIR/run/ntp_signd" \
+      --option="log file=$LOG" --option="max log size=10000" \
+      >"$DIR/log/join.log" 2>&1; then
+      break
+    fi
+    [ "$attempt" = 3 ] && {
+      grep -v '^\s' "$DIR/log/join.log" | tail -15 >&2
+      die "samba-tool domain join failed 3 times (log: $DIR/log/join.log)"
+    }
+    sleep 2
+  done
+  # What provision takes as --option, written after the join (which writes smb.conf itself).
+  sed -i "/^\[global\]/a\\\ttls enabled = yes\n\ttls keyfile = $DIR/tls/key.pem\n\ttls certfile = $DIR/tls/cert.pem\n\ttls cafile = $DIR/tls/ca.pem\n\tldap server require strong auth = yes" "$CONF"
+  log "joined in $(since "$t0") s"
+}
+
 provision() {
-  if [ "$(cat "$DIR/.provisioned" 2>/dev/null)" = "$LAYOUT $IP $REALM" ]; then return 0; fi
+  if [ "$(cat "$DIR/.provisioned" 2>/dev/null)" = "$(marker)" ]; then return 0; fi
+  if [ -n "$JOIN_DIR" ]; then
+    join_domain
+    finish_setup
+    return 0
+  fi
   stop_dc
   rm -rf "$DIR"
   mkdir -p "$DIR"/{etc,run,log}
@@ -136,6 +221,11 @@ provision() {
     tail -25 "$DIR/log/provision.log" >&2
     die "provision failed (log: $DIR/log/provision.log)"
   fi
+  finish_setup
+  log "provisioned in $(since "$t0") s"
+}
+
+finish_setup() {
   # Samba accepts the previous password for 60 minutes after a reset by default; a revocation
   # test must see it fail at once. (Given to provision as --option, a 0 is silently dropped.)
   sed -i '/^\[global\]/a\\told password allowed period = 0' "$CONF"
@@ -145,8 +235,7 @@ provision() {
   # The default policy expires passwords after 42 days; a kept domain would lock us out.
   samba-tool user setexpiry Administrator --noexpiry -s "$CONF" >>"$DIR/log/provision.log" 2>&1 ||
     die "could not make the Administrator password non-expiring"
-  echo "$LAYOUT $IP $REALM" >"$DIR/.provisioned"
-  log "provisioned in $(since "$t0") s"
+  marker >"$DIR/.provisioned"
 }
 
 running_pid() {
@@ -234,7 +323,8 @@ start_dc() {
   fi
   local t0 i err=""
   t0=$(now)
-  samba -s "$CONF" # daemonizes; exits 0 even when the daemon dies right after, so poll
+  samba -s "$CONF" --option="server services=$SERVICES" # daemonizes; exits 0 even when the
+  # daemon dies right after, so poll
   for i in $(seq 1 $((TIMEOUT * 10))); do
     if err=$(probe 2>&1); then
       log "LDAPS bind works $(since "$t0") s after start (pid $(cat "$PIDFILE"))"
@@ -252,6 +342,30 @@ start_dc() {
   die "no LDAPS bind after ${TIMEOUT} s: $err"
 }
 
+replicate() {
+  # Pull the domain partition with DRS (NTLM, no Kerberos needed), each way written straight into
+  # the receiving DC's database by samba-tool --local: what Samba's drepl would do on its schedule.
+  [ -s "$DIR/joined.ip" ] || die "replicate: $DIR is not a joined DC (see SAMBA_DC_JOIN_DIR)"
+  local first_ip first_dir direction=${1:-both} creds
+  first_ip=$(cat "$DIR/joined.ip")
+  first_dir=$(cat "$DIR/joined.dir")
+  creds="$DOMAIN\\Administrator%$(cat "$DIR/admin.pass")"
+  pull() { # into the DC whose smb.conf is $1, from $3
+    local out
+    out=$(samba-tool drs replicate "$2" "$3" "$BASE_DN" --local -s "$1" -U "$creds" \
+      --use-kerberos=off 2>&1) || {
+      printf '%s\n' "$out" | grep -v '^\s' | tail -5 >&2
+      die "replication from $3 to $2 failed"
+    }
+  }
+  case "$direction" in
+  both | here) pull "$CONF" "$IP" "$first_ip" ;;&
+  both | first) pull "$first_dir/etc/smb.conf" "$first_ip" "$IP" ;;
+  here) ;;
+  *) die "replicate: both, here (from the first DC to this one) or first (the other way)" ;;
+  esac
+}
+
 write_env() {
   mkdir -p "$(dirname "$ENV_FILE")"
   (
@@ -267,6 +381,8 @@ SAMBA_DC_BASE_DN=$BASE_DN
 SAMBA_DC_ADMIN_UPN=$ADMIN_UPN
 SAMBA_DC_ADMIN_PASSWORD_FILE=$DIR/admin.pass
 SAMBA_DC_CA_FILE=$DIR/tls/ca.pem
+SAMBA_DC_SMB_CONF=$CONF
+SAMBA_DC_JOINED_IP=$(cat "$DIR/joined.ip" 2>/dev/null || true)
 EOF
   )
 }
@@ -292,13 +408,17 @@ status)
     exit 1
   fi
   ;;
+replicate)
+  need_root
+  replicate "${2:-both}"
+  ;;
 purge)
   stop_dc
   rm -rf "$DIR"
   rm -f "$ENV_FILE"
   ;;
 *)
-  echo "usage: $0 install|start|stop|status|purge" >&2
+  echo "usage: $0 install|start|stop|status|purge|replicate [both|here|first]" >&2
   exit 2
   ;;
 esac
