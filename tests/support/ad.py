@@ -29,6 +29,8 @@ from jitadmin.adapters.ad.provider import AdConnection
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "samba-dc.sh"
 ENV_FILE = Path(os.environ.get("SAMBA_DC_ENV_FILE") or REPO / ".run" / "samba-dc.env")
+# The second DC of the same domain, joined to the first (`make services-up` starts both).
+SECOND_ENV_FILE = Path(os.environ.get("SAMBA_DC2_ENV_FILE") or REPO / ".run" / "samba-dc2.env")
 USER_CLASSES = ["top", "person", "organizationalPerson", "user"]
 DISABLED = 0x2
 
@@ -192,6 +194,8 @@ class SambaDc:
     values: dict[str, str]
     admin_password: str = field(repr=False)
     ca_pem: str = field(repr=False)
+    env_file: Path = ENV_FILE
+    script_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def ip(self) -> str:
@@ -290,15 +294,20 @@ class SambaDc:
             "SAMBA_DC_IP": self.ip,
             "SAMBA_DC_DIR": self.values["SAMBA_DC_DIR"],
             "SAMBA_DC_REALM": self.values["SAMBA_DC_REALM"],
-            "SAMBA_DC_ENV_FILE": str(ENV_FILE),
+            "SAMBA_DC_ENV_FILE": str(self.env_file),
+            **self.script_env,
         }
-        subprocess.run(["bash", str(SCRIPT), command], env=env, check=True, timeout=180)
+        subprocess.run(["bash", str(SCRIPT), *command.split()], env=env, check=True, timeout=180)
 
     def stop(self) -> None:
         self._script("stop")
 
     def start(self) -> None:
         self._script("start")
+
+    def replicate(self, direction: str = "both") -> None:
+        """A joined DC: pull changes now, as Samba's own schedule would (see the script)."""
+        self._script(f"replicate {direction}")
 
 
 def _read_env(path: Path) -> dict[str, str]:
@@ -308,6 +317,29 @@ def _read_env(path: Path) -> dict[str, str]:
             key, _, value = line.partition("=")
             values[key.strip()] = value.strip()
     return values
+
+
+def load_second_dc(first: SambaDc) -> SambaDc:
+    """The DC that joined ``first``'s domain; fails (never skips) without one."""
+    if not SECOND_ENV_FILE.exists():
+        pytest.fail(
+            f"no second Samba AD DC: {SECOND_ENV_FILE} is missing. `make services-up` starts "
+            "it (SAMBA_DC_IP=127.0.0.78 SAMBA_DC_HOST=DC2 SAMBA_DC_JOIN_DIR=<first DC's "
+            "state directory> bash scripts/samba-dc.sh start)"
+        )
+    values = _read_env(SECOND_ENV_FILE)
+    if values.get("SAMBA_DC_JOINED_IP") != first.ip:
+        pytest.fail(f"the DC of {SECOND_ENV_FILE} did not join the DC at {first.ip}")
+    dc = SambaDc(
+        values,
+        admin_password=Path(values["SAMBA_DC_ADMIN_PASSWORD_FILE"]).read_text(),
+        ca_pem=Path(values["SAMBA_DC_CA_FILE"]).read_text(),
+        env_file=SECOND_ENV_FILE,
+        script_env={"SAMBA_DC_HOST": "DC2", "SAMBA_DC_JOIN_DIR": first.values["SAMBA_DC_DIR"]},
+    )
+    if not dc.answers():
+        dc.start()  # a test stopped it and failed before starting it again
+    return dc
 
 
 def load_samba_dc() -> SambaDc:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict
 
 from jitadmin.adapters.ad.provider import ActiveDirectoryIdentityProvider, AdConnection
+from jitadmin.adapters.ad.replicas import other_dcs_rule
 from jitadmin.core.connectors import (
     SECRET,
     SERVER_URL,
@@ -29,6 +30,10 @@ class AdSettings(BaseModel):
     base_dn: str | None = None  # default: the DC's defaultNamingContext
     ou: str | None = None  # where tech accounts live; default CN=Users
     ca_pem: str | None = None  # the DC's CA certificate (PEM); default: the system's store
+    # The domain's other writable DCs, each written to and read back on revoke: LDAPS URLs
+    # separated by spaces or commas, and/or found under CN=Sites,CN=Configuration.
+    other_dcs: str | None = None
+    discover_dcs: bool = False
 
 
 def _bind_domain(settings: Mapping[str, Any]) -> str:
@@ -46,6 +51,11 @@ def _tenant_switch(old: Mapping[str, Any], new: Mapping[str, Any], _pinned: set[
         if before and after and before != after:
             return f"{label} {before!r} -> {after!r}"
     return None
+
+
+def _check(settings: Mapping[str, Any]) -> list[tuple[str, str]]:
+    rule = other_dcs_rule(settings.get("other_dcs"))
+    return [("other_dcs", rule)] if rule else []
 
 
 SPEC = ConnectorSpec(
@@ -68,6 +78,7 @@ SPEC = ConnectorSpec(
     ),
     reuses_accounts=True,
     tenant_switch=_tenant_switch,
+    check=_check,
     vendor_docs="https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-adts/",
 )
 
@@ -83,6 +94,8 @@ def build(
         base_dn=settings.get("base_dn"),
         ou=settings.get("ou"),
         domain_prefix=env.domain_prefix,
+        other_dcs=settings.get("other_dcs"),
+        discover_dcs=bool(settings.get("discover_dcs")),
     )
     # Small timeouts: an unreachable DC fails fast and the worker's backoff retries.
     options: dict[str, Any] = {

@@ -19,24 +19,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, timedelta
 from typing import Any
 
-from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE
+from ldap3 import MODIFY_REPLACE
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn
 
 from jitadmin.adapters.ad.account import (
     ACCOUNT_ATTRIBUTES,
     ACCOUNTDISABLE,
-    DOMAIN_ADMINS_RID,
-    DOMAIN_USERS_RID,
     MANAGED_TAG,
     Account,
-    disabled_uac,
     display_name,
-    enabled_uac,
     filetime,
     guid_filter_value,
     new_account_attributes,
-    unicode_pwd,
 )
 from jitadmin.adapters.ad.checks import (
     require_password_allowed,
@@ -50,18 +45,17 @@ from jitadmin.adapters.ad.domain import (
     unverifiable,
 )
 from jitadmin.adapters.ad.ldap import (
-    ATTRIBUTE_OR_VALUE_EXISTS,
     CONSTRAINT_VIOLATION,
-    ENTRY_ALREADY_EXISTS,
-    NO_SUCH_ATTRIBUTE,
-    UNWILLING_TO_PERFORM,
     Endpoint,
     LdapSession,
     open_session,
     tls_context,
 )
+from jitadmin.adapters.ad.others import OtherDcs
+from jitadmin.adapters.ad.replicas import connected_dsa, parse_other_dcs, writable_dcs
 from jitadmin.adapters.ad.rights import bind_account_rights
 from jitadmin.adapters.ad.sdprop import undo_stamp
+from jitadmin.adapters.ad.steps import enable_until, set_password, take_away
 from jitadmin.core import naming
 from jitadmin.core.clock import iso
 from jitadmin.core.egress import EgressPolicy
@@ -96,6 +90,10 @@ class AdConnection:
     ou: str | None = None  # relative to the base DN, or a full DN; default CN=Users
     # The customer's prefix for tech account names; empty: the first label of the AD domain.
     domain_prefix: str = ""
+    # The domain's other writable DCs (LDAPS URLs, space or comma separated), and whether to
+    # find them under CN=Sites: each is written to on revoke and read back (see replicas).
+    other_dcs: str | None = None
+    discover_dcs: bool = False
 
 
 class ActiveDirectoryIdentityProvider:
@@ -120,6 +118,12 @@ class ActiveDirectoryIdentityProvider:
         self._expiry_grace = expiry_grace
         self._revoke_password = revoke_password
         self._domain: Domain | None = None
+        self._others = OtherDcs(
+            parse_other_dcs(connection.other_dcs),
+            connection.discover_dcs,
+            self._open,
+            connection.bind_user,
+        )
 
     def __repr__(self) -> str:
         return f"ActiveDirectoryIdentityProvider(url={self.connection.url!r})"
@@ -143,6 +147,7 @@ class ActiveDirectoryIdentityProvider:
                 # Every missing right at once, each with its fix.
                 raise MisconfiguredError("; ".join(rights.missing))
             findings += rights.present
+            findings += self._dc_findings(session, domain)
             managed = self._tagged(session, domain.base_dn)
             enabled = sum(1 for a in managed if a.managed and not a.disabled)
             findings.append(
@@ -172,48 +177,19 @@ class ActiveDirectoryIdentityProvider:
             dn = account.dn
             # Password first, then expiry, then enable: the account is never enabled without
             # both (Samba would allow a password-less enable; Windows refuses it).
-            session.modify(
-                dn,
-                {"unicodePwd": [(MODIFY_REPLACE, [unicode_pwd(spec.password)])]},
-                what=f"set the password of {sam}",
-            )
-            # An admin reset does not unlock on Windows, and a re-used tech account is a typical
-            # lockout victim (a saved old password retried somewhere).
-            session.modify(
-                dn,
-                {"lockoutTime": [(MODIFY_REPLACE, ["0"])]},
-                what=f"unlock {sam} (lockoutTime 0)",
-            )
+            set_password(session, account, spec.password)
             record("password_set", {})
             require_unexpired_password(session, dn, sam, self.connection.bind_user)
             ends = spec.expires_at.astimezone(UTC) + self._expiry_grace
-            session.modify(
-                dn,
-                {"accountExpires": [(MODIFY_REPLACE, [str(filetime(ends))])]},
-                what=f"set accountExpires of {sam}",
-            )
-            record("expiry_set", {"account_expires": iso(ends)})
-            if enabled_uac(account.uac) != account.uac:
-                session.modify(
-                    dn,
-                    {"userAccountControl": [(MODIFY_REPLACE, [str(enabled_uac(account.uac))])]},
-                    what=f"enable {sam}",
-                )
-            record("enabled", {})
-            session.modify(
-                domain.admins_dn,
-                {"member": [(MODIFY_ADD, [dn])]},
-                what=f"add {sam} to Domain Admins",
-                already=(ENTRY_ALREADY_EXISTS, ATTRIBUTE_OR_VALUE_EXISTS),
-            )
-            record("group_added", {"group_dn": domain.admins_dn})
+            enable_until(session, domain, account, ends, record)
             state = read_state(session, domain, dn, sam)
             if state.admin_membership(domain) is None:
                 raise unverifiable(sam, self.connection.bind_user)
             if not state.is_enabled_admin(domain):
                 raise TransientError(f"{sam} does not show as an enabled Domain Admin yet")
             require_usable(state, sam, self.connection.bind_user)
-            record("verified_granted", {})
+            shown = self._others.grant(session, domain, account, spec.password, ends)
+            record("verified_granted", {"other_dcs": shown} if shown else {})
         log.info("%s is an enabled Domain Admin until %s", sam, iso(ends))
         return AccessResult(
             username=sam,
@@ -249,30 +225,7 @@ class ActiveDirectoryIdentityProvider:
             if account is None:
                 return
             sam, dn = account.sam, account.dn
-            if account.primary_group_rid == DOMAIN_ADMINS_RID:
-                # Removing `member` never takes away a primary group: move it back first.
-                self._restore_primary_group(session, domain, account)
-            session.modify(
-                domain.admins_dn,
-                {"member": [(MODIFY_DELETE, [dn])]},
-                what=f"remove {sam} from Domain Admins",
-                # Not a member: Samba and Windows answer unwillingToPerform. Read back below.
-                already=(UNWILLING_TO_PERFORM, NO_SUCH_ATTRIBUTE),
-            )
-            record("group_removed", {})
-            if not account.disabled:
-                session.modify(
-                    dn,
-                    {"userAccountControl": [(MODIFY_REPLACE, [str(disabled_uac(account.uac))])]},
-                    what=f"disable {sam}",
-                )
-            record("disabled", {})
-            session.modify(
-                dn,
-                {"unicodePwd": [(MODIFY_REPLACE, [unicode_pwd(self._revoke_password())])]},
-                what=f"reset the password of {sam}",
-            )
-            record("password_reset", {})
+            take_away(session, domain, account, self._revoke_password(), record)
             state = read_state(session, domain, dn, sam)
             remaining = state.remaining_access(domain)
             if remaining:
@@ -284,7 +237,10 @@ class ActiveDirectoryIdentityProvider:
             undone = undo_stamp(session, domain, dn, sam, state)
             if undone is not None:
                 record("admin_count_cleared", undone)
-            record("verified_revoked", {})
+            # Every other DC too, before anything says revoked: until replication arrives there,
+            # each of them would still let the technician in as a Domain Admin.
+            shown = self._others.revoke(session, domain, account, self._revoke_password)
+            record("verified_revoked", {"other_dcs": shown} if shown else {})
         log.info("%s removed from Domain Admins, disabled and its password reset", sam)
 
     def tenant_id(self) -> str:
@@ -322,11 +278,10 @@ class ActiveDirectoryIdentityProvider:
 
     # -- sessions and discovery --------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _session(self) -> Iterator[tuple[LdapSession, Domain]]:
+    def _open(self, endpoint: Endpoint) -> LdapSession:
         c = self.connection
-        session = open_session(
-            Endpoint.parse(c.url),
+        return open_session(
+            endpoint,
             tls_context(c.ca_pem),
             c.bind_user,
             c.bind_password,
@@ -334,6 +289,35 @@ class ActiveDirectoryIdentityProvider:
             receive_timeout_s=self._receive_timeout_s,
             egress=self._egress,
         )
+
+    def _dc_findings(self, session: LdapSession, domain: Domain) -> list[str]:
+        dcs = writable_dcs(session, domain.base_dn)
+        here = connected_dsa(session).lower()
+        names = [f"{dc.name} (PDC emulator)" if dc.pdc else dc.name for dc in dcs]
+        findings = [f"writable DCs of the domain: {', '.join(names) or 'none listed'}"]
+        pdc = next((dc for dc in dcs if dc.pdc), None)
+        if pdc is not None and pdc.dsa_dn.lower() != here:
+            findings.append(
+                f"note: writes go to {session.endpoint}, not to the PDC emulator {pdc.name}; "
+                "set url to the PDC emulator"
+            )
+        others = self._others.endpoints(session, domain)
+        if others:
+            findings.append(
+                "revocations are also written to and read back on: "
+                + ", ".join(str(e) for e in others)
+            )
+        elif len(dcs) > 1:
+            findings.append(
+                f"note: {len(dcs) - 1} other writable DC(s) only learn of a revocation by "
+                "replication (up to the site link's schedule); set other_dcs or discover_dcs"
+            )
+        return findings
+
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[tuple[LdapSession, Domain]]:
+        c = self.connection
+        session = self._open(Endpoint.parse(c.url))
         try:
             domain = self._domain or discover(session, c.base_dn, c.ou)
             self._domain = domain
@@ -441,28 +425,6 @@ class ActiveDirectoryIdentityProvider:
             return None
         record("account_found", _account_data(account))
         return account
-
-    @staticmethod
-    def _restore_primary_group(session: LdapSession, domain: Domain, account: Account) -> None:
-        users = session.search(
-            domain.base_dn,
-            f"(&(objectClass=group)(objectSid={domain.sid}-{DOMAIN_USERS_RID}))",
-            ["objectSid"],
-            what="find Domain Users",
-        )
-        if not users:
-            raise MisconfiguredError("no Domain Users group (RID 513) to make primary")
-        session.modify(
-            users[0].dn,
-            {"member": [(MODIFY_ADD, [account.dn])]},
-            what=f"add {account.sam} to Domain Users",
-            already=(ENTRY_ALREADY_EXISTS, ATTRIBUTE_OR_VALUE_EXISTS),
-        )
-        session.modify(
-            account.dn,
-            {"primaryGroupID": [(MODIFY_REPLACE, [str(DOMAIN_USERS_RID)])]},
-            what=f"make Domain Users the primary group of {account.sam}",
-        )
 
 
 def _require_owner(account: Account, requester: str) -> None:

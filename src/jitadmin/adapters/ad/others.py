@@ -1,0 +1,137 @@
+"""A grant and a revocation on the domain's other writable DCs (see ``replicas``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+
+from jitadmin.adapters.ad.account import ACCOUNT_ATTRIBUTES, Account, guid_filter_value
+from jitadmin.adapters.ad.domain import Domain, read_state, unverifiable
+from jitadmin.adapters.ad.ldap import Endpoint, LdapSession
+from jitadmin.adapters.ad.replicas import connected_dsa, writable_dcs
+from jitadmin.adapters.ad.steps import enable_until, set_password, take_away
+from jitadmin.core.errors import TransientError
+
+log = logging.getLogger(__name__)
+
+
+class OtherDcs:
+    def __init__(
+        self,
+        listed: list[Endpoint],
+        discover: bool,
+        opener: Callable[[Endpoint], LdapSession],
+        bind_user: str,
+    ) -> None:
+        self._listed = listed
+        self._discover = discover
+        self._open = opener
+        self._bind_user = bind_user
+
+    def endpoints(self, session: LdapSession, domain: Domain) -> list[Endpoint]:
+        found = list(self._listed)
+        if self._discover:
+            here = connected_dsa(session).lower()
+            for dc in writable_dcs(session, domain.base_dn):
+                endpoint = Endpoint.parse(dc.url)
+                if dc.dsa_dn.lower() != here and endpoint not in found:
+                    found.append(endpoint)
+        return found
+
+    def grant(
+        self, session: LdapSession, domain: Domain, account: Account, password: str, ends: datetime
+    ) -> list[str]:
+        """The same grant on every other reachable DC that has the account, read back there.
+
+        A DC the account has not replicated to yet leaves the grant unverified (retried); a
+        DC that cannot be reached is skipped: it cannot let anyone in either.
+        """
+        shown = []
+        for endpoint, other in self._sessions(session, domain, reachable_only=True):
+            found = _by_guid(other, domain, account)
+            if found is None:
+                raise TransientError(
+                    f"{account.sam} has not replicated to {endpoint} yet; the grant is verified "
+                    "once that DC shows it"
+                )
+            set_password(other, found, password)
+            enable_until(other, domain, found, ends)
+            state = read_state(other, domain, found.dn, found.sam)
+            if not state.is_enabled_admin(domain):
+                raise TransientError(
+                    f"{account.sam} does not show as an enabled Domain Admin on {endpoint} yet"
+                )
+            shown.append(str(endpoint))
+        return shown
+
+    def revoke(
+        self,
+        session: LdapSession,
+        domain: Domain,
+        account: Account,
+        new_password: Callable[[], str],
+    ) -> list[str]:
+        """The revocation written and read back on every other DC; one that cannot be reached
+        leaves it unverified (TransientError), so the grant stays revoking until it can."""
+        shown = []
+        for endpoint, other in self._sessions(session, domain, reachable_only=False):
+            found = _by_guid(other, domain, account)
+            if found is None:
+                # Not replicated there yet: no access there, and what arrives later is the
+                # state written here, already revoked.
+                shown.append(f"{endpoint} (account not there)")
+                continue
+            take_away(other, domain, found, new_password())
+            state = read_state(other, domain, found.dn, found.sam)
+            remaining = state.remaining_access(domain)
+            if remaining:
+                raise TransientError(
+                    f"revoke of {found.sam} not verified on {endpoint}: {', '.join(remaining)}"
+                )
+            if state.admin_membership(domain) is None:
+                raise unverifiable(found.sam, self._bind_user)
+            shown.append(str(endpoint))
+        return shown
+
+    def _sessions(
+        self, session: LdapSession, domain: Domain, *, reachable_only: bool
+    ) -> Iterator[tuple[Endpoint, LdapSession]]:
+        endpoints = self.endpoints(session, domain)
+        if not endpoints:
+            return
+        here = connected_dsa(session).lower()
+        for endpoint in endpoints:
+            try:
+                other = self._open(endpoint)
+            except TransientError as error:
+                if reachable_only:
+                    log.warning("DC %s cannot be reached (%s); skipped", endpoint, error)
+                    continue
+                raise TransientError(
+                    f"{endpoint} cannot be reached ({error.message}); the revocation is not "
+                    "verified until that DC shows it"
+                ) from None
+            with _closing(other):
+                if connected_dsa(other).lower() == here:
+                    continue  # the DC the writes went to, listed once more
+                yield endpoint, other
+
+
+def _by_guid(session: LdapSession, domain: Domain, account: Account) -> Account | None:
+    found = session.search(
+        domain.base_dn,
+        f"(objectGUID={guid_filter_value(account.guid)})",
+        ACCOUNT_ATTRIBUTES,
+        what=f"look up {account.sam}",
+    )
+    return Account.from_entry(found[0]) if found else None
+
+
+@contextmanager
+def _closing(session: LdapSession) -> Iterator[LdapSession]:
+    try:
+        yield session
+    finally:
+        session.close()
