@@ -138,6 +138,10 @@ join_domain() {
   local first_ip
   first_ip=$(sed -n 's/^\s*interfaces = \([0-9.]*\)\/.*/\1/p' "$JOIN_DIR/etc/smb.conf")
   [ -n "$first_ip" ] || die "no interfaces line in $JOIN_DIR/etc/smb.conf"
+  # A join needs the first DC's RPC endpoint mapper (DRS); a DC started by an older version of
+  # this script runs LDAP alone.
+  (exec 3<>"/dev/tcp/$first_ip/135") 2>/dev/null ||
+    die "the DC at $first_ip does not answer RPC on port 135: restart it with this script (stop, then start) so it runs '$SERVICES', then start this DC again"
   stop_dc
   rm -rf "$DIR"
   mkdir -p "$DIR"/{etc,run,log}
