@@ -109,7 +109,10 @@ def test_grant_lifecycle_with_an_injected_clock(clocked_system: System, clock: M
         lambda: notes_with(system, ticket, f"jitadmin:{created['id']}:revoked"), what="revoke note"
     )
     assert len(revoke_notes) == 1
-    assert "Global Admin has been removed" in revoke_notes[0]
+    assert (
+        f"Global Admin has been removed from the account {upn} and the account has been "
+        "deleted. Access tokens already issued to it can stay valid for up to about 90 minutes"
+    ) in revoke_notes[0]
     assert len(notes_with(system, ticket, f"The account {upn} {GRANTED}")) == 1
 
     kinds = [e["kind"] for e in system.grant(created["id"])["events"]]

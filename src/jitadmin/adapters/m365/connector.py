@@ -61,9 +61,11 @@ SPEC = ConnectorSpec(
         granted=(
             "The account {username} is now enabled and has been added to the Global Admin role."
         ),
+        # The first sentence is what PSA readers and tests look for; keep it word for word.
         revoked=(
             "Global Admin has been removed from the account {username} and the account has "
-            "been deleted."
+            "been deleted. Access tokens already issued to it can stay valid for up to about "
+            "90 minutes: Microsoft 365 does not cut them short."
         ),
         privileged_group="an admin role",
     ),
