@@ -497,6 +497,29 @@ class UserRepo(Protocol):
 
 
 @dataclass(frozen=True)
+class SecondFactor:
+    """A user's TOTP enrolment as stored: the sealed secret, when the enrolment was confirmed
+    (None: started, not yet confirmed), the last accepted time step and the keyed hashes of
+    the recovery codes not yet used."""
+
+    secret_sealed: str
+    confirmed_at: datetime | None = None
+    last_step: int | None = None
+    recovery_hashes: tuple[str, ...] = ()
+
+
+class SecondFactorRepo(Protocol):
+    def get(self, username: str, *, lock: bool = False) -> SecondFactor | None: ...
+    def put(self, username: str, factor: SecondFactor | None) -> None:
+        """Store the enrolment (None: remove it)."""
+        ...
+
+    def use_step(self, username: str, step: int) -> bool:
+        """Record ``step`` as used, only if it is later than the last one used (atomic)."""
+        ...
+
+
+@dataclass(frozen=True)
 class WebSession:
     """A signed-in browser. Only a hash of the cookie's random session id is ever stored."""
 
@@ -598,6 +621,8 @@ class UnitOfWork(Protocol):
     def users(self) -> UserRepo: ...
     @property
     def web_sessions(self) -> WebSessionRepo: ...
+    @property
+    def second_factors(self) -> SecondFactorRepo: ...
     @property
     def api_tokens(self) -> ApiTokenRepo: ...
     @property

@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     signin_lockout_minutes: float = Field(default=15.0, gt=0)
     signin_failures_global: int = Field(default=100, ge=1)
     api_token_days: float = Field(default=90.0, gt=0)
+    # Comma-separated roles that must sign in with TOTP (enrolled at their first sign-in).
+    totp_required_roles: str = "admin"
     # How many customers one user may hold live grants in at once (docs/approvals.md).
     max_active_grants_per_user: int = Field(default=3, ge=1)
     # PSA calls a user may cause a minute (ticket picker, ticket checks; beyond: 429), and how

@@ -22,9 +22,20 @@ from jitadmin.db.files import private_dir
 from jitadmin.db.session import Database
 from jitadmin.ports import Clock, Customer, IdentityProvider, TicketSystem
 from jitadmin.services import legacy
-from jitadmin.services.context import SecurityTuning, ServiceContext
+from jitadmin.services.context import ROLES, SecurityTuning, ServiceContext
 from jitadmin.services.psa_lookups import PsaLookups
 from jitadmin.settings import Settings
+
+
+def _totp_roles(raw: str) -> tuple[str, ...]:
+    roles = tuple(r.strip() for r in raw.split(",") if r.strip())
+    unknown = sorted(set(roles) - set(ROLES))
+    if unknown:
+        raise ValueError(
+            f"JITADMIN_TOTP_REQUIRED_ROLES: unknown role {unknown[0]!r} "
+            f"(roles: {', '.join(ROLES)}; empty: none)"
+        )
+    return roles
 
 
 def _fingerprint(*parts: Any) -> str:
@@ -113,6 +124,7 @@ def build(settings: Settings, *, clock: Clock | None = None, upgrade: bool = Tru
             signin_failures_per_user=settings.signin_failures_per_user,
             signin_failures_per_client=settings.signin_failures_per_client,
             signin_lockout_minutes=settings.signin_lockout_minutes,
+            totp_required_roles=_totp_roles(settings.totp_required_roles),
             signin_failures_global=settings.signin_failures_global,
             api_token_days=settings.api_token_days,
             max_active_grants_per_user=settings.max_active_grants_per_user,

@@ -45,7 +45,10 @@ def test_demo_runs_seeds_and_grants(tmp_path: Path) -> None:
         assert len(demo["secret_key"]) >= 32
         assert set(demo["users"]) == {"admin", "technician"}
         for user in demo["users"].values():
-            assert set(user) == {"username", "password", "token"}
+            assert set(user) >= {"username", "password", "token"}
+        # The admin signs in with a second factor (JITADMIN_TOTP_REQUIRED_ROLES: admin).
+        assert len(demo["users"]["admin"]["totp_secret"]) >= 32
+        assert "totp_secret" not in demo["users"]["technician"]
         graph = demo["emulators"]["graph"]
         assert set(graph) >= {
             "base_url",
@@ -93,4 +96,5 @@ def test_demo_runs_seeds_and_grants(tmp_path: Path) -> None:
         output, _ = process.communicate(timeout=30)
     assert f"jitadmin demo at {url}" in output
     assert "technician: example.user@msp.example" in output
+    assert f"TOTP secret {demo['users']['admin']['totp_secret']}" in output
     assert (tmp_path / "demo.json").stat().st_mode & 0o777 == 0o600

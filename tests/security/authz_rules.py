@@ -231,6 +231,10 @@ RULES: dict[tuple[str, str], tuple[tuple[Target, ...], Rule]] = {
     ("POST", "/admin/users/{username}/password-reset"): (USER_TARGETS, user_admin),
     ("POST", "/admin/users/{username}/end-sessions"): (USER_TARGETS, user_admin),
     ("GET", "/admin/tokens"): (NO_TARGET, any_admin),
+    # Everyone's own second factor (an enrolled one answers 409, a missing one 409 or 422).
+    ("GET", "/account/second-factor"): (NO_TARGET, signed_in),
+    ("POST", "/account/second-factor/start"): (NO_TARGET, signed_in),
+    ("POST", "/account/second-factor/confirm"): (NO_TARGET, signed_in),
     ("POST", "/admin/tokens"): (NO_TARGET, any_admin),
     ("POST", "/admin/tokens/{token_id}/revoke"): (NO_TARGET, token_revoke),
     # The console's own JSON.

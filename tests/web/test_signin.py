@@ -30,7 +30,9 @@ def test_sign_in_wrong_password_then_right_then_out(page: Page, web: System) -> 
     page.get_by_label("Username").fill(user["username"])
     page.get_by_label("Password").fill("not-the-password")
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("alert")).to_have_text("Unknown username or wrong password.")
+    expect(page.get_by_role("alert")).to_have_text(
+        "Unknown username or wrong password or authentication code."
+    )
     expect(page.get_by_label("Username")).to_have_value(user["username"])
     assert "auth.sign_in_failed" in audit_kinds(web)
 

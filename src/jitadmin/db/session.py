@@ -15,6 +15,7 @@ from jitadmin.db.grant_repo import SqlGrantRepo
 from jitadmin.db.repos import SqlConnectionRepo, SqlCustomerRepo, SqlOutbox, SqlUserRepo
 from jitadmin.db.runtime import SqlRuntimeRepo
 from jitadmin.db.sealed import SqlSealedStore
+from jitadmin.db.second_factors import SqlSecondFactorRepo
 from jitadmin.db.signin_failures import SqlSignInFailureRepo
 from jitadmin.db.web_sessions import SqlApiTokenRepo, SqlWebSessionRepo
 
@@ -97,6 +98,7 @@ class SqlUnitOfWork:
         self.outbox = SqlOutbox(self.session)
         self.users = SqlUserRepo(self.session)
         self.web_sessions = SqlWebSessionRepo(self.session)
+        self.second_factors = SqlSecondFactorRepo(self.session)
         self.api_tokens = SqlApiTokenRepo(self.session)
         self.sealed = SqlSealedStore(self.session)
         self.signin_failures = SqlSignInFailureRepo(self.session)

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     ForeignKey,
     Index,
@@ -201,6 +202,12 @@ class UserRow(Base):
     # None: every customer; else the slugs this user may use.
     customers: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime]
+    # The second factor (migration 0012); all NULL: not enrolled. The secret is sealed, the
+    # recovery codes are keyed hashes; totp_last_step refuses a code used before.
+    totp_secret_sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
+    totp_confirmed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    totp_recovery: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
 
 
 class ApiTokenRow(Base):

@@ -122,12 +122,13 @@ def demo(
     world = emulator_world(psa_kind=psa)
     world.start(host)
     app = build(settings)
-    users = seed(app, world)
+    users = seed(app, world, admin_totp=bool(app.ctx.security.totp_required_roles))
     url = f"http://{host}:{port}"
     write_json(data_dir / "demo.json", demo_document(app, url, users, world))
     typer.echo(f"jitadmin demo at {url}  (emulators at {world.url}, PSA: {psa})")
     for role, user in users.items():
-        typer.echo(f"  {role}: {user['username']} / password {user['password']}")
+        second = f" / TOTP secret {user['totp_secret']}" if "totp_secret" in user else ""
+        typer.echo(f"  {role}: {user['username']} / password {user['password']}{second}")
     typer.echo(f"  API tokens and emulator endpoints: {(data_dir / 'demo.json').resolve()}")
     _serve(app, host, port, with_worker=True)
     world.stop()

@@ -11,7 +11,7 @@ from jitadmin.connectors import REGISTRY
 from jitadmin.db.files import private_file, write_private
 from jitadmin.emulators.server import EmulatorWorld
 from jitadmin.ports import User
-from jitadmin.services import admin
+from jitadmin.services import admin, second_factor
 from jitadmin.wiring import App
 
 SYSTEM_ADMIN = User("system:demo", "admin")
@@ -34,9 +34,10 @@ def load_or_create_key(data_dir: Path) -> str:
     return key
 
 
-def seed(app: App, world: EmulatorWorld) -> dict[str, dict[str, str]]:
+def seed(app: App, world: EmulatorWorld, *, admin_totp: bool = False) -> dict[str, dict[str, str]]:
     """Customers, a connection for each emulated identity provider, the PSA, an admin and a
-    technician."""
+    technician. ``admin_totp``: the admin signs in with a second factor too (its secret is
+    returned as ``totp_secret``), as ``JITADMIN_TOTP_REQUIRED_ROLES`` asks by default."""
     ctx = app.ctx
     for customer in world.customers:
         admin.create_customer(
@@ -53,6 +54,8 @@ def seed(app: App, world: EmulatorWorld) -> dict[str, dict[str, str]]:
     for role, name in (("admin", "admin"), ("technician", "example.user@msp.example")):
         new = admin.add_user(ctx, None, username=name, role=role)
         users[role] = {"username": name, "password": new.password, "token": new.token}
+    if admin_totp:
+        users["admin"]["totp_secret"] = second_factor.enrol(ctx, "admin").secret
     return users
 
 

@@ -60,6 +60,8 @@ class SecurityTuning:
     # closed to all until the window frees up (each failure is a row; a flood writes no more).
     signin_failures_global: int = 100
     api_token_days: float = 90.0
+    # Roles whose local sign-in needs a second factor (TOTP, or a recovery code).
+    totp_required_roles: tuple[str, ...] = ("admin",)
     # How many customers one user may hold live grants in at once (409 beyond).
     max_active_grants_per_user: int = 3
 

@@ -23,7 +23,7 @@ from jitadmin.core import fields
 from jitadmin.core.errors import AccountDisabledError, SignInFailedError, SignInThrottledError
 from jitadmin.core.events import AuditEvent
 from jitadmin.ports import UnitOfWork, User, WebSession
-from jitadmin.services import signin_limits
+from jitadmin.services import second_factor, signin_limits
 from jitadmin.services.context import ServiceContext
 
 _hasher = PasswordHasher()
@@ -50,6 +50,9 @@ class ActiveSession:
     user: User
     csrf_token: str
     expires_at: datetime  # whichever comes first: the idle end or the absolute end
+    # Signed in with a password alone while the role needs a second factor: the console
+    # shows nothing but the enrolment page until one is set up.
+    must_enrol: bool = False
 
 
 SESSION_PURPOSE = "web-session"
@@ -92,8 +95,10 @@ def _password_ok(stored: str | None, password: str) -> bool:
 
 def sign_in(
     ctx: ServiceContext, username: str, password: str, policy: SessionPolicy, *,
-    client: str = "", replaces: str = "",
+    client: str = "", replaces: str = "", code: str = "",
 ) -> SignedIn:  # fmt: skip
+    """A new session after the password and, when the user has enrolled one, the second factor
+    (a TOTP code or an unused recovery code, ``code``), each good once."""
     name = username.strip()[:MAX_USERNAME]
     if fields.problems("username", name, fields.LIMITS["username"]):
         name = ""  # control characters (NUL...): junk, counted as a failure without a name
@@ -117,6 +122,14 @@ def sign_in(
     now = ctx.clock.now()
     expires = now + policy.absolute
     with ctx.uow() as uow:
+        # Spent in its own transaction: a code or recovery code is good once, whatever follows.
+        method = second_factor.check(ctx, uow, name, code[:64])
+        needed = method is None and _enrolled(uow, name)
+        if method is not None:
+            uow.commit()
+    if needed:
+        _failed(ctx, name, client, "wrong, reused or missing second factor")
+    with ctx.uow() as uow:
         uow.web_sessions.delete_expired(now, now - policy.idle)
         if replaces:
             # Rotation: whatever session the browser came with ends here (no fixation).
@@ -129,7 +142,7 @@ def sign_in(
                 "auth.signed_in",
                 name,
                 now,
-                data={"client": client, "via": "web"},
+                data={"client": client, "via": "web", "second_factor": method},
                 credential=credential_of(session_id),
             )
         )
@@ -168,11 +181,18 @@ def resolve(
             uow.web_sessions.delete(key)
             uow.commit()
             return None
+        must_enrol = second_factor.required_for(ctx, user) and not _enrolled(uow, user.username)
         if touch:
             uow.web_sessions.touch(key, now)
             uow.commit()
         seen = now if touch else found.last_seen_at
-    return ActiveSession(user, found.csrf_token, min(found.expires_at, seen + policy.idle))
+    ends = min(found.expires_at, seen + policy.idle)
+    return ActiveSession(user, found.csrf_token, ends, must_enrol)
+
+
+def _enrolled(uow: UnitOfWork, username: str) -> bool:
+    factor = uow.second_factors.get(username)
+    return factor is not None and factor.confirmed_at is not None
 
 
 def sign_out(ctx: ServiceContext, session_id: str, *, client: str = "") -> None:

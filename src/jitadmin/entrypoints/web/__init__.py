@@ -6,6 +6,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from jitadmin.entrypoints.web import (
+    account_pages,
     admin_pages,
     approval_pages,
     grant_pages,
@@ -19,7 +20,8 @@ from jitadmin.entrypoints.web.render import STATIC
 
 def install(api: FastAPI) -> None:
     """Mount the console on the API's application (``/`` is the request form)."""
-    pages = (signin, request_form, grant_pages, approval_pages, admin_pages, user_pages, jsonapi)
+    pages = (signin, request_form, grant_pages, approval_pages, admin_pages, user_pages,
+             account_pages, jsonapi)  # fmt: skip
     for module in pages:
         api.include_router(module.router)
     api.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -44,6 +44,16 @@ class Visitor:
         return self.user.role in ("admin", "approver")
 
 
+# What a session that still has to set up its second factor may reach.
+ENROLMENT_PATH = "/account/second-factor"
+ENROLMENT_PATHS = frozenset({ENROLMENT_PATH, f"{ENROLMENT_PATH}/start",
+                             f"{ENROLMENT_PATH}/confirm", "/signout"})  # fmt: skip
+
+
+class EnrolmentRequiredError(Exception):
+    """Signed in with a password alone, by a role that needs a second factor."""
+
+
 class SignInRequiredError(Exception):
     def __init__(self, expired: bool) -> None:
         self.expired = expired
@@ -129,13 +139,15 @@ def visitor(request: Request, *, touch: bool = True) -> Visitor:
     )
     if found is None:
         raise SignInRequiredError(expired=bool(session_id))
+    if found.must_enrol and request.url.path not in ENROLMENT_PATHS:
+        raise EnrolmentRequiredError
     return Visitor(found.user, found.csrf_token, session_id)
 
 
 def optional_visitor(request: Request) -> Visitor | None:
     try:
         return visitor(request, touch=False)
-    except SignInRequiredError:
+    except (SignInRequiredError, EnrolmentRequiredError):
         return None
 
 

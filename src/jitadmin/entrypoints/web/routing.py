@@ -18,9 +18,14 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from jitadmin.core.errors import JitError, UnauthorizedError
+from jitadmin.core.errors import ForbiddenError, JitError, UnauthorizedError
 from jitadmin.entrypoints.api.problems import problem_response
-from jitadmin.entrypoints.web.auth import SignInRequiredError, optional_visitor
+from jitadmin.entrypoints.web.auth import (
+    ENROLMENT_PATH,
+    EnrolmentRequiredError,
+    SignInRequiredError,
+    optional_visitor,
+)
 from jitadmin.entrypoints.web.render import harden, page
 
 log = logging.getLogger("jitadmin.web")
@@ -64,6 +69,8 @@ class HtmlRoute(APIRoute):
                 response = await handler(request)
             except SignInRequiredError as error:
                 response = signin_redirect(request, error.expired)
+            except EnrolmentRequiredError:
+                response = RedirectResponse(ENROLMENT_PATH, status_code=303)
             except JitError as error:
                 response = error_page(request, error.status, str(error))
             except (HTTPException, RequestValidationError):
@@ -86,6 +93,10 @@ class JsonRoute(APIRoute):
             except SignInRequiredError:
                 # Domain errors fall through to the app's problem+json handlers.
                 response = problem_response(UnauthorizedError("sign in again"))
+            except EnrolmentRequiredError:
+                response = problem_response(
+                    ForbiddenError(f"set up a second factor first ({ENROLMENT_PATH})")
+                )
             response.headers["Cache-Control"] = "no-store"
             return response
 

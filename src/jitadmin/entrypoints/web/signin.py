@@ -85,7 +85,7 @@ def signin(request: Request, ctx: BareCtx, form: Form) -> Response:
     try:
         signed = sessions.sign_in(
             ctx, username, text(form, "password"), policy_of(request), client=client_of(request),
-            replaces=request.cookies.get(SESSION_COOKIE, ""),
+            replaces=request.cookies.get(SESSION_COOKIE, ""), code=text(form, "code"),
         )  # fmt: skip
     except SignInThrottledError as throttled:
         response = _signin_page(
@@ -102,7 +102,7 @@ def signin(request: Request, ctx: BareCtx, form: Form) -> Response:
     except SignInFailedError as failed:
         return _signin_page(
             request, next_url=next_url, status=failed.status, username=username,
-            error="Unknown username or wrong password.",
+            error="Unknown username or wrong password or authentication code.",
         )  # fmt: skip
     response = RedirectResponse(safe_next(next_url), status_code=303)
     start_session(request, response, signed)
