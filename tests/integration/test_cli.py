@@ -113,6 +113,8 @@ def test_users_show_update_reset_password_and_end_sessions(env: dict[str, str]) 
     assert len(json.loads(reset.stdout)["password"]) >= 20
     ended = run("users", "end-sessions", "carol", env=env)
     assert ended.returncode == 0 and "sessions_ended: 0" in ended.stdout
+    no_factor = run("users", "reset-second-factor", "carol", "--json", env=env)
+    assert no_factor.returncode == 0 and json.loads(no_factor.stdout)["reset"] is False
     enabled = run("users", "update", "carol", "--enable", "--json", env=env)
     assert json.loads(enabled.stdout)["disabled"] is False
     verified = run("audit", "verify", env=env)

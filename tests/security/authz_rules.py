@@ -182,6 +182,7 @@ RULES: dict[tuple[str, str], tuple[tuple[Target, ...], Rule]] = {
     ("PATCH", "/api/v1/users/{username}"): (USER_TARGETS, user_admin),
     ("POST", "/api/v1/users/{username}/password-reset"): (USER_TARGETS, user_admin),
     ("DELETE", "/api/v1/users/{username}/sessions"): (USER_TARGETS, user_admin),
+    ("DELETE", "/api/v1/users/{username}/second-factor"): (USER_TARGETS, user_admin),
     ("POST", "/api/v1/grants"): (CUSTOMER_TARGETS, requesters),
     ("GET", "/api/v1/grants"): (NO_TARGET, signed_in),
     ("GET", "/api/v1/grants/{grant_id}"): (GRANT_TARGETS, grant_read),
@@ -230,6 +231,7 @@ RULES: dict[tuple[str, str], tuple[tuple[Target, ...], Rule]] = {
     ("POST", "/admin/users/{username}/enable"): (USER_TARGETS, user_admin),
     ("POST", "/admin/users/{username}/password-reset"): (USER_TARGETS, user_admin),
     ("POST", "/admin/users/{username}/end-sessions"): (USER_TARGETS, user_admin),
+    ("POST", "/admin/users/{username}/second-factor-reset"): (USER_TARGETS, user_admin),
     ("GET", "/admin/tokens"): (NO_TARGET, any_admin),
     # Everyone's own second factor (an enrolled one answers 409, a missing one 409 or 422).
     ("GET", "/account/second-factor"): (NO_TARGET, signed_in),

@@ -96,3 +96,9 @@ def register(users_cli: typer.Typer, make_app: Callable[[], App]) -> None:
         """End every web session of the user."""
         ended = users.end_sessions(make_app().ctx, CLI_ADMIN, name)
         _echo({"username": name, "sessions_ended": ended}, as_json)
+
+    @users_cli.command("reset-second-factor")
+    def users_reset_second_factor(name: str, as_json: AsJson = False) -> None:
+        """Remove the user's TOTP and recovery codes (lost phone); they enrol again."""
+        done = users.reset_second_factor(make_app().ctx, CLI_ADMIN, name)
+        _echo({"username": name, "reset": done}, as_json)

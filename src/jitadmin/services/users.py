@@ -223,3 +223,21 @@ def end_sessions(ctx: ServiceContext, actor: User, username: str) -> int:
         uow.audit.append(_event(ctx, "user.sessions_ended", actor, user=username, sessions=ended))
         uow.commit()
     return ended
+
+
+def reset_second_factor(ctx: ServiceContext, actor: User, username: str) -> bool:
+    """Remove the user's TOTP enrolment and recovery codes (a lost phone): they enrol again at
+    their next sign-in. Their web sessions end. False when there was none (nothing written)."""
+    _checked(actor, username)
+    _not_yourself(actor, username, "username")
+    with ctx.uow() as uow:
+        _managed(uow, actor, username)
+        if uow.second_factors.get(username, lock=True) is None:
+            return False
+        uow.second_factors.put(username, None)
+        ended = uow.web_sessions.delete_for_user(username)
+        uow.audit.append(
+            _event(ctx, "user.second_factor_reset", actor, user=username, sessions=ended)
+        )
+        uow.commit()
+    return True

@@ -130,6 +130,11 @@ class PasswordReset(BaseModel):
     sessions_ended: int
 
 
+class SecondFactorReset(BaseModel):
+    username: str
+    reset: bool = Field(description="false: the user had no second factor (nothing changed)")
+
+
 class SessionsEnded(BaseModel):
     username: str
     sessions_ended: int

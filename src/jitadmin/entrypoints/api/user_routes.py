@@ -67,3 +67,9 @@ def reset_password(username: str, ctx: Ctx, actor: Actor) -> dict[str, Any]:
 @router.delete("/{username}/sessions", response_model=out.SessionsEnded)
 def end_sessions(username: str, ctx: Ctx, actor: Actor) -> dict[str, Any]:
     return {"username": username, "sessions_ended": users.end_sessions(ctx, actor, username)}
+
+
+@router.delete("/{username}/second-factor", response_model=out.SecondFactorReset)
+def reset_second_factor(username: str, ctx: Ctx, actor: Actor) -> dict[str, Any]:
+    """The user enrols a new authenticator app at their next sign-in (audited)."""
+    return {"username": username, "reset": users.reset_second_factor(ctx, actor, username)}

@@ -89,3 +89,14 @@ def reset_password(ctx: Ctx, visitor: FormVisitor, username: str) -> Response:
 def end_sessions(ctx: Ctx, visitor: FormVisitor, username: str) -> Response:
     ended = users.end_sessions(ctx, visitor.user, username)
     return user_page(ctx, visitor, username, notice=f"{ended} web session(s) of {username} ended.")
+
+
+@router.post("/{username}/second-factor-reset")
+def reset_second_factor(ctx: Ctx, visitor: FormVisitor, username: str) -> Response:
+    done = users.reset_second_factor(ctx, visitor.user, username)
+    notice = (
+        f"The second factor of {username} is removed; they set up a new one at next sign-in."
+        if done
+        else f"{username} has no second factor."
+    )
+    return user_page(ctx, visitor, username, notice=notice)
