@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -49,6 +50,10 @@ class AccessWording:
     revoked: str
     # What drift found the account in: "Domain Admins", "an admin role".
     privileged_group: str
+    # What issued before the revocation may still be honoured (Kerberos tickets) and for how
+    # long, said in the revoke note (``{until}``: revoked at + outlived_for); None: nothing.
+    outlived_by: str | None = None
+    outlived_for: timedelta | None = None
 
 
 # A tenant switch check: (saved settings, new settings, tenants of unfinished grants) → what

@@ -62,6 +62,8 @@ def granted_note(grant: Grant, wording: AccessWording) -> str:
 
 def revoked_note(grant: Grant, wording: AccessWording) -> str:
     head = wording.revoked.format(username=neutral(grant.username))
+    if wording.outlived_by and wording.outlived_for and grant.revoked_at:
+        head += " " + wording.outlived_by.format(until=iso(grant.revoked_at + wording.outlived_for))
     return (
         f"{head}\nRevoked at {iso(grant.revoked_at)}; requested by {neutral(grant.requester)}. "
         f"Reason: {neutral(grant.reason)}\n[{marker(grant.id, 'revoked')}]"

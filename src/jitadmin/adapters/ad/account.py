@@ -12,6 +12,8 @@ from jitadmin.adapters.ad.ldap import Entry
 
 # userAccountControl bits (MS-ADTS 2.2.16).
 ACCOUNTDISABLE = 0x2
+# "Account is sensitive and cannot be delegated": no service may act as it (Kerberos delegation).
+NOT_DELEGATED = 0x100000
 PASSWD_NOTREQD = 0x20
 NORMAL_ACCOUNT = 0x200
 DISABLED_NORMAL = NORMAL_ACCOUNT | ACCOUNTDISABLE  # 514
@@ -23,6 +25,9 @@ UF_PASSWORD_EXPIRED = 0x800000
 
 DOMAIN_ADMINS_RID = 512
 DOMAIN_USERS_RID = 513
+# Protected Users (Windows Server 2012 R2 and later; Samba provisions it too): 4-hour TGTs that
+# are not renewed, no NTLM, no delegation, no cached credentials.
+PROTECTED_USERS_RID = 525
 # Groups whose members AdminSDHolder protects (and stamps adminCount=1 on): domain RIDs and
 # BUILTIN aliases. While one of them remains, adminCount must stay.
 PROTECTED_DOMAIN_RIDS = (500, 502, 512, 516, 518, 519, 521, 526, 527)

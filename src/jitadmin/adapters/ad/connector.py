@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict
@@ -34,6 +35,8 @@ class AdSettings(BaseModel):
     # separated by spaces or commas, and/or found under CN=Sites,CN=Configuration.
     other_dcs: str | None = None
     discover_dcs: bool = False
+    # The tech account joins Protected Users and is "sensitive and cannot be delegated".
+    protected_users: bool = False
 
 
 def _bind_domain(settings: Mapping[str, Any]) -> str:
@@ -75,6 +78,12 @@ SPEC = ConnectorSpec(
             "its password reset."
         ),
         privileged_group="Domain Admins",
+        # The default Kerberos policy's longest ticket lifetime; Protected Users caps it at 4 h.
+        outlived_by=(
+            "Kerberos tickets issued before this may keep Domain Admins until {until} (the "
+            "default 10-hour ticket lifetime); signed-in sessions keep it until they sign out."
+        ),
+        outlived_for=timedelta(hours=10),
     ),
     reuses_accounts=True,
     tenant_switch=_tenant_switch,
@@ -96,6 +105,7 @@ def build(
         domain_prefix=env.domain_prefix,
         other_dcs=settings.get("other_dcs"),
         discover_dcs=bool(settings.get("discover_dcs")),
+        protected_users=bool(settings.get("protected_users")),
     )
     # Small timeouts: an unreachable DC fails fast and the worker's backoff retries.
     options: dict[str, Any] = {

@@ -15,6 +15,8 @@ from ldap3.utils.dn import parse_dn
 from jitadmin.adapters.ad.account import (
     ACCOUNTDISABLE,
     DOMAIN_ADMINS_RID,
+    NOT_DELEGATED,
+    PROTECTED_USERS_RID,
     UF_LOCKOUT,
     UF_PASSWORD_EXPIRED,
     sid_text,
@@ -105,6 +107,11 @@ class AccountState:
         if not self.uac & ACCOUNTDISABLE:
             remaining.append("still enabled")
         return remaining
+
+    def hardened(self, domain: Domain) -> bool:
+        """In Protected Users and marked "sensitive and cannot be delegated"."""
+        in_group = f"{domain.sid}-{PROTECTED_USERS_RID}" in self.group_sids
+        return in_group and bool(self.uac & NOT_DELEGATED)
 
     def holds_admin(self, domain: Domain) -> bool:
         """In Domain Admins, enabled or not; what cannot be ruled out counts as held."""

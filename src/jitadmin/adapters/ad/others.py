@@ -11,7 +11,7 @@ from jitadmin.adapters.ad.account import ACCOUNT_ATTRIBUTES, Account, guid_filte
 from jitadmin.adapters.ad.domain import Domain, read_state, unverifiable
 from jitadmin.adapters.ad.ldap import Endpoint, LdapSession
 from jitadmin.adapters.ad.replicas import connected_dsa, writable_dcs
-from jitadmin.adapters.ad.steps import enable_until, set_password, take_away
+from jitadmin.adapters.ad.steps import enable_until, harden, set_password, take_away
 from jitadmin.core.errors import TransientError
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,9 @@ class OtherDcs:
         discover: bool,
         opener: Callable[[Endpoint], LdapSession],
         bind_user: str,
+        protected_users: bool = False,
     ) -> None:
+        self._protected_users = protected_users
         self._listed = listed
         self._discover = discover
         self._open = opener
@@ -57,6 +59,9 @@ class OtherDcs:
                     "once that DC shows it"
                 )
             set_password(other, found, password)
+            if self._protected_users:
+                # Else this DC's userAccountControl, written later, would win over the first's.
+                found = harden(other, domain, found)
             enable_until(other, domain, found, ends)
             state = read_state(other, domain, found.dn, found.sam)
             if not state.is_enabled_admin(domain):

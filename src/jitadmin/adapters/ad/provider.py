@@ -55,7 +55,7 @@ from jitadmin.adapters.ad.others import OtherDcs
 from jitadmin.adapters.ad.replicas import connected_dsa, parse_other_dcs, writable_dcs
 from jitadmin.adapters.ad.rights import bind_account_rights
 from jitadmin.adapters.ad.sdprop import undo_stamp
-from jitadmin.adapters.ad.steps import enable_until, set_password, take_away
+from jitadmin.adapters.ad.steps import enable_until, harden, set_password, take_away
 from jitadmin.core import naming
 from jitadmin.core.clock import iso
 from jitadmin.core.egress import EgressPolicy
@@ -94,6 +94,8 @@ class AdConnection:
     # find them under CN=Sites: each is written to on revoke and read back (see replicas).
     other_dcs: str | None = None
     discover_dcs: bool = False
+    # Ticket hardening for the grant: Protected Users and "sensitive and cannot be delegated".
+    protected_users: bool = False
 
 
 class ActiveDirectoryIdentityProvider:
@@ -123,6 +125,7 @@ class ActiveDirectoryIdentityProvider:
             connection.discover_dcs,
             self._open,
             connection.bind_user,
+            connection.protected_users,
         )
 
     def __repr__(self) -> str:
@@ -181,6 +184,8 @@ class ActiveDirectoryIdentityProvider:
             record("password_set", {})
             require_unexpired_password(session, dn, sam, self.connection.bind_user)
             ends = spec.expires_at.astimezone(UTC) + self._expiry_grace
+            if self.connection.protected_users:
+                account = harden(session, domain, account, record)
             enable_until(session, domain, account, ends, record)
             state = read_state(session, domain, dn, sam)
             if state.admin_membership(domain) is None:
@@ -188,6 +193,10 @@ class ActiveDirectoryIdentityProvider:
             if not state.is_enabled_admin(domain):
                 raise TransientError(f"{sam} does not show as an enabled Domain Admin yet")
             require_usable(state, sam, self.connection.bind_user)
+            if self.connection.protected_users and not state.hardened(domain):
+                raise TransientError(
+                    f"{sam} does not show as a sensitive member of Protected Users yet"
+                )
             shown = self._others.grant(session, domain, account, spec.password, ends)
             record("verified_granted", {"other_dcs": shown} if shown else {})
         log.info("%s is an enabled Domain Admin until %s", sam, iso(ends))

@@ -6,6 +6,7 @@ Each step treats "already so" as success, so a retry after a crash at any point 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE
@@ -13,6 +14,8 @@ from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE
 from jitadmin.adapters.ad.account import (
     DOMAIN_ADMINS_RID,
     DOMAIN_USERS_RID,
+    NOT_DELEGATED,
+    PROTECTED_USERS_RID,
     Account,
     disabled_uac,
     enabled_uac,
@@ -51,6 +54,44 @@ def set_password(session: LdapSession, account: Account, password: str) -> None:
     session.modify(
         dn, {"lockoutTime": [(MODIFY_REPLACE, ["0"])]}, what=f"unlock {sam} (lockoutTime 0)"
     )
+
+
+def harden(
+    session: LdapSession, domain: Domain, account: Account, record: ProgressRecorder = IGNORE
+) -> Account:
+    """Protected Users and "sensitive and cannot be delegated", before the account is enabled.
+
+    Both stay after the revocation: harmless on a disabled account, and already in place for
+    the next grant.
+    """
+    sam, dn = account.sam, account.dn
+    groups = session.search(
+        domain.base_dn,
+        f"(&(objectClass=group)(objectSid={domain.sid}-{PROTECTED_USERS_RID}))",
+        ["objectSid"],
+        what="find Protected Users",
+    )
+    if not groups:
+        raise MisconfiguredError(
+            f"no Protected Users group (SID {domain.sid}-{PROTECTED_USERS_RID}): it exists from "
+            "the Windows Server 2012 R2 domain functional level on; turn protected_users off or "
+            "raise the level"
+        )
+    session.modify(
+        groups[0].dn,
+        {"member": [(MODIFY_ADD, [dn])]},
+        what=f"add {sam} to Protected Users",
+        already=(ENTRY_ALREADY_EXISTS, ATTRIBUTE_OR_VALUE_EXISTS),
+    )
+    uac = account.uac | NOT_DELEGATED
+    if uac != account.uac:
+        session.modify(
+            dn,
+            {"userAccountControl": [(MODIFY_REPLACE, [str(uac)])]},
+            what=f"mark {sam} sensitive and not delegable",
+        )
+    record("hardened", {"protected_users_dn": groups[0].dn})
+    return replace(account, uac=uac)
 
 
 def enable_until(
