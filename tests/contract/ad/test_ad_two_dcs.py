@@ -153,3 +153,22 @@ def test_other_dcs_must_be_ldap_urls() -> None:
     assert SPEC.check({"other_dcs": "ldaps://dc2.example.local, https://dc3"}) == [
         ("other_dcs", "'https://dc3' must be ldaps://host[:port] or ldap://host[:port]")
     ]
+
+
+def test_discovery_finds_the_other_writable_dc_and_a_revoke_waits_for_it(
+    samba_dc: SambaDc, provider: ActiveDirectoryIdentityProvider, second_dc: SambaDc
+) -> None:
+    granted, result = _granted_on_both(provider, second_dc)
+    discovering = provider_for(samba_dc.ad_connection(discover_dcs=True))
+    findings = discovering.check()
+    # Found under CN=Sites by its dNSHostName; the DC in url is not listed again.
+    assert (
+        "revocations are also written to and read back on: ldaps://dc2.pedroaviary.local:636"
+        in findings
+    )
+    # That name does not resolve here (no DNS): a DC that cannot be reached, so not revoked.
+    steps = Steps()
+    with pytest.raises(TransientError, match=r"dc2\.pedroaviary\.local:636 cannot be reached"):
+        discovering.revoke(revoke_spec(granted, result), steps)
+    assert "verified_revoked" not in steps.names
+    provider.revoke(revoke_spec(granted, result), Steps())

@@ -42,6 +42,31 @@ class OtherDcs:
                     found.append(endpoint)
         return found
 
+    def findings(self, session: LdapSession, domain: Domain) -> list[str]:
+        """For the connection test: the writable DCs, the PDC emulator, where revokes go."""
+        dcs = writable_dcs(session, domain.base_dn)
+        here = connected_dsa(session).lower()
+        names = [f"{dc.name} (PDC emulator)" if dc.pdc else dc.name for dc in dcs]
+        findings = [f"writable DCs of the domain: {', '.join(names) or 'none listed'}"]
+        pdc = next((dc for dc in dcs if dc.pdc), None)
+        if pdc is not None and pdc.dsa_dn.lower() != here:
+            findings.append(
+                f"note: writes go to {session.endpoint}, not to the PDC emulator {pdc.name}; "
+                "set url to the PDC emulator"
+            )
+        others = self.endpoints(session, domain)
+        if others:
+            findings.append(
+                "revocations are also written to and read back on: "
+                + ", ".join(str(e) for e in others)
+            )
+        elif len(dcs) > 1:
+            findings.append(
+                f"note: {len(dcs) - 1} other writable DC(s) only learn of a revocation by "
+                "replication (up to the site link's schedule); set other_dcs or discover_dcs"
+            )
+        return findings
+
     def grant(
         self, session: LdapSession, domain: Domain, account: Account, password: str, ends: datetime
     ) -> list[str]:

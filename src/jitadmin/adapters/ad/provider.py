@@ -52,7 +52,7 @@ from jitadmin.adapters.ad.ldap import (
     tls_context,
 )
 from jitadmin.adapters.ad.others import OtherDcs
-from jitadmin.adapters.ad.replicas import connected_dsa, parse_other_dcs, writable_dcs
+from jitadmin.adapters.ad.replicas import parse_other_dcs
 from jitadmin.adapters.ad.rights import bind_account_rights
 from jitadmin.adapters.ad.sdprop import undo_stamp
 from jitadmin.adapters.ad.steps import enable_until, harden, set_password, take_away
@@ -150,7 +150,7 @@ class ActiveDirectoryIdentityProvider:
                 # Every missing right at once, each with its fix.
                 raise MisconfiguredError("; ".join(rights.missing))
             findings += rights.present
-            findings += self._dc_findings(session, domain)
+            findings += self._others.findings(session, domain)
             managed = self._tagged(session, domain.base_dn)
             enabled = sum(1 for a in managed if a.managed and not a.disabled)
             findings.append(
@@ -298,30 +298,6 @@ class ActiveDirectoryIdentityProvider:
             receive_timeout_s=self._receive_timeout_s,
             egress=self._egress,
         )
-
-    def _dc_findings(self, session: LdapSession, domain: Domain) -> list[str]:
-        dcs = writable_dcs(session, domain.base_dn)
-        here = connected_dsa(session).lower()
-        names = [f"{dc.name} (PDC emulator)" if dc.pdc else dc.name for dc in dcs]
-        findings = [f"writable DCs of the domain: {', '.join(names) or 'none listed'}"]
-        pdc = next((dc for dc in dcs if dc.pdc), None)
-        if pdc is not None and pdc.dsa_dn.lower() != here:
-            findings.append(
-                f"note: writes go to {session.endpoint}, not to the PDC emulator {pdc.name}; "
-                "set url to the PDC emulator"
-            )
-        others = self._others.endpoints(session, domain)
-        if others:
-            findings.append(
-                "revocations are also written to and read back on: "
-                + ", ".join(str(e) for e in others)
-            )
-        elif len(dcs) > 1:
-            findings.append(
-                f"note: {len(dcs) - 1} other writable DC(s) only learn of a revocation by "
-                "replication (up to the site link's schedule); set other_dcs or discover_dcs"
-            )
-        return findings
 
     @contextlib.contextmanager
     def _session(self) -> Iterator[tuple[LdapSession, Domain]]:
