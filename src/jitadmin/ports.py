@@ -335,7 +335,7 @@ class SignInFailureCounts:
 class SealedValue:
     """One sealed column value: where it lives (``column``, ``key``) and the row's identity."""
 
-    column: str  # "connection" | "psa" | "grant_password"
+    column: str  # "connection" | "psa" | "grant_password" | "totp_secret"
     key: str
     customer: str | None
     kind: str

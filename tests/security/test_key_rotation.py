@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from jitadmin.adapters.secretbox import AesGcmSecretBox
 from jitadmin.ports import User
-from jitadmin.services import grants, reveals
+from jitadmin.services import grants, reveals, second_factor
 from jitadmin.wiring import build
 
 from support.config import SECRET_KEY, fast_settings
@@ -24,6 +24,7 @@ SEALED_QUERIES = (
     "SELECT secret_sealed FROM connections",
     "SELECT secret_sealed FROM psa_config",
     "SELECT password_sealed FROM grants WHERE password_sealed IS NOT NULL",
+    "SELECT totp_secret_sealed FROM users WHERE totp_secret_sealed IS NOT NULL",
 )
 
 
@@ -51,13 +52,15 @@ def test_rotate_reseals_everything_and_is_idempotent(tmp_path: Path) -> None:
             )
             for i in range(3)
         ]  # fmt: skip
+        totp_secret = second_factor.enrol(system.app.ctx, "admin").secret
     finally:
         stop_system(system)
     db = tmp_path / "jitadmin.db"
     old_id = AesGcmSecretBox(SECRET_KEY).seal("x", "c").split(".")[1]
     new_id = AesGcmSecretBox(NEW_KEY).seal("x", "c").split(".")[1]
     before = _sealed(db)
-    assert len(before) == 2 + 1 + 3  # two M365 connections, the PSA, three passwords
+    # Two M365 connections, the PSA, three passwords, the admin's TOTP secret.
+    assert len(before) == 2 + 1 + 3 + 1
     assert all(v.split(".")[1] == old_id for v in before)
 
     env = {
@@ -71,6 +74,7 @@ def test_rotate_reseals_everything_and_is_idempotent(tmp_path: Path) -> None:
     assert "connection: 2 sealed, 2 re-sealed" in first.stdout
     assert "psa: 1 sealed, 1 re-sealed" in first.stdout
     assert "grant_password: 3 sealed, 3 re-sealed" in first.stdout
+    assert "totp_secret: 1 sealed, 1 re-sealed" in first.stdout
     after = _sealed(db)
     assert all(v.split(".")[1] == new_id for v in after)
     again = _rotate(env)
@@ -89,6 +93,10 @@ def test_rotate_reseals_everything_and_is_idempotent(tmp_path: Path) -> None:
             assert app.ctx.open_secrets(record)["client_secret"]
             psa = uow.connections.get_psa()
             assert psa is not None and app.ctx.open_secrets(psa)
+            factor = uow.second_factors.get("admin")
+            assert factor is not None
+        opened = app.ctx.box.open(factor.secret_sealed, second_factor.secret_context("admin"))
+        assert opened == totp_secret
     finally:
         app.close()
     old_only = _rotate(

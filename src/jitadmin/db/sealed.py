@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from jitadmin.db.tables import ConnectionRow, CustomerRow, GrantRow, PsaConfigRow
+from jitadmin.db.tables import ConnectionRow, CustomerRow, GrantRow, PsaConfigRow, UserRow
 from jitadmin.ports import SealedValue
 
 
@@ -54,6 +54,14 @@ class SqlSealedStore:
                 SealedValue(column, gid, customer, "password", sealed or "")
                 for gid, customer, sealed in grants
             ]
+        if column == "totp_secret":
+            users = self.s.execute(
+                select(UserRow.username, UserRow.totp_secret_sealed)
+                .where(UserRow.username > (after or ""), UserRow.totp_secret_sealed.is_not(None))
+                .order_by(UserRow.username)
+                .limit(limit)
+            )
+            return [SealedValue(column, name, None, "totp", sealed or "") for name, sealed in users]
         raise ValueError(f"unknown sealed column {column!r}")
 
     def replace(self, value: SealedValue, new_sealed: str) -> bool:
@@ -70,6 +78,12 @@ class SqlSealedStore:
                 .where(PsaConfigRow.id == int(value.key))
                 .where(PsaConfigRow.secret_sealed == value.sealed)
                 .values(secret_sealed=new_sealed)
+            )
+        elif value.column == "totp_secret":
+            statement = (
+                update(UserRow)
+                .where(UserRow.username == value.key, UserRow.totp_secret_sealed == value.sealed)
+                .values(totp_secret_sealed=new_sealed)
             )
         else:
             statement = (

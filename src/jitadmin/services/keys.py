@@ -14,8 +14,9 @@ from jitadmin.core.events import AuditEvent
 from jitadmin.ports import SealedValue
 from jitadmin.services.context import ServiceContext, settings_context
 from jitadmin.services.grants import password_context
+from jitadmin.services.second_factor import secret_context
 
-SEALED_COLUMNS = ("connection", "psa", "grant_password")
+SEALED_COLUMNS = ("connection", "psa", "grant_password", "totp_secret")
 DEFAULT_BATCH = 100
 
 
@@ -33,6 +34,8 @@ class RotationReport:
 def context_of(value: SealedValue) -> str:
     if value.column == "grant_password":
         return password_context(value.key)
+    if value.column == "totp_secret":
+        return secret_context(value.key)
     return settings_context(value.customer, value.kind, value.settings or {})
 
 
