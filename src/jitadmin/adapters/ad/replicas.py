@@ -4,11 +4,13 @@ Replication between DCs runs on its own schedule: membership and the enabled fla
 replication, and between sites they wait for the site link (180 minutes by default). Until a
 change arrives, the other DC still accepts the technician's password and still puts Domain
 Admins in the token. The rootDSE ``replicateSingleObject`` operation would pull one object now,
-but Samba (4.17) does not implement it, and on Windows it needs the bind account to hold
-"Replicating Directory Changes" rights on top. So the adapter does not wait for replication:
+but Samba 4.17 does not implement it (53 unwillingToPerform, "rootdse_modify: unknown attribute
+to change!", while its rootDSE accepts schemaUpdateNow), and on Windows it needs replication
+rights beyond what revoking needs. So the adapter does not wait for replication:
 it writes the revocation itself on every other DC where the account already exists (the same
 changes converge when replication catches up) and reads each one back; a DC that cannot be
-reached leaves the revocation unverified. A grant is only read back on the other DCs.
+reached leaves the revocation unverified. A grant is written on the other DCs that already have
+the account and read back on every reachable one.
 
 Discovery (``discover_dcs``): the writable DCs are the ``nTDSDSA`` objects under
 ``CN=Sites,CN=Configuration`` whose ``msDS-hasMasterNCs`` holds the domain; the PDC emulator is
