@@ -76,10 +76,12 @@ def test_an_admin_enrols_then_signs_in_with_codes_good_once(strict_system: Syste
         assert refused.status_code == 401 and "authentication code" in refused.text
     # A lost phone: an admin resets the second factor; the next sign-in enrols again.
     with system.client("admin") as api:
+        assert api.get("/users/breakglass").json()["second_factor"] is True
         reset = api.delete("/users/breakglass/second-factor")
         assert reset.status_code == 200 and reset.json()["reset"] is True
         again = api.delete("/users/breakglass/second-factor")
         assert again.json()["reset"] is False
+        assert api.get("/users/breakglass").json()["second_factor"] is False
     with httpx.Client(base_url=system.url, timeout=30, follow_redirects=False) as browser:
         assert _signin(browser, "breakglass", new.password).status_code == 303
         held = browser.get("/grants")

@@ -44,6 +44,7 @@ class UserDetail:
     created_at: datetime | None
     sessions: int  # open web sessions
     tokens: int  # API tokens (a disabled user's open nothing)
+    second_factor: bool = False  # a confirmed TOTP enrolment
 
 
 @dataclass(frozen=True)
@@ -95,11 +96,13 @@ def _event(ctx: ServiceContext, kind: str, actor: User, **data: Any) -> AuditEve
 
 def _detail(uow: UnitOfWork, user: User) -> UserDetail:
     tokens = sum(1 for t in uow.api_tokens.all() if t.username == user.username)
+    factor = uow.second_factors.get(user.username)
     return UserDetail(
         user,
         uow.users.created_at(user.username),
         uow.web_sessions.count_for_user(user.username),
         tokens,
+        factor is not None and factor.confirmed_at is not None,
     )
 
 

@@ -107,6 +107,7 @@ class UserDetail(UserOut):
     created_at: Timestamp | None
     sessions: int = Field(description="open web sessions")
     tokens: int = Field(description="API tokens (a disabled user's open nothing)")
+    second_factor: bool = Field(description="an authenticator app (TOTP) is set up")
 
 
 class NotRevoked(BaseModel):

@@ -26,6 +26,7 @@ def detail_out(detail: users.UserDetail) -> dict[str, Any]:
         "created_at": iso(detail.created_at),
         "sessions": detail.sessions,
         "tokens": detail.tokens,
+        "second_factor": detail.second_factor,
     }
 
 
