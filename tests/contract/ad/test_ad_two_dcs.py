@@ -172,3 +172,27 @@ def test_discovery_finds_the_other_writable_dc_and_a_revoke_waits_for_it(
         discovering.revoke(revoke_spec(granted, result), steps)
     assert "verified_revoked" not in steps.names
     provider.revoke(revoke_spec(granted, result), Steps())
+
+
+def test_writes_go_to_the_pdc_emulator_when_it_is_listed(
+    samba_dc: SambaDc, second_dc: SambaDc
+) -> None:
+    # url names the second DC; the first, in other_dcs, holds the PDC emulator role.
+    through_second = provider_for(second_dc.ad_connection(other_dcs=samba_dc.url))
+    granted = spec(unique_requester())
+    with pytest.raises(TransientError, match=r"has not replicated to ldaps://127\.0\.0\.78"):
+        through_second.grant(granted, Steps())
+    with samba_dc.admin() as first, second_dc.admin() as second:
+        sam = through_second.planned_username(granted.grant_id, granted.requester)
+        assert first.find(sam) is not None  # created on the PDC emulator
+        assert second.find(sam) is None
+    findings = through_second.check()
+    assert not any("not to the PDC emulator" in f for f in findings)
+    assert f"revocations are also written to and read back on: {second_dc.url}" in findings
+    second_dc.replicate("here")
+    result = through_second.grant(granted, Steps())
+    steps = Steps()
+    through_second.revoke(revoke_spec(granted, result), steps)
+    assert steps.calls[-1] == ("verified_revoked", {"other_dcs": [second_dc.url]})
+    assert _admin_on(samba_dc, sam) == (False, False)
+    assert _admin_on(second_dc, sam) == (False, False)

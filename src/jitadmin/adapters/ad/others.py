@@ -10,7 +10,7 @@ from datetime import datetime
 from jitadmin.adapters.ad.account import ACCOUNT_ATTRIBUTES, Account, guid_filter_value
 from jitadmin.adapters.ad.domain import Domain, read_state, unverifiable
 from jitadmin.adapters.ad.ldap import Endpoint, LdapSession
-from jitadmin.adapters.ad.replicas import connected_dsa, writable_dcs
+from jitadmin.adapters.ad.replicas import connected_dsa, same_dn, writable_dcs
 from jitadmin.adapters.ad.steps import enable_until, harden, set_password, take_away
 from jitadmin.core.errors import TransientError
 
@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 class OtherDcs:
     def __init__(
         self,
+        home_url: str,
         listed: list[Endpoint],
         discover: bool,
         opener: Callable[[Endpoint], LdapSession],
@@ -27,13 +28,38 @@ class OtherDcs:
         protected_users: bool = False,
     ) -> None:
         self._protected_users = protected_users
+        self._home_url = home_url  # the connection's url
         self._listed = listed
         self._discover = discover
         self._open = opener
         self._bind_user = bind_user
 
+    def pdc_session(self, session: LdapSession, domain: Domain) -> LdapSession | None:
+        """A session with the PDC emulator when it is one of ``other_dcs`` and ``url`` is not
+        it: writes go there. None: write through ``session`` (also when the PDC emulator cannot
+        be reached; a revocation still waits for every listed DC)."""
+        if not self._listed:
+            return None
+        entry = session.read(domain.base_dn, ["fSMORoleOwner"], what="read the PDC emulator")
+        pdc = (entry.text("fSMORoleOwner") if entry else None) or ""
+        if not pdc or same_dn(connected_dsa(session), pdc):
+            return None
+        for endpoint in self._listed:
+            try:
+                other = self._open(endpoint)
+            except TransientError as error:
+                log.warning("DC %s cannot be reached (%s)", endpoint, error)
+                continue
+            if same_dn(connected_dsa(other), pdc):
+                return other
+            other.close()
+        return None
+
     def endpoints(self, session: LdapSession, domain: Domain) -> list[Endpoint]:
-        found = list(self._listed)
+        # Writing through the PDC emulator instead of url: url's DC is one of the others.
+        home = Endpoint.parse(self._home_url)
+        found = [home] if session.endpoint != home else []
+        found += [e for e in self._listed if e not in found and e != session.endpoint]
         if self._discover:
             here = connected_dsa(session).lower()
             for dc in writable_dcs(session, domain.base_dn):

@@ -121,6 +121,7 @@ class ActiveDirectoryIdentityProvider:
         self._revoke_password = revoke_password
         self._domain: Domain | None = None
         self._others = OtherDcs(
+            connection.url,
             parse_other_dcs(connection.other_dcs),
             connection.discover_dcs,
             self._open,
@@ -306,6 +307,10 @@ class ActiveDirectoryIdentityProvider:
         try:
             domain = self._domain or discover(session, c.base_dn, c.ou)
             self._domain = domain
+            pdc = self._others.pdc_session(session, domain)
+            if pdc is not None:
+                session.close()
+                session = pdc
             try:
                 yield session, domain
             except AdapterNotFoundError as error:

@@ -14,7 +14,8 @@ the account and read back on every reachable one.
 
 Discovery (``discover_dcs``): the writable DCs are the ``nTDSDSA`` objects under
 ``CN=Sites,CN=Configuration`` whose ``msDS-hasMasterNCs`` holds the domain; the PDC emulator is
-the DSA that the domain object's ``fSMORoleOwner`` names.
+the DSA that the domain object's ``fSMORoleOwner`` names. Writes go to it when it is one of
+``other_dcs`` (``OtherDcs.pdc_session``).
 See https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-adts/
 """
 
@@ -104,7 +105,7 @@ def writable_dcs(session: LdapSession, base_dn: str) -> list[DomainController]:
         )
         name = servers[0].text("dNSHostName") if servers else None
         if name:
-            found.append(DomainController(name.lower(), dsa.dn, _same_dn(dsa.dn, pdc_dsa)))
+            found.append(DomainController(name.lower(), dsa.dn, same_dn(dsa.dn, pdc_dsa)))
     return sorted(found, key=lambda dc: (not dc.pdc, dc.name))
 
 
@@ -113,7 +114,7 @@ def _parent(dn: str) -> str:
     return ",".join(f"{attr}={value}" for attr, value, _ in parts[1:])
 
 
-def _same_dn(a: str, b: str) -> bool:
+def same_dn(a: str, b: str) -> bool:
     def norm(dn: str) -> list[tuple[str, str]]:
         return [(attr.lower(), value.lower()) for attr, value, _ in parse_dn(dn)] if dn else []
 
