@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from jitadmin.core.egress import IpAddress
+from jitadmin.core.errors import MisconfiguredError
 from jitadmin.core.events import AuditEvent, AuditHead
 from jitadmin.core.grant import Grant
 from jitadmin.core.policy import (
@@ -288,6 +289,41 @@ class OutboxMessage:
 
 
 @dataclass(frozen=True)
+class NotificationChannel:
+    """Where notifications go. ``sealed`` holds the URL and the signing secret (encrypted:
+    an incoming-webhook URL is itself a credential); ``host`` is what may be shown."""
+
+    id: str
+    kind: str  # webhook | slack | teams | email
+    host: str
+    recipients: tuple[str, ...]
+    events: tuple[str, ...]
+    customers: tuple[str, ...] | None  # None: every customer
+    sealed: str
+    created_at: datetime
+    created_by: str
+    consecutive_failures: int = 0
+    last_error: str | None = None
+    last_attempt_at: datetime | None = None
+    last_success_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class NotificationDelivery:
+    """One event for one channel; ``delivery_id`` stays the same across retries (dedup key)."""
+
+    id: int
+    delivery_id: str
+    channel_id: str
+    event: str
+    payload: dict[str, Any]
+    state: str  # pending | sent
+    attempts: int
+    last_error: str | None = None
+    next_attempt_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class StoredAuditEvent:
     seq: int
     kind: str
@@ -475,6 +511,37 @@ class Outbox(Protocol):
     def pending_count(self) -> int: ...
 
 
+class NotificationRepo(Protocol):
+    def add_channel(self, channel: NotificationChannel) -> None: ...
+    def channel(self, channel_id: str) -> NotificationChannel | None: ...
+    def channels(self) -> list[NotificationChannel]: ...
+    def delete_channel(self, channel_id: str) -> bool:
+        """Delete the channel and its undelivered notifications; False when there is none."""
+        ...
+
+    def backlog(self) -> dict[str, int]:
+        """Undelivered notifications per channel id."""
+        ...
+
+    def enqueue(
+        self, channel_id: str, delivery_id: str, event: str, payload: dict[str, Any], at: datetime
+    ) -> None: ...
+    def get(self, delivery_pk: int) -> NotificationDelivery | None: ...
+    def for_channel(self, channel_id: str) -> list[NotificationDelivery]: ...
+    def due(self, now: datetime, limit: int) -> list[int]: ...
+    def claim(
+        self, delivery_pk: int, worker: str, now: datetime, lease_until: datetime
+    ) -> bool: ...
+    def release(self, delivery_pk: int, worker: str) -> None: ...
+    def mark_sent(self, delivery_pk: int, at: datetime) -> None: ...
+    def mark_retry(self, delivery_pk: int, error: str, next_attempt_at: datetime) -> None: ...
+    def record_attempt(self, channel_id: str, at: datetime, error: str | None) -> None:
+        """The channel's health: a success resets its failure count, an error adds one."""
+        ...
+
+    def next_deadline(self, now: datetime) -> datetime | None: ...
+
+
 class UserRepo(Protocol):
     def add(
         self, user: User, password_hash: str, token_hash: str, at: datetime,
@@ -631,6 +698,8 @@ class UnitOfWork(Protocol):
     def runtime(self) -> RuntimeRepo: ...
     @property
     def sealed(self) -> SealedStore: ...
+    @property
+    def notifications(self) -> NotificationRepo: ...
 
     def __enter__(self) -> UnitOfWork: ...
     def __exit__(self, *exc: object) -> None: ...
@@ -661,6 +730,30 @@ class HostResolver(Protocol):
 def no_resolver(host: str, port: int) -> Sequence[IpAddress]:
     """Resolves nothing: names are judged only when connecting (the default without wiring)."""
     return ()
+
+
+class NotificationSender(Protocol):
+    def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> None:
+        """POST ``body`` to ``url``. ``TransientError`` (with ``retry_after_s`` when the
+        receiver said) when a retry may succeed, ``RejectedError`` when the receiver refused
+        it, ``EgressRefusedError`` when the egress policy forbids the address."""
+        ...
+
+
+class NoNotificationSender:
+    def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> None:
+        raise MisconfiguredError("no notification sender is configured")
+
+
+class Mailer(Protocol):
+    def send(self, to: Sequence[str], subject: str, text: str) -> None:
+        """Send a plain-text mail; ``TransientError`` when a retry may succeed."""
+        ...
+
+
+class NoMailer:
+    def send(self, to: Sequence[str], subject: str, text: str) -> None:
+        raise MisconfiguredError("email needs an SMTP server (JITADMIN_SMTP_HOST)")
 
 
 class TicketSystemFactory(Protocol):

@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = None
     api_docs: bool = False
     forwarded_allow_ips: str = ""
+    # Notifications (docs/notifications.md): the console's public address for the links they
+    # carry (empty: links are paths such as /grants/<id>).
+    public_url: str = ""
     # Egress: networks (CIDR) and host names reachable besides public addresses, as a comma
     # separated or JSON list; loopback, private and metadata addresses only when listed.
     egress_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -10,6 +10,7 @@ from typing import Any
 
 from jitadmin.adapters.clock import SystemClock
 from jitadmin.adapters.egress import resolve
+from jitadmin.adapters.notify.http import HttpNotificationSender
 from jitadmin.adapters.prometheus_metrics import PrometheusMetrics
 from jitadmin.adapters.secretbox import AesGcmSecretBox
 from jitadmin.connectors import REGISTRY, ConnectorRegistry
@@ -131,6 +132,8 @@ def build(settings: Settings, *, clock: Clock | None = None, upgrade: bool = Tru
         ),
         egress=egress,
         resolve=resolve,
+        notifier=HttpNotificationSender(egress),
+        public_url=settings.public_url,
     )
     ctx.psa_lookups = PsaLookups(
         per_minute=settings.psa_lookups_per_minute, cache_ttl_s=settings.psa_ticket_cache_seconds

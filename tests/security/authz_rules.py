@@ -192,6 +192,11 @@ RULES: dict[tuple[str, str], tuple[tuple[Target, ...], Rule]] = {
     ("POST", "/api/v1/grants/{grant_id}/approve"): (GRANT_TARGETS, grant_decide),
     ("POST", "/api/v1/grants/{grant_id}/reject"): (GRANT_TARGETS, grant_decide),
     ("POST", "/api/v1/grants/{grant_id}/cancel"): (GRANT_TARGETS, grant_change),
+    # Notification channels carry every customer's events: unrestricted admins only.
+    ("POST", "/api/v1/notification-channels"): (NO_TARGET, global_admin),
+    ("GET", "/api/v1/notification-channels"): (NO_TARGET, global_admin),
+    ("DELETE", "/api/v1/notification-channels/{channel_id}"): (NO_TARGET, global_admin),
+    ("POST", "/api/v1/notification-channels/{channel_id}/test"): (NO_TARGET, global_admin),
     ("GET", "/api/v1/audit"): (NO_TARGET, admin_or_auditor),
     ("GET", "/api/v1/tokens"): (NO_TARGET, any_admin),
     # Everyone mints tokens for themselves (and only for themselves: tests/security/test_scope).

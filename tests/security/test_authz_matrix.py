@@ -25,7 +25,7 @@ from fastapi import FastAPI
 
 from jitadmin.entrypoints.api.app import create_app
 from jitadmin.ports import User, WebSession
-from jitadmin.services import admin, grants
+from jitadmin.services import admin, grants, notifications
 from jitadmin.services.sessions import session_hash
 
 from authz_rules import OK, PUBLIC, ROLES, RULES, SIGNIN, Target
@@ -86,6 +86,16 @@ class Matrix:
             )  # fmt: skip
             uow.commit()
         return {"cookie": session_id, "csrf": csrf}
+
+    def fresh_channel_id(self) -> str:
+        """A channel of its own for each call (a DELETE by one role must not hide it from the
+        next); its URL is a closed loopback port, so a test answers 'could not reach'."""
+        channel = notifications.create_channel(
+            self.system.app.ctx, self.users["admin"],
+            notifications.ChannelIn(kind="slack", url="https://127.0.0.1:9/hook",
+                                    events=("grant.active",)),
+        )  # fmt: skip
+        return channel.channel.id
 
     def fresh_token_id(self) -> int:
         """A token of the spare (unrestricted) technician, put straight into the store: nobody
@@ -158,6 +168,8 @@ def _fill(path: str, target: Target, m: Matrix) -> str:
         filled = filled.replace("{username}", m.target_users[target.name])
     if "{token_id}" in filled:
         filled = filled.replace("{token_id}", str(m.fresh_token_id()))
+    if "{channel_id}" in filled:
+        filled = filled.replace("{channel_id}", m.fresh_channel_id())
     return filled
 
 
@@ -167,6 +179,9 @@ def _json_body(method: str, path: str, target: Target, m: Matrix) -> dict[str, A
     bodies: dict[str, dict[str, Any]] = {
         "/api/v1/customers": {"slug": "x" + secrets.token_hex(3), "name": "X", "psa_company_id": 1},
         "/api/v1/users": {"username": "u" + secrets.token_hex(4), "role": "auditor"},
+        "/api/v1/notification-channels": {
+            "kind": "slack", "url": "https://127.0.0.1:9/hook", "events": ["grant.active"],
+        },
         "/api/v1/grants": {
             "customer": slug, "identity_provider": "m365", "ticket_id": str(ticket),
             "duration_minutes": 30, "reason": "matrix test",

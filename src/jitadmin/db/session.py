@@ -12,6 +12,7 @@ from jitadmin.core.events import AuditKeys
 from jitadmin.db.audit_log import SqlAuditLog
 from jitadmin.db.files import private_sqlite
 from jitadmin.db.grant_repo import SqlGrantRepo
+from jitadmin.db.notifications import SqlNotificationRepo
 from jitadmin.db.repos import SqlConnectionRepo, SqlCustomerRepo, SqlOutbox, SqlUserRepo
 from jitadmin.db.runtime import SqlRuntimeRepo
 from jitadmin.db.sealed import SqlSealedStore
@@ -103,6 +104,7 @@ class SqlUnitOfWork:
         self.sealed = SqlSealedStore(self.session)
         self.signin_failures = SqlSignInFailureRepo(self.session)
         self.runtime = SqlRuntimeRepo(self.session)
+        self.notifications = SqlNotificationRepo(self.session)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -188,6 +188,46 @@ class OutboxRow(Base):
     claim_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
+class NotificationChannelRow(Base):
+    """A notification channel (migration 0013). ``sealed`` holds its URL and signing secret."""
+
+    __tablename__ = "notification_channels"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    host: Mapped[str] = mapped_column(String(255))
+    recipients: Mapped[list[str]] = mapped_column(JSON)
+    events: Mapped[list[str]] = mapped_column(JSON)
+    customers: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    sealed: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(200))
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_success_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class NotificationDeliveryRow(Base):
+    """One event for one channel, delivered by the worker; ``delivery_id`` is stable across
+    retries (the receiver's dedup key)."""
+
+    __tablename__ = "notification_deliveries"
+    __table_args__ = (Index("ix_notification_deliveries_due", "state", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    delivery_id: Mapped[str] = mapped_column(String(36), unique=True)
+    channel_id: Mapped[str] = mapped_column(String(36), index=True)
+    event: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(12))  # pending | sent
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    claim_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
 DISABLED_MARK = "!"
 
 

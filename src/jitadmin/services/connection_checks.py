@@ -67,6 +67,16 @@ def check_settings(ctx: ServiceContext, spec: ConnectorSpec, settings: dict[str,
 
 
 def _url_rule(ctx: ServiceContext, spec: ConnectorSpec, url: str) -> str | None:
+    return url_rule(ctx, url, spec.url_schemes, spec.url_rule)
+
+
+def url_rule(
+    ctx: ServiceContext,
+    url: str,
+    schemes: tuple[str, ...] = ("https",),
+    rule: str = "must be an https URL",
+) -> str | None:
+    """Why ``url`` may not be saved (the egress policy, as for connections), or None."""
     try:
         parts = urlsplit(url.strip())
         port = parts.port
@@ -76,18 +86,21 @@ def _url_rule(ctx: ServiceContext, spec: ConnectorSpec, url: str) -> str | None:
         return "must be a URL with a host"
     if parts.username is not None or parts.password is not None:
         return "must not carry a user name or password (they belong in the secret fields)"
-    rule = _scheme_rule(ctx, spec, parts.scheme.lower(), parts.hostname)
-    if rule is not None:
-        return rule
-    return _address_rule(ctx, parts.hostname, port or _DEFAULT_PORTS[parts.scheme.lower()])
+    scheme = parts.scheme.lower()
+    refusal = _scheme_rule(ctx, schemes, rule, scheme, parts.hostname)
+    if refusal is not None:
+        return refusal
+    return _address_rule(ctx, parts.hostname, port or _DEFAULT_PORTS[scheme])
 
 
-def _scheme_rule(ctx: ServiceContext, spec: ConnectorSpec, scheme: str, host: str) -> str | None:
-    if scheme in spec.url_schemes:
+def _scheme_rule(
+    ctx: ServiceContext, schemes: tuple[str, ...], rule: str, scheme: str, host: str
+) -> str | None:
+    if scheme in schemes:
         return None
-    if scheme == "http" and "https" in spec.url_schemes:
+    if scheme == "http" and "https" in schemes:
         return ctx.egress.plain_http_refusal(host)
-    return spec.url_rule
+    return rule
 
 
 def _address_rule(ctx: ServiceContext, host: str, port: int) -> str | None:

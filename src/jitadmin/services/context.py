@@ -27,8 +27,12 @@ from jitadmin.ports import (
     HostResolver,
     IdentityProvider,
     IdentityProviderFactory,
+    Mailer,
     Metrics,
+    NoMailer,
     NoMetrics,
+    NoNotificationSender,
+    NotificationSender,
     SecretBox,
     TicketSystem,
     TicketSystemFactory,
@@ -87,6 +91,11 @@ class ServiceContext:
     egress: EgressPolicy = field(default_factory=EgressPolicy)
     # Resolves the host names in connection settings when they are saved (wiring: DNS).
     resolve: HostResolver = no_resolver
+    # Notifications: webhook/Slack/Teams over HTTP, email over SMTP, and the console's public
+    # address for the links they carry (JITADMIN_PUBLIC_URL; empty: links are paths).
+    notifier: NotificationSender = field(default_factory=NoNotificationSender)
+    mailer: Mailer = field(default_factory=NoMailer)
+    public_url: str = ""
     # The credential acting in this request ("token:<id>", "session:<handle>"); None for the
     # worker and the CLI. Set by ``acting``; every audit event written through ``uow`` names it.
     credential: str | None = None

@@ -7,7 +7,15 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import jitadmin
 from jitadmin.entrypoints import web
-from jitadmin.entrypoints.api import docs_page, hardening, health, problems, responses, user_routes
+from jitadmin.entrypoints.api import (
+    docs_page,
+    hardening,
+    health,
+    notification_routes,
+    problems,
+    responses,
+    user_routes,
+)
 from jitadmin.entrypoints.api.routes import router
 from jitadmin.wiring import App
 
@@ -21,6 +29,7 @@ def create_app(app: App) -> FastAPI:
     responses.describe_problems(api)
     api.include_router(router)
     api.include_router(user_routes.router)
+    api.include_router(notification_routes.router)
     health.install(api, app)  # /healthz, /readyz, /metrics
     if app.settings.api_docs:
         docs_page.install(api)  # /docs, script-free

@@ -240,6 +240,39 @@ class FieldRule(BaseModel):
     rule: str
 
 
+class ChannelOut(BaseModel):
+    """A notification channel; its URL and secret are write-only (only the host is shown)."""
+
+    id: str
+    kind: str
+    host: str = Field(description="the URL's host; the URL itself is sealed")
+    to: list[str]
+    events: list[str]
+    customers: list[str] | None = Field(description="None: every customer")
+    created_at: Timestamp
+    created_by: str
+    failing: bool = Field(description="several deliveries in a row have failed")
+    consecutive_failures: int
+    last_error: str | None
+    last_attempt_at: Timestamp | None
+    last_success_at: Timestamp | None
+    backlog: int = Field(description="notifications not yet delivered")
+
+
+class ChannelList(BaseModel):
+    items: list[ChannelOut]
+
+
+class ChannelDeleted(BaseModel):
+    id: str
+    deleted: bool
+
+
+class ChannelTested(BaseModel):
+    ok: bool
+    message: str
+
+
 class Problem(BaseModel):
     """RFC 9457 problem details (``application/problem+json``)."""
 

@@ -43,6 +43,15 @@ class PolicyIn(Strict):
     approval_timeout_minutes: int | None = None
 
 
+class ChannelIn(Strict):
+    kind: str = Field(description="webhook, slack, teams or email")
+    url: str | None = Field(default=None, description="webhook, slack, teams: where to POST")
+    to: list[str] | None = Field(default=None, description="email: the recipients")
+    secret: str | None = Field(default=None, description="webhook: signs each delivery")
+    events: list[str]
+    customers: list[str] | None = Field(default=None, description="omitted: every customer")
+
+
 class ApproveIn(Strict):
     comment: str | None = None
 

@@ -1,0 +1,1 @@
+"""Notification senders: webhook, Slack and Teams over HTTP (``http``)."""
