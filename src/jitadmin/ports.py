@@ -76,6 +76,9 @@ class AccessSpec:
 class AccessResult:
     username: str
     account: dict[str, Any]
+    # A credential the target made for this grant (M365's Temporary Access Pass), shown to the
+    # requester once and sealed like the password; never part of ``account``.
+    temporary_access_pass: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

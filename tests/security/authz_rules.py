@@ -136,6 +136,14 @@ def grant_reveal(role: str, t: Target) -> str | int:
     return OK if _sees(role, t) else 404
 
 
+def grant_tap(role: str, t: Target) -> str | int:
+    """The Temporary Access Pass, once: the requester only (an admin reveals instead); every
+    target grant here is the technician's."""
+    if not _sees(role, t):
+        return 404
+    return OK if role == "technician" else 403
+
+
 def token_revoke(role: str, t: Target) -> str | int:
     """The target token belongs to an unrestricted technician: outside admin_A's scope."""
     if role not in ADMINS:
@@ -189,6 +197,7 @@ RULES: dict[tuple[str, str], tuple[tuple[Target, ...], Rule]] = {
     ("POST", "/api/v1/grants/{grant_id}/revoke"): (GRANT_TARGETS, grant_change),
     ("POST", "/api/v1/grants/{grant_id}/extend"): (GRANT_TARGETS, grant_change),
     ("POST", "/api/v1/grants/{grant_id}/password"): (GRANT_TARGETS, grant_reveal),
+    ("POST", "/api/v1/grants/{grant_id}/temporary-access-pass"): (GRANT_TARGETS, grant_tap),
     ("POST", "/api/v1/grants/{grant_id}/approve"): (GRANT_TARGETS, grant_decide),
     ("POST", "/api/v1/grants/{grant_id}/reject"): (GRANT_TARGETS, grant_decide),
     ("POST", "/api/v1/grants/{grant_id}/cancel"): (GRANT_TARGETS, grant_change),

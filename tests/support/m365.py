@@ -126,6 +126,7 @@ def provider_factory(emulator: Emulator) -> Iterator[ProviderFactory]:
         client_id: str | None = None,
         secret: str | None = None,
         sleeps: list[float] | None = None,
+        credential: str = "password",
         **knobs: Any,
     ) -> M365IdentityProvider:
         connection = M365Connection(
@@ -134,6 +135,7 @@ def provider_factory(emulator: Emulator) -> Iterator[ProviderFactory]:
             client_secret=secret or emulator.creds.graph_client_secret,
             authority_url=f"{emulator.url}/login",
             graph_url=f"{emulator.url}/v1.0",
+            credential=credential,
         )
         timing = {**FAST, **knobs}
         client = None

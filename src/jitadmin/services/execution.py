@@ -165,6 +165,11 @@ def _provision(
         now = ctx.clock.now()
         uow.audit.append(current.activate(result.username, result.account, actor=SYSTEM, at=now))
         uow.grants.save(current)
+        if result.temporary_access_pass is not None:
+            # The pass is what the technician signs in with: it takes the password's place,
+            # sealed the same way (shown once to the requester, revealable by an admin).
+            sealed = ctx.box.seal(result.temporary_access_pass, password_context(current.id))
+            uow.grants.set_password_sealed(current.id, sealed)
         uow.outbox.enqueue(
             current,
             texts.marker(current.id, "granted"),

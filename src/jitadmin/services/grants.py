@@ -54,6 +54,18 @@ def password_context(grant_id: str) -> str:
     return f"grant:{grant_id}:password"
 
 
+# What the grant's account data says the technician signs in with (M365 with a TAP policy).
+# The pass takes the password's place in the grant's sealed slot (and its context), so it is
+# revealed and its key rotated exactly like the password.
+TEMPORARY_ACCESS_PASS = "temporary_access_pass"  # noqa: S105 - a credential kind
+
+
+def credential_of(grant: Grant) -> str:
+    """``temporary_access_pass`` once the target issued one for this grant, else ``password``."""
+    kind = grant.account.get("credential")
+    return TEMPORARY_ACCESS_PASS if kind == TEMPORARY_ACCESS_PASS else "password"
+
+
 def _max_minutes(customer: Customer) -> int:
     return customer.max_duration_minutes or DEFAULT_MAX_DURATION_MINUTES
 

@@ -11,13 +11,25 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from jitadmin.core import fields
-from jitadmin.core.errors import ConflictError, RateLimitedError, ValidationFailedError
+from jitadmin.core.errors import (
+    ConflictError,
+    ForbiddenError,
+    RateLimitedError,
+    ValidationFailedError,
+)
 from jitadmin.core.events import AuditEvent
-from jitadmin.core.grant import Grant
-from jitadmin.ports import UnitOfWork, User
-from jitadmin.services.context import ADMIN, ServiceContext, require_role
-from jitadmin.services.grants import password_context, visible_grant
+from jitadmin.core.grant import Grant, GrantState
+from jitadmin.ports import AuditQuery, UnitOfWork, User
+from jitadmin.services.context import ADMIN, APPROVER, AUDITOR, ServiceContext, require_role
+from jitadmin.services.grants import (
+    TEMPORARY_ACCESS_PASS,
+    credential_of,
+    password_context,
+    visible_grant,
+)
 from jitadmin.services.limits import count_recent, retry_after
+
+TAP_SHOWN = "grant.temporary_access_pass_shown"
 
 
 def reveal_password(ctx: ServiceContext, actor: User, grant_id: str, reason: str | None) -> str:
@@ -53,6 +65,39 @@ def reveal_password(ctx: ServiceContext, actor: User, grant_id: str, reason: str
             return password
     # Rolled back: nothing was revealed. The refusal is its own transaction.
     raise _refuse_reveal(ctx, actor, grant, refusal)
+
+
+def show_temporary_access_pass(ctx: ServiceContext, actor: User, grant_id: str) -> str:
+    """The pass the target issued for the requester's active grant, once (like the password on
+    the request's result); after that only an admin's audited reveal shows it."""
+    with ctx.uow() as uow:
+        grant = visible_grant(uow, actor, grant_id, lock=True)  # one show at a time
+        if actor.role in (AUDITOR, APPROVER) or grant.requester != actor.username:
+            raise ForbiddenError(
+                "only the requester sees the Temporary Access Pass, once; an admin can reveal "
+                f"it with POST /api/v1/grants/{grant_id}/password (audited)"
+            )
+        if credential_of(grant) != TEMPORARY_ACCESS_PASS or grant.state is not GrantState.ACTIVE:
+            notice = grant.account.get("credential_notice")
+            raise ConflictError(
+                "this grant has no Temporary Access Pass"
+                + (f" ({notice})" if isinstance(notice, str) else "")
+                + (": sign in with the password" if not grant.is_finished else "")
+            )
+        if uow.audit.count(AuditQuery(grant_id=grant_id, kind=TAP_SHOWN)).count:
+            raise ConflictError(
+                "the Temporary Access Pass was already shown once; an admin can reveal it "
+                f"(POST /api/v1/grants/{grant_id}/password, audited)"
+            )
+        sealed = uow.grants.password_sealed(grant_id)
+        if sealed is None:
+            raise ConflictError("this grant's Temporary Access Pass no longer exists")
+        secret = ctx.box.open(sealed, password_context(grant_id))
+        uow.audit.append(
+            AuditEvent(TAP_SHOWN, actor.username, ctx.clock.now(), grant.id, grant.customer, {})
+        )
+        uow.commit()
+    return secret
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -32,6 +32,9 @@ class M365Settings(BaseModel):
     domain: str | None = None  # the domain of new accounts; default: the tenant's initial one
     authority_url: Annotated[str | None, SERVER_URL] = None  # default login.microsoftonline.com
     graph_url: Annotated[str | None, SERVER_URL] = None  # default graph.microsoft.com/v1.0
+    # What the technician signs in with: the one-time password, or a Temporary Access Pass
+    # (lets a new admin sign in where MFA registration would be forced on a throw-away account).
+    m365_credential: Literal["password", "tap"] = "password"
 
 
 def _check(settings: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -85,6 +88,7 @@ def build(
         authority_url=settings.get("authority_url") or CANONICAL_AUTHORITY,
         graph_url=settings.get("graph_url") or GRAPH_URL,
         domain=settings.get("domain"),
+        credential=settings.get("m365_credential") or "password",
     )
     options: dict[str, Any] = {
         "budget_s": env.graph_retry_budget_s,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from jitadmin.adapters.m365 import permissions
+from jitadmin.adapters.m365 import permissions, tap
 from jitadmin.adapters.m365.auth import CANONICAL_AUTHORITY
 from jitadmin.adapters.m365.client import GRAPH_URL, GraphClient
 from jitadmin.adapters.m365.directory import (
@@ -58,6 +58,7 @@ class M365Connection:
     authority_url: str = CANONICAL_AUTHORITY
     graph_url: str = GRAPH_URL
     domain: str | None = None
+    credential: str = "password"  # or "tap": a Temporary Access Pass for the technician
 
 
 class M365IdentityProvider:
@@ -122,12 +123,20 @@ class M365IdentityProvider:
             {"$filter": f"roleDefinitionId eq '{GLOBAL_ADMIN_ROLE_ID}'"},
         )
         findings.append(f"role assignments readable ({len(admins)} Global Administrator)")
+        if self._uses_tap:
+            findings.append(tap.read_policy(self._graph).describe())
         return findings
+
+    @property
+    def _uses_tap(self) -> bool:
+        return self.connection.credential == "tap"
 
     def _check_permissions(self) -> str:
         """Every missing application permission at once, from the token's roles claim; a
         token that lacks some is dropped once, so consent granted since it was issued counts."""
         needed = permissions.REQUIRED
+        if self._uses_tap:
+            needed = (*needed, *permissions.TAP_PERMISSIONS)
         granted = self._graph.granted_permissions()
         if granted is not None and permissions.missing(granted, needed):
             granted = self._graph.granted_permissions(fresh=True)
@@ -168,10 +177,15 @@ class M365IdentityProvider:
                 f"Global Administrator for {upn} is not visible yet (pending replication)"
             )
         record("verified_granted", {})
-        account = {"user_id": user_id, "upn": upn, "assignment_id": assignment_id}
+        account: dict[str, Any] = {"user_id": user_id, "upn": upn, "assignment_id": assignment_id}
         if assigned_at is not None:
             account["assigned_at"] = assigned_at
-        return AccessResult(username=upn, account=account)
+        if not self._uses_tap:
+            return AccessResult(username=upn, account=account)
+        # Last, so the pass lives as long as the access and no failed grant leaves one behind.
+        issued = tap.issue(self._graph, user_id, self._now(), spec.expires_at)
+        account.update(issued.account)
+        return AccessResult(upn, account, temporary_access_pass=issued.temporary_access_pass)
 
     def extend(self, spec: AccessSpec) -> None:
         """Nothing to move: the tenant holds no expiry of its own for a direct assignment."""

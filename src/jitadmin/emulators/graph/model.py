@@ -39,6 +39,8 @@ CONSENTED_PERMISSIONS: tuple[str, ...] = (
     "User.RevokeSessions.All",
     "User.DeleteRestore.All",
     "Domain.Read.All",
+    "UserAuthenticationMethod.ReadWrite.All",
+    "Policy.Read.All",
 )
 
 USER_DEFAULT_SELECT: tuple[str, ...] = (
@@ -236,6 +238,8 @@ class User:
     deleted_at: datetime | None = None
     deleted_mono: float | None = None  # when it went to the recycle bin (replication delay)
     deleted_request: int | None = None  # the tenant's request count then (see Tenant.requests)
+    # The user's one Temporary Access Pass method (a new one replaces it), pass included.
+    temporary_access_pass: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def upn(self) -> str:
@@ -320,6 +324,35 @@ class AppConsent:
 
 
 @dataclass
+class TapPolicy:
+    """The tenant's Temporary Access Pass policy, Entra's defaults
+    (https://learn.microsoft.com/graph/api/resources/temporaryaccesspassauthenticationmethodconfiguration)."""
+
+    state: str = "enabled"
+    default_lifetime: int = 60
+    minimum_lifetime: int = 60
+    maximum_lifetime: int = 480
+    default_length: int = 8
+    is_usable_once: bool = False
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "@odata.type": "#microsoft.graph.temporaryAccessPassAuthenticationMethodConfiguration",
+            "id": "TemporaryAccessPass",
+            "state": self.state,
+            "defaultLifetimeInMinutes": self.default_lifetime,
+            "defaultLength": self.default_length,
+            "minimumLifetimeInMinutes": self.minimum_lifetime,
+            "maximumLifetimeInMinutes": self.maximum_lifetime,
+            "isUsableOnce": self.is_usable_once,
+            "includeTargets": [
+                {"targetType": "group", "id": "all_users", "isRegistrationRequired": False}
+            ],
+            "excludeTargets": [],
+        }
+
+
+@dataclass
 class Tenant:
     id: str
     name: str
@@ -330,6 +363,7 @@ class Tenant:
     # Removed assignments, kept so replication delay can keep showing them for a while.
     removed: dict[str, RoleAssignment] = field(default_factory=dict)
     apps: dict[str, AppConsent] = field(default_factory=dict)
+    tap_policy: TapPolicy = field(default_factory=TapPolicy)
     # Graph requests served for this tenant: the clock replication lag is counted on.
     requests: int = 0
 

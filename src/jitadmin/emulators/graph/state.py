@@ -5,7 +5,11 @@ Every method takes the directory lock and raises ``GraphError`` with Graph's sta
 
 from __future__ import annotations
 
+import secrets
+import string
 import time
+import uuid
+from datetime import timedelta
 from typing import Any
 
 from jitadmin.emulators.graph.directory import TOKEN_LIFETIME_S, Caller, Directory
@@ -17,6 +21,7 @@ from jitadmin.emulators.graph.model import (
     SENSITIVE_PROPERTIES,
     USER_ADMINISTRATOR,
     RoleAssignment,
+    TapPolicy,
     Tenant,
     User,
     assignment_id,
@@ -31,6 +36,15 @@ _CONFLICT = (
     "A conflicting object with one or more of the specified property values is present "
     "in the directory."
 )
+
+
+_TAP_ALPHABET = string.ascii_letters + string.digits + "!#$%&*+-=?@"
+
+
+def _tap_refused(message: str) -> GraphError:
+    # Graph's own code for a refused pass is the lower-case "badRequest"
+    # (microsoft-graph-docs#12187 quotes it for a lifetime outside the policy).
+    return bad_request(message, code="badRequest")
 
 
 def _upn_conflict() -> GraphError:
@@ -261,3 +275,62 @@ class GraphState(Directory):
                         "appId": app.client_id,
                     }
             return None
+
+    # --- Temporary Access Pass (https://learn.microsoft.com/graph/api/authentication-post-temporaryaccesspassmethods)
+
+    def tap_policy(self, tenant_id: str) -> dict[str, Any]:
+        with self.lock:
+            return self._tenant(tenant_id).tap_policy.view()
+
+    def set_tap_policy(self, tenant_id: str, **changes: Any) -> None:
+        """Test control: change the TAP policy (``state``, ``minimum_lifetime``, …)."""
+        with self.lock:
+            tenant = self._tenants[tenant_id.lower()]
+            current = tenant.tap_policy
+            tenant.tap_policy = TapPolicy(**{**current.__dict__, **changes})
+
+    def create_temporary_access_pass(
+        self, tenant_id: str, key: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        lifetime = body.get("lifetimeInMinutes")
+        once = body.get("isUsableOnce")
+        if lifetime is not None and (isinstance(lifetime, bool) or not isinstance(lifetime, int)):
+            raise bad_request("Invalid value specified for property 'lifetimeInMinutes'.")
+        if once is not None and not isinstance(once, bool):
+            raise bad_request("Invalid value specified for property 'isUsableOnce'.")
+        with self.lock:
+            tenant = self._tenant(tenant_id)
+            user = self._user(tenant, key)
+            policy = tenant.tap_policy
+            if policy.state != "enabled":
+                raise _tap_refused(
+                    "Temporary Access Pass is disabled for the user by the authentication "
+                    "methods policy."
+                )
+            minutes = policy.default_lifetime if lifetime is None else lifetime
+            if not policy.minimum_lifetime <= minutes <= policy.maximum_lifetime:
+                raise _tap_refused(
+                    "Invalid LifetimeInMinutes specified. The valid range between "
+                    f"{policy.minimum_lifetime} and {policy.maximum_lifetime}."
+                )
+            if policy.is_usable_once and once is False:
+                raise _tap_refused("The policy allows only one-time Temporary Access Passes.")
+            now = utc_now()
+            method = {
+                "@odata.type": "#microsoft.graph.temporaryAccessPassAuthenticationMethod",
+                "id": str(uuid.uuid4()),
+                "temporaryAccessPass": "".join(
+                    secrets.choice(_TAP_ALPHABET) for _ in range(policy.default_length)
+                ),
+                "createdDateTime": iso_z(now),
+                "startDateTime": iso_z(now),
+                "lifetimeInMinutes": minutes,
+                "isUsableOnce": bool(once) or policy.is_usable_once,
+                "isUsable": True,
+                "methodUsabilityReason": "EnabledByPolicy",
+                "expiresDateTime": iso_z(now + timedelta(minutes=minutes)),
+            }
+            user.temporary_access_pass = method  # one per user: a new pass replaces the old
+            shown = dict(method)
+            shown.pop("expiresDateTime")
+            return shown

@@ -54,6 +54,8 @@ READ_DELETED = {"User.DeleteRestore.All", *READ_USERS}
 RESTORE_USERS = {"User.DeleteRestore.All", *WRITE_USERS}
 PURGE_USERS = {"User.DeleteRestore.All"}
 WRITE_ROLES = {"RoleManagement.ReadWrite.Directory"}
+WRITE_AUTH_METHODS = {"UserAuthenticationMethod.ReadWrite.All"}
+READ_AUTH_POLICY = {"Policy.Read.All", "Policy.ReadWrite.AuthenticationMethod"}
 READ_ROLES = {"RoleManagement.Read.Directory", "RoleManagement.Read.All", *WRITE_ROLES, *_DIR_READ}
 
 _PATCH_PERMISSIONS = {"accountEnabled": ENABLE_USERS, "passwordProfile": RESET_PASSWORDS}
@@ -62,6 +64,7 @@ _USER_TYPE = "microsoft.graph.user"
 _DELETED_DEFAULT = (*USER_DEFAULT_SELECT, "deletedDateTime")
 _USER_TYPE_ANNOTATION = {"@odata.type": "#microsoft.graph.user"}
 _ASSIGNMENTS = "roleManagement/directory/roleAssignments"
+_TAP_POLICY = "policies/authenticationMethodsPolicy/authenticationMethodConfigurations"
 
 USER_FILTER = FilterRules(
     "User",
@@ -238,6 +241,34 @@ def build_v1_router(state: GraphState) -> APIRouter:  # noqa: PLR0915 - one clos
         # https://learn.microsoft.com/graph/api/user-revokesigninsessions).
         context = f"{root_url(request)}/v1.0/$metadata#Edm.Boolean"
         return GraphJSONResponse({"@odata.context": context, "value": True})
+
+    @router.post("/users/{key}/authentication/temporaryAccessPassMethods")
+    async def create_temporary_access_pass(request: Request, key: str) -> Response:
+        caller = _caller(state, request, WRITE_AUTH_METHODS)
+        body = await json_object(request)
+        created = state.create_temporary_access_pass(caller.tenant_id, key, body)
+        return _entity(
+            request,
+            created,
+            entity_set=f"users('{key}')/authentication/temporaryAccessPassMethods",
+            select=None,
+            default=tuple(created),
+            status=201,
+        )
+
+    # The configuration's id is case-insensitive: Microsoft's examples use both spellings.
+    @router.get(f"/{_TAP_POLICY}/TemporaryAccessPass")
+    @router.get(f"/{_TAP_POLICY}/temporaryAccessPass")
+    async def get_tap_policy(request: Request) -> Response:
+        caller = _caller(state, request, READ_AUTH_POLICY)
+        policy = state.tap_policy(caller.tenant_id)
+        return _entity(
+            request,
+            policy,
+            entity_set="policies/authenticationMethodsPolicy/authenticationMethodConfigurations",
+            select=None,
+            default=tuple(policy),
+        )
 
     @router.get("/directory/deletedItems")
     async def deleted_items_without_cast(request: Request) -> Response:

@@ -163,6 +163,13 @@ class GrantOut(BaseModel):
         description="while pending_approval: when the request expires without a decision"
     )
     approvals: list[ApprovalOut]
+    credential: str = Field(
+        description="what the technician signs in with: password, or temporary_access_pass "
+        "(POST /grants/{id}/temporary-access-pass shows it once)"
+    )
+    credential_notice: str | None = Field(
+        description="why a Temporary Access Pass was asked for but the password is used"
+    )
 
 
 class GrantRequested(GrantOut):
@@ -204,7 +211,17 @@ class AuditList(BaseModel):
 
 class Revealed(BaseModel):
     id: str
-    password: str
+    password: str = Field(
+        description="the account's credential: its password, or the Temporary Access Pass "
+        "that took its place (see the grant's credential)"
+    )
+
+
+class TemporaryAccessPass(BaseModel):
+    """Shown to the requester once; after that only an admin's reveal shows it."""
+
+    id: str
+    temporary_access_pass: str
 
 
 class TokenOut(BaseModel):

@@ -299,6 +299,16 @@ def reveal(grant_id: str, ctx: Ctx, actor: Actor, body: RevealIn | None = None) 
     return {"id": grant_id, "password": password}
 
 
+@router.post(
+    "/grants/{grant_id}/temporary-access-pass",
+    response_model=out.TemporaryAccessPass,
+    responses=problem_responses(403, 404, 409),
+)
+def show_temporary_access_pass(grant_id: str, ctx: Ctx, actor: Actor) -> dict[str, Any]:
+    secret = reveals.show_temporary_access_pass(ctx, actor, grant_id)
+    return {"id": grant_id, "temporary_access_pass": secret}
+
+
 def _aware(name: str, value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         raise ValidationFailedError.single(name, "must be ISO 8601 with a UTC offset")

@@ -14,6 +14,7 @@ from jitadmin.core.events import AuditEvent
 from jitadmin.core.grant import Grant
 from jitadmin.core.policy import ApprovalPolicy
 from jitadmin.ports import StoredAuditEvent
+from jitadmin.services.grants import credential_of
 
 
 class Strict(BaseModel):
@@ -137,7 +138,13 @@ def grant_out(grant: Grant) -> dict[str, Any]:
         "approvals": [
             {"by": a["by"], "at": a["at"], "comment": a.get("comment")} for a in grant.approvals
         ],
+        "credential": credential_of(grant),
+        "credential_notice": _text(grant.account.get("credential_notice")),
     }
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def policy_out(slug: str, policy: ApprovalPolicy) -> dict[str, Any]:
