@@ -220,8 +220,9 @@ def test_result_page_shows_a_failed_grant_with_its_reason(page: Page, web: Syste
     sign_in(page, web)
     fill_request(page)
     graph_admin = web.world.graph_settings(web.world.customers[0])["admin_url"]
-    # The next Graph write is refused as if the app had lost its permission (permanent).
-    fault = {"error_status": 403, "match": "POST", "error_count": 1}
+    # The account's creation is refused as if the app had lost its permission (permanent).
+    # (Not just "the next POST": the request itself may fetch a token to check the domain.)
+    fault = {"error_status": 403, "match": "POST /v1.0/users", "error_count": 1}
     httpx.put(f"{graph_admin}/faults", json=fault).raise_for_status()
     page.get_by_role("button", name="Request access").click()
     failure = page.locator("#grant-failure")
