@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from prometheus_client import start_http_server
 
 from jitadmin.core.errors import AuditTamperedError
+from jitadmin.entrypoints.notification_loop import NotificationLoop
 from jitadmin.ports import UnitOfWork
 from jitadmin.services.audit_anchor import checkpoint
 from jitadmin.services.context import ServiceContext
@@ -62,11 +63,16 @@ class Worker:
         self._checkpointer: threading.Thread | None = None
         self._last_beat = float("-inf")
         self._renew_at = float("-inf")
+        # Notifications run apart: a failing channel never takes a revocation's slot.
+        self.notifications = NotificationLoop(
+            ctx, self.id, lease_s=self.options.lease_s, max_idle_s=self.options.max_idle_s
+        )
 
     # -- control ---------------------------------------------------------------------
 
     def wake(self) -> None:
         self._wake.set()
+        self.notifications.wake()
 
     def start(self) -> None:
         self._pool = ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="jit-work")
@@ -81,6 +87,7 @@ class Worker:
             target=self._checkpoint_loop, name="jit-checkpoint", daemon=True
         )
         self._checkpointer.start()
+        self.notifications.start()
         log.info("worker %s started", self.id)
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -96,6 +103,7 @@ class Worker:
             # Steps in flight finish; queued ones are cancelled and their claims handed back.
             self._pool.shutdown(wait=True, cancel_futures=True)
         self._release_unstarted()
+        self.notifications.stop(timeout)
         log.info("worker %s stopped", self.id)
 
     def _release_unstarted(self) -> None:
@@ -118,7 +126,7 @@ class Worker:
         for _ in range(max_rounds):
             batch = self._claim(limit=self.options.concurrency)
             if not batch:
-                return done
+                return done + self.notifications.run_until_idle()
             for key, _tenant, job in batch:
                 self._run(key, job)
                 done += 1

@@ -12,7 +12,7 @@ from dataclasses import asdict
 from jitadmin.core import fields, texts
 from jitadmin.core.errors import ForbiddenError, ValidationFailedError
 from jitadmin.core.events import AuditEvent
-from jitadmin.core.grant import Grant
+from jitadmin.core.grant import Grant, GrantState
 from jitadmin.core.policy import ApprovalPolicy, check_policy
 from jitadmin.ports import Customer, UnitOfWork, User
 from jitadmin.services.context import (
@@ -24,6 +24,7 @@ from jitadmin.services.context import (
     require_role,
 )
 from jitadmin.services.grants import check_ticket, visible_grant
+from jitadmin.services.notifications import notify
 
 # Who may decide on another person's request (within their customer scope).
 DECIDERS = (ADMIN, APPROVER)
@@ -133,10 +134,13 @@ def approve(ctx: ServiceContext, actor: User, grant_id: str, comment: str | None
         current = _decider_grant(uow, actor, grant_id, lock=True)
         # Re-checked under the row lock: a second approval racing this one, or the same
         # approver twice, cannot both count.
-        events = current.approve(actor=actor.username, comment=cleaned, at=ctx.clock.now())
+        now = ctx.clock.now()
+        events = current.approve(actor=actor.username, comment=cleaned, at=now)
         uow.grants.save(current)
         for event in events:
             uow.audit.append(event)
+        if current.state is not GrantState.PENDING_APPROVAL:
+            notify(ctx, uow, "grant.approved", current, now, approved_by=actor.username)
         uow.commit()
     ctx.wake()
     return current
@@ -152,6 +156,7 @@ def reject(ctx: ServiceContext, actor: User, grant_id: str, comment: str | None)
         uow.grants.save(grant)
         uow.grants.set_password_sealed(grant.id, None)
         uow.audit.append(event)
+        notify(ctx, uow, "grant.rejected", grant, now, rejected_by=actor.username)
         uow.outbox.enqueue(
             grant,
             texts.marker(grant.id, "rejected"),

@@ -26,6 +26,7 @@ from jitadmin.ports import (
 from jitadmin.services.backoff import SYSTEM, honoured_retry_after
 from jitadmin.services.context import ServiceContext, error_kind, log
 from jitadmin.services.grants import password_context
+from jitadmin.services.notifications import notify
 from jitadmin.services.tampering import note_tampering
 
 S = GrantState
@@ -170,6 +171,7 @@ def _provision(
             # sealed the same way (shown once to the requester, revealable by an admin).
             sealed = ctx.box.seal(result.temporary_access_pass, password_context(current.id))
             uow.grants.set_password_sealed(current.id, sealed)
+        notify(ctx, uow, "grant.active", current, now)
         uow.outbox.enqueue(
             current,
             texts.marker(current.id, "granted"),
@@ -205,6 +207,7 @@ def _revoke(ctx: ServiceContext, identity: IdentityProvider, grant: Grant) -> Gr
         uow.grants.save(current)
         # The one-time password is worthless now; drop even its ciphertext.
         uow.grants.set_password_sealed(current.id, None)
+        notify(ctx, uow, "grant.revoked", current, now)
         uow.outbox.enqueue(
             current,
             texts.marker(current.id, "revoked"),
@@ -273,6 +276,8 @@ def _record_failure(ctx: ServiceContext, grant_id: str, error: Exception) -> Gra
         for event in grant.record_failure(failure, at=now, tuning=ctx.tuning, retry=ctx.retry):
             uow.audit.append(event)
         _tell(uow, grant, before, tried, message, now)
+        if before is S.REVOKING and grant.state is S.REVOKE_FAILED:
+            notify(ctx, uow, "grant.revoke_failed", grant, now, attempts=tried)
         uow.grants.save(grant)
         uow.commit()
         state = grant.state

@@ -40,6 +40,7 @@ from jitadmin.services.context import (
     require_customer,
     require_role,
 )
+from jitadmin.services.notifications import notify
 
 S = GrantState
 
@@ -192,6 +193,8 @@ def request_grant(
         uow.grants.add(grant, ctx.box.seal(secret, password_context(grant.id)))
         uow.audit.append(requested)
         uow.audit.append(moved)
+        if grant.state is S.PENDING_APPROVAL:
+            notify(ctx, uow, "grant.approval_requested", grant, now)
         uow.commit()
     ctx.wake()
     return RequestedGrant(grant, secret)

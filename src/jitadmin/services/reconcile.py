@@ -26,6 +26,7 @@ from jitadmin.core.grant import Grant, GrantState
 from jitadmin.core.texts import marker, neutral
 from jitadmin.ports import Customer, IdentityProvider, ManagedAccount, RevokeSpec, UnitOfWork
 from jitadmin.services.context import ServiceContext, error_kind, log
+from jitadmin.services.notifications import notify
 from jitadmin.services.tampering import tampering_seen
 from jitadmin.services.tenancy import unfinished_grants
 
@@ -167,6 +168,10 @@ def _undo_if_drift(
             "drift.detected", ctx.clock.now(), customer, grant, account, drift=ADMIN_WITHOUT_GRANT
         )
         uow.audit.append(detected)
+        notify(
+            ctx, uow, "drift.detected", grant, detected.at, customer=customer.slug,
+            identity_provider=kind, account=account.username, drift=ADMIN_WITHOUT_GRANT,
+        )  # fmt: skip
         uow.commit()
     ctx.metrics.drift(ADMIN_WITHOUT_GRANT)
     log.warning(

@@ -28,6 +28,7 @@ from jitadmin.services.grants import (
     visible_grant,
 )
 from jitadmin.services.limits import count_recent, retry_after
+from jitadmin.services.notifications import notify
 
 TAP_SHOWN = "grant.temporary_access_pass_shown"
 
@@ -61,6 +62,8 @@ def reveal_password(ctx: ServiceContext, actor: User, grant_id: str, reason: str
         # commit, so concurrent reveals are counted one after another and none slips past.
         refusal = _over_limit(ctx, uow, actor)
         if refusal is None:
+            notify(ctx, uow, "grant.password_revealed", grant, ctx.clock.now(),
+                   revealed_by=actor.username)  # fmt: skip
             uow.commit()
             return password
     # Rolled back: nothing was revealed. The refusal is its own transaction.

@@ -27,8 +27,10 @@ from sqlalchemy.exc import SQLAlchemyError
 import jitadmin
 from jitadmin.core.errors import FeatureOffError, NotReadyError, UnauthorizedError
 from jitadmin.core.grant import GrantState
+from jitadmin.core.notifications import FAILING_AFTER
 from jitadmin.entrypoints.api import problems
 from jitadmin.entrypoints.api.responses import Health, problem_responses
+from jitadmin.ports import NotificationChannel
 from jitadmin.wiring import App
 
 log = logging.getLogger("jitadmin.api")
@@ -50,6 +52,8 @@ class DatabaseCollector:
             pending = uow.outbox.pending_count()
             overdue = uow.runtime.overdue_revocations(now - grace)
             beats = uow.runtime.heartbeats(now - HEARTBEAT_HORIZON)
+            channels = uow.notifications.channels()
+            backlog = uow.notifications.backlog()
         grants = GaugeMetricFamily("jitadmin_grants", "Grants by state", labels=["state"])
         for state in GrantState:
             grants.add_metric([state.value], counts.get(state.value, 0))
@@ -67,6 +71,7 @@ class DatabaseCollector:
         yield GaugeMetricFamily(
             "jitadmin_outbox_pending", "Ticket notes not yet delivered", value=pending
         )
+        yield from _channel_gauges(channels, backlog)
         heartbeat = GaugeMetricFamily(
             "jitadmin_worker_heartbeat_timestamp_seconds",
             "When each worker's loop last ran (Unix time; alert when it falls behind)",
@@ -75,6 +80,27 @@ class DatabaseCollector:
         for worker, at in sorted(beats.items()):
             heartbeat.add_metric([worker], at.timestamp())
         yield heartbeat
+
+
+def _channel_gauges(
+    channels: list[NotificationChannel], backlog: dict[str, int]
+) -> Iterator[Metric]:
+    failing = GaugeMetricFamily(
+        "jitadmin_notification_channel_failing",
+        "1 while a notification channel's recent deliveries keep failing (alert on 1)",
+        labels=["channel", "kind"],
+    )
+    pending = GaugeMetricFamily(
+        "jitadmin_notification_backlog",
+        "Notifications not yet delivered, per channel",
+        labels=["channel", "kind"],
+    )
+    for channel in channels:
+        labels = [channel.id, channel.kind]
+        failing.add_metric(labels, int(channel.consecutive_failures >= FAILING_AFTER))
+        pending.add_metric(labels, backlog.get(channel.id, 0))
+    yield failing
+    yield pending
 
 
 def install(api: FastAPI, app: App) -> None:
