@@ -8,10 +8,10 @@ from typing import Any
 
 from jitadmin.emulators.seed import CUSTOMERS
 
+from support.m365_tap import choose_tap
 from support.system import System
 
 PEDRO = CUSTOMERS[0]
-CONNECTION = "/customers/pedroaviary/connections/m365"
 
 
 def request_body() -> dict[str, Any]:
@@ -20,29 +20,6 @@ def request_body() -> dict[str, Any]:
         "ticket_id": PEDRO.open_ticket_ids[0],
         "duration_minutes": 30, "reason": "Register the new admin's MFA",
     }  # fmt: skip
-
-
-def choose_tap(system: System) -> list[str]:
-    """Switch the customer to TAP; the connection test's findings."""
-    graph = system.world.graph_settings(PEDRO)
-    with system.client("admin") as api:
-        saved = api.put(
-            CONNECTION,
-            json={
-                "tenant_id": PEDRO.tenant_id,
-                "client_id": graph["client_id"],
-                "client_secret": graph["client_secret"],
-                "graph_url": graph["base_url"],
-                "authority_url": graph["authority_url"],
-                "m365_credential": "tap",
-            },
-        )
-        assert saved.status_code == 200, saved.text
-        assert saved.json()["settings"]["m365_credential"] == "tap"
-        tested = api.post(f"{CONNECTION}/test")
-        assert tested.status_code == 200, tested.text
-        findings: list[str] = tested.json()["findings"]
-    return findings
 
 
 def stored_pass(system: System, upn: str) -> dict[str, Any] | None:

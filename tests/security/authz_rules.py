@@ -221,6 +221,7 @@ RULES: dict[tuple[str, str], tuple[tuple[Target, ...], Rule]] = {
     ("POST", "/grants/{grant_id}/revoke"): (GRANT_TARGETS, grant_change),
     ("POST", "/grants/{grant_id}/extend"): (GRANT_TARGETS, grant_change),
     ("POST", "/grants/{grant_id}/reveal"): (GRANT_TARGETS, grant_reveal),
+    ("POST", "/grants/{grant_id}/temporary-access-pass"): (GRANT_TARGETS, grant_tap),
     ("POST", "/grants/{grant_id}/cancel"): (GRANT_TARGETS, grant_change),
     ("GET", "/approvals"): (NO_TARGET, deciders),
     ("POST", "/grants/{grant_id}/approve"): (GRANT_TARGETS, grant_decide),

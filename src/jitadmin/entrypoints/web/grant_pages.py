@@ -66,6 +66,8 @@ def grant_page(
     errors: dict[str, list[str]] | None = None,
     values: dict[str, str] | None = None,
     revealed: str | None = None,
+    tap_shown: str | None = None,
+    tap_error: str | None = None,
 ) -> Response:
     detail = console.grant_detail(ctx, visitor.user, grant_id)
     return page(
@@ -82,6 +84,10 @@ def grant_page(
         errors=errors or {},
         values=values or {},
         revealed=revealed,
+        credential=grants.credential_of(detail.grant),
+        credential_notice=detail.grant.account.get("credential_notice"),
+        tap_shown=tap_shown,
+        tap_error=tap_error,
     )
 
 
@@ -125,6 +131,15 @@ def extend(ctx: Ctx, visitor: FormVisitor, form: Form, grant_id: str) -> Respons
             values={"minutes": raw},
         )  # fmt: skip
     return RedirectResponse(f"/grants/{grant_id}?done=extended", status_code=303)
+
+
+@router.post("/grants/{grant_id}/temporary-access-pass")
+def show_temporary_access_pass(ctx: Ctx, visitor: FormVisitor, grant_id: str) -> Response:
+    try:
+        secret = reveals.show_temporary_access_pass(ctx, visitor.user, grant_id)
+    except ConflictError as error:
+        return grant_page(ctx, visitor, grant_id, status=error.status, tap_error=str(error))
+    return grant_page(ctx, visitor, grant_id, tap_shown=secret)
 
 
 @router.post("/grants/{grant_id}/reveal")
