@@ -82,6 +82,15 @@ class Settings(BaseSettings):
     # Notifications (docs/notifications.md): the console's public address for the links they
     # carry (empty: links are paths such as /grants/<id>).
     public_url: str = ""
+    # Email notifications: the SMTP server (unset: email channels cannot deliver).
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_from: str = "jitadmin@localhost"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_password_file: Path | None = None
+    # STARTTLS before any credential is sent (off only for a relay on a trusted network).
+    smtp_starttls: bool = True
     # Egress: networks (CIDR) and host names reachable besides public addresses, as a comma
     # separated or JSON list; loopback, private and metadata addresses only when listed.
     egress_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -122,6 +131,8 @@ class Settings(BaseSettings):
                     f"{MIN_SECRET_KEY_LENGTH} characters"
                 )
             self.secret_key = SecretStr(key)
+        if self.smtp_password is None and self.smtp_password_file is not None:
+            self.smtp_password = SecretStr(self.smtp_password_file.read_text().strip())
         return self
 
     @property

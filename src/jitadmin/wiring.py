@@ -11,6 +11,7 @@ from typing import Any
 from jitadmin.adapters.clock import SystemClock
 from jitadmin.adapters.egress import resolve
 from jitadmin.adapters.notify.http import HttpNotificationSender
+from jitadmin.adapters.notify.smtp import SmtpMailer
 from jitadmin.adapters.prometheus_metrics import PrometheusMetrics
 from jitadmin.adapters.secretbox import AesGcmSecretBox
 from jitadmin.connectors import REGISTRY, ConnectorRegistry
@@ -135,6 +136,14 @@ def build(settings: Settings, *, clock: Clock | None = None, upgrade: bool = Tru
         notifier=HttpNotificationSender(egress),
         public_url=settings.public_url,
     )
+    if settings.smtp_host:
+        password = settings.smtp_password
+        ctx.mailer = SmtpMailer(
+            settings.smtp_host, settings.smtp_port, settings.smtp_from,
+            username=settings.smtp_username,
+            password=None if password is None else password.get_secret_value(),
+            starttls=settings.smtp_starttls,
+        )  # fmt: skip
     ctx.psa_lookups = PsaLookups(
         per_minute=settings.psa_lookups_per_minute, cache_ttl_s=settings.psa_ticket_cache_seconds
     )
