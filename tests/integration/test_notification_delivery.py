@@ -162,19 +162,32 @@ def test_approval_events_and_customer_filter(system: System, hook: Receiver) -> 
     )
 
 
-def test_a_failing_revocation_notifies_revoke_failed(system: System, hook: Receiver) -> None:
-    channel(system, hook, ("grant.revoke_failed",))
-    grant = request(system)
-    system.wait_state(grant["id"], "active")
-    set_faults(graph_admin(system), outage=True)
-    try:
-        revoke(system, grant["id"])
-        system.wait_state(grant["id"], "revoke_failed")
-        wait_for(lambda: events_of(hook, grant["id"])["grant.revoke_failed"], what="the alarm")
-    finally:
-        set_faults(graph_admin(system))
-    system.wait_state(grant["id"], "revoked")
-    assert events_of(hook, grant["id"]) == Counter({"grant.revoke_failed": 1})
+def test_a_failing_revocation_notifies_revoke_failed_on_every_channel_that_asked(
+    system: System, hook: Receiver
+) -> None:
+    with receiver() as slack:
+        channel(system, hook, ("grant.revoke_failed",))
+        with system.client("admin") as api:
+            made = api.post(
+                "/notification-channels",
+                json={"kind": "slack", "url": slack.url, "events": ["grant.revoke_failed"]},
+            )
+            assert made.status_code == 201, made.text
+        grant = request(system)
+        system.wait_state(grant["id"], "active")
+        set_faults(graph_admin(system), outage=True)
+        try:
+            revoke(system, grant["id"])
+            system.wait_state(grant["id"], "revoke_failed")
+            wait_for(lambda: events_of(hook, grant["id"])["grant.revoke_failed"], what="webhook")
+            wait_for(lambda: slack.accepted_once(), what="the Slack alarm")
+        finally:
+            set_faults(graph_admin(system))
+        system.wait_state(grant["id"], "revoked")
+        assert events_of(hook, grant["id"]) == Counter({"grant.revoke_failed": 1})
+        (alarm,) = slack.accepted_once().values()
+        assert alarm.headers["x-jitadmin-event"] == "grant.revoke_failed"
+        assert "REVOCATION FAILING" in alarm.json()["text"] and grant["id"] in alarm.json()["text"]
 
 
 def test_a_password_reveal_is_notified(system: System, hook: Receiver) -> None:
