@@ -180,7 +180,7 @@ def test_a_failing_revocation_notifies_revoke_failed_on_every_channel_that_asked
             revoke(system, grant["id"])
             system.wait_state(grant["id"], "revoke_failed")
             wait_for(lambda: events_of(hook, grant["id"])["grant.revoke_failed"], what="webhook")
-            wait_for(lambda: slack.accepted_once(), what="the Slack alarm")
+            wait_for(slack.accepted_once, what="the Slack alarm")
         finally:
             set_faults(graph_admin(system))
         system.wait_state(grant["id"], "revoked")
