@@ -6,7 +6,7 @@ from playwright.sync_api import Page, expect
 
 from support.m365_tap import PEDRO, choose_tap
 from support.system import System
-from support.web import LIFECYCLE_MS, sign_in
+from support.web import LIFECYCLE_MS, fill_request, sign_in
 
 pytest_plugins = ("web_fixtures",)
 
@@ -23,9 +23,14 @@ def request(web: System) -> str:
 
 def test_the_requester_sees_the_pass_once_on_the_grant_page(page: Page, web: System) -> None:
     choose_tap(web)
-    grant_id = request(web)
     sign_in(page, web)
-    page.goto(f"/grants/{grant_id}")
+    fill_request(page)
+    page.get_by_role("button", name="Request access").click()
+    # The result page follows the grant live and says where the pass is, once issued.
+    expect(page.locator("#grant-state")).to_have_text("Active", timeout=LIFECYCLE_MS)
+    expect(page.locator("#grant-credential")).to_contain_text("Temporary Access Pass was issued")
+    page.locator("#grant-credential a").click()
+    grant_id = page.url.rstrip("/").rsplit("/", 1)[-1]
     show = page.get_by_role("button", name="Show the Temporary Access Pass (once)")
     show.click()
     user = web.world.graph.find_user(PEDRO.tenant_id, web.grant(grant_id)["username"])
@@ -46,8 +51,8 @@ def test_a_fallback_to_the_password_is_noticed_on_the_grant_page(page: Page, web
     grant_id = request(web)
     sign_in(page, web)
     page.goto(f"/grants/{grant_id}")
-    expect(page.locator("#credential-notice")).to_contain_text("policy is disabled")
-    expect(page.locator("#credential-notice")).to_contain_text("Sign in with the password")
+    expect(page.locator("#grant-credential")).to_contain_text("policy is disabled")
+    expect(page.locator("#grant-credential")).to_contain_text("Sign in with the password")
     expect(page.get_by_role("button", name="Show the Temporary Access Pass (once)")).to_have_count(
         0
     )

@@ -85,7 +85,6 @@ def grant_page(
         values=values or {},
         revealed=revealed,
         credential=grants.credential_of(detail.grant),
-        credential_notice=detail.grant.account.get("credential_notice"),
         tap_shown=tap_shown,
         tap_error=tap_error,
     )

@@ -56,6 +56,8 @@ def status_out(status: console.GrantStatus, changeable: bool) -> dict[str, Any]:
         "may_revoke": changeable and grant.state in REVOCABLE,
         "may_extend": changeable and state == "active",
         "may_cancel": changeable and state == "pending_approval",
+        "credential": grant.account.get("credential") or "password",
+        "credential_notice": grant.account.get("credential_notice"),
     }
 
 

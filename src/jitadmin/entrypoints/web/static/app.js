@@ -167,6 +167,19 @@
     } else {
       failure.hidden = true;
     }
+    const credential = document.getElementById("grant-credential");
+    if (credential && status.credential_notice) {
+      credential.textContent = status.credential_notice;
+      credential.hidden = false;
+    } else if (credential && status.credential === "temporary_access_pass" && credential.hidden) {
+      // Built from nodes, never from markup: the page's text stays text.
+      const link = document.createElement("a");
+      link.href = credential.dataset.grantUrl;
+      link.textContent = "show it once on the grant page";
+      credential.replaceChildren("A Temporary Access Pass was issued for this account: ", link,
+        " and sign in with it instead of the password.");
+      credential.hidden = false;
+    }
     const expires = document.getElementById("grant-expires");
     expires.textContent = status.expires_at_text;
     expires.setAttribute("datetime", status.expires_at);
