@@ -3,12 +3,17 @@ checked), listed with their health, tested against a real HTTP receiver, deleted
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
+from datetime import timedelta
 
+import httpx
 import pytest
 from sqlalchemy import select
 
 from jitadmin.db.tables import NotificationChannelRow
+from jitadmin.ports import WebSession
+from jitadmin.services.sessions import session_hash
 
 from support.receiver import Receiver, receiver
 from support.system import System
@@ -122,4 +127,48 @@ def test_bad_input_names_the_field_and_writes_nothing(
         refused = api.post("/notification-channels", json=body)
     assert refused.status_code == 422, refused.text
     assert field in [e["field"] for e in refused.json()["errors"]]
+    assert _channels(system) == []
+
+
+def _admin_browser(system: System) -> httpx.Client:
+    """The console as a signed-in admin: a web session put straight into the store."""
+    session_id, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    now = system.app.ctx.clock.now()
+    with system.app.ctx.uow() as uow:
+        uow.web_sessions.add(
+            WebSession(
+                session_hash(system.app.ctx, session_id), system.users["admin"]["username"],
+                csrf, now, now, now + timedelta(hours=1),
+            )
+        )  # fmt: skip
+        uow.commit()
+    client = httpx.Client(base_url=system.url, timeout=30, headers={"X-CSRF-Token": csrf})
+    client.cookies.set("jitadmin_session", session_id)
+    client.headers["X-Test-CSRF"] = csrf
+    return client
+
+
+def test_the_console_page_creates_tests_and_deletes_a_channel(
+    system: System, hook: Receiver
+) -> None:
+    with _admin_browser(system) as browser:
+        csrf = browser.headers["X-Test-CSRF"]
+        refused = browser.post("/admin/notifications", data={"csrf_token": csrf, "kind": "slack"})
+        assert refused.status_code == 422
+        assert "must name at least one of" in refused.text and _channels(system) == []
+        made = browser.post(
+            "/admin/notifications",
+            data={"csrf_token": csrf, "kind": "webhook", "url": hook.url, "secret": SECRET,
+                  "events": ["grant.active", "grant.revoked"], "customers": ""},
+        )  # fmt: skip
+        assert made.status_code == 200, made.text
+        assert "created" in made.text and hook.url not in made.text and SECRET not in made.text
+        with system.client("admin") as api:
+            (item,) = api.get("/notification-channels").json()["items"]
+        assert item["events"] == ["grant.active", "grant.revoked"] and item["customers"] is None
+        tested = browser.post(f"/admin/notifications/{item['id']}/test", data={"csrf_token": csrf})
+        assert "Test notification delivered." in tested.text
+        assert hook.delivered()[0].signed_by(SECRET)
+        gone = browser.post(f"/admin/notifications/{item['id']}/delete", data={"csrf_token": csrf})
+        assert gone.status_code == 200 and "No channel yet." in gone.text
     assert _channels(system) == []

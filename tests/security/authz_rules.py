@@ -213,6 +213,11 @@ RULES: dict[tuple[str, str], tuple[tuple[Target, ...], Rule]] = {
     ("DELETE", "/api/v1/tokens/{token_id}"): (NO_TARGET, token_revoke),
     # Web console pages and forms.
     ("POST", "/signout"): (NO_TARGET, signed_in),
+    ("GET", "/admin/notifications"): (NO_TARGET, global_admin),
+    # An empty form: refused (422) after the checks; no channel is made.
+    ("POST", "/admin/notifications"): (NO_TARGET, global_admin),
+    ("POST", "/admin/notifications/{channel_id}/test"): (NO_TARGET, global_admin),
+    ("POST", "/admin/notifications/{channel_id}/delete"): (NO_TARGET, global_admin),
     ("GET", "/"): (NO_TARGET, signed_in),
     ("GET", "/request"): (NO_TARGET, public),  # a redirect to "/" for everyone
     ("POST", "/request"): (CUSTOMER_TARGETS, requesters),

@@ -113,6 +113,7 @@ SECTIONS = {
     "admin_psa.html": "psa",
     "admin_users.html": "users",
     "admin_tokens.html": "tokens",
+    "admin_notifications.html": "notifications",
 }
 
 
