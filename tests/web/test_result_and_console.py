@@ -19,7 +19,10 @@ from support.web import (
 pytest_plugins = ("web_fixtures",)
 
 
-ADMIN_PAGES = ("/admin", "/admin/customers", "/admin/psa", "/admin/users", "/admin/tokens")
+ADMIN_PAGES = (
+    "/admin", "/admin/customers", "/admin/psa", "/admin/users", "/admin/tokens",
+    "/admin/notifications",
+)  # fmt: skip
 
 
 def request_through_form(page: Page, system: System) -> str:
