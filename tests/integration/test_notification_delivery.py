@@ -204,3 +204,27 @@ def test_a_password_reveal_is_notified(system: System, hook: Receiver) -> None:
     (delivery,) = hook.delivered()
     assert grant["password"] not in delivery.body.decode()
     assert delivery.json()["details"]["revealed_by"] == "admin"
+
+
+def test_an_approval_is_notified_once_then_the_grant_goes_active(
+    system: System, hook: Receiver
+) -> None:
+    channel(system, hook, ("grant.approval_requested", "grant.approved", "grant.active"))
+    with system.client("admin") as api:
+        api.put(
+            "/customers/pedroaviary/policy", json={"approval_required": ["m365"]}
+        ).raise_for_status()
+        approver = api.post("/users", json={"username": "approver@msp.example", "role": "approver"})
+        assert approver.status_code == 201, approver.text
+    grant = request(system)
+    headers = {"Authorization": f"Bearer {approver.json()['token']}"}
+    with system.client(None) as api:
+        approved = api.post(f"/grants/{grant['id']}/approve", json={}, headers=headers)
+        assert approved.status_code == 200, approved.text
+    system.wait_state(grant["id"], "active")
+    wait_for(lambda: events_of(hook, grant["id"])["grant.active"], what="grant.active")
+    assert events_of(hook, grant["id"]) == Counter(
+        {"grant.approval_requested": 1, "grant.approved": 1, "grant.active": 1}
+    )
+    (approval,) = [r for r in hook.delivered() if r.headers["x-jitadmin-event"] == "grant.approved"]
+    assert approval.json()["details"]["approved_by"] == "approver@msp.example"
