@@ -139,11 +139,11 @@ class Directory:
             self._configured_checked = True
         return domains
 
-    def upn_domain(self) -> str:
-        """The configured domain (checked once against the tenant), else the tenant's
-        ``*.onmicrosoft.com`` (cached)."""
+    def upn_domain(self, *, checked: bool = True) -> str:
+        """The configured domain (checked once against the tenant unless ``checked`` is
+        False), else the tenant's ``*.onmicrosoft.com`` (cached)."""
         if self._configured_domain:
-            if not self._configured_checked:
+            if checked and not self._configured_checked:
                 self.domains()
             return self._configured_domain
         if self._initial_domain is None:

@@ -105,7 +105,11 @@ class M365IdentityProvider:
     # -- IdentityProvider --------------------------------------------------------------
 
     def planned_username(self, grant_id: str, requester: str) -> str:
-        return naming.m365_user_principal_name(requester, grant_id, self._dir.upn_domain())
+        # Called while a technician's request is answered: a configured domain is taken as it
+        # is (no Graph call, so a slow or throttled tenant never holds the form); the grant
+        # itself checks it against the tenant before anything is created.
+        domain = self._dir.upn_domain(checked=False)
+        return naming.m365_user_principal_name(requester, grant_id, domain)
 
     def check(self) -> list[str]:
         findings: list[str] = []
@@ -152,6 +156,7 @@ class M365IdentityProvider:
 
     def grant(self, spec: AccessSpec, record: ProgressRecorder) -> AccessResult:
         self._graph.ensure_token()  # fail fast on consent/secret problems
+        self._dir.upn_domain()  # refuses a federated, unverified or too long domain first
         upn = self.planned_username(spec.grant_id, spec.requester)
         user = self._find_for_grant(spec, upn, record)
         created = False
