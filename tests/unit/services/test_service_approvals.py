@@ -7,7 +7,9 @@ leaves the directory untouched and (for rejection and expiry) posts one ticket n
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -23,7 +25,15 @@ from jitadmin.ports import User
 from jitadmin.services import admin, approvals, grants, users
 from jitadmin.services.users import UserChange
 
-from support.services import AD_SETTINGS, CUSTOMER, M365_SETTINGS, ROOT, TECH, ServiceWorld
+from support.services import (
+    AD_SETTINGS,
+    CUSTOMER,
+    M365_SETTINGS,
+    ROOT,
+    TECH,
+    ServiceWorld,
+    service_world,
+)
 
 S = GrantState
 APPROVER = User("approver.one@msp.example", "approver")
@@ -32,12 +42,24 @@ AUDITOR = User("auditor@msp.example", "auditor")
 OTHER_TECH = User("tech.two@msp.example", "technician")
 
 
-@pytest.fixture
-def world(services: ServiceWorld) -> ServiceWorld:
-    """The services world with its people in the user store (approval re-checks them)."""
+@pytest.fixture(scope="module")
+def people_template(tmp_path_factory: pytest.TempPathFactory, services_template: Path) -> Path:
+    """The services database with the people below in its user store, made once: hashing
+    their passwords (argon2) per test would cost more than all the tests themselves."""
+    directory = tmp_path_factory.mktemp("approvals-template")
+    seeded = service_world(directory, services_template)
     for user in (TECH, OTHER_TECH, APPROVER, SECOND, AUDITOR):
-        admin.add_user(services.ctx, ROOT, username=user.username, role=user.role)
-    return services
+        admin.add_user(seeded.ctx, ROOT, username=user.username, role=user.role)
+    seeded.close()
+    return directory / "jitadmin.db"
+
+
+@pytest.fixture
+def world(tmp_path: Path, people_template: Path) -> Iterator[ServiceWorld]:
+    """The services world with its people in the user store (approval re-checks them)."""
+    people = service_world(tmp_path, people_template)
+    yield people
+    people.close()
 
 
 def require_approval(world: ServiceWorld, needed: int = 1, timeout: int = 60) -> None:
