@@ -12,6 +12,7 @@ from jitadmin.core.clock import iso
 from jitadmin.core.connectors import ConnectorFamily
 from jitadmin.core.events import AuditEvent
 from jitadmin.core.grant import Grant
+from jitadmin.core.notifications import grant_view
 from jitadmin.core.policy import ApprovalPolicy
 from jitadmin.ports import StoredAuditEvent
 from jitadmin.services.grants import credential_of
@@ -116,20 +117,9 @@ class UserPatch(Strict):
 
 
 def grant_out(grant: Grant) -> dict[str, Any]:
+    # What a notification says of a grant, plus what only API callers are shown.
     return {
-        "id": grant.id,
-        "state": grant.state.value,
-        "customer": grant.customer,
-        "identity_provider": grant.identity_provider,
-        "ticket_id": grant.ticket_id,
-        "requester": grant.requester,
-        "reason": grant.reason,
-        "username": grant.username,
-        "duration_minutes": grant.duration_minutes,
-        "created_at": iso(grant.created_at),
-        "activated_at": iso(grant.activated_at),
-        "expires_at": iso(grant.expires_at),
-        "revoked_at": iso(grant.revoked_at),
+        **grant_view(grant),
         "attempts": grant.attempts,
         "next_attempt_at": iso(grant.next_attempt_at),
         "last_error": grant.shown_error,
