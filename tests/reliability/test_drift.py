@@ -26,12 +26,14 @@ from jitadmin.ports import StoredAuditEvent
 from jitadmin.services.reconcile import reconcile_due
 
 from support.ad import SambaDc, unique_requester
+from support.receiver import receiver
 from support.system import System, start_system, stop_system
 from support.waiting import wait_for
 
 PEDRO = CUSTOMERS[0]
 TICKET = PEDRO.open_ticket_ids[0]
 INTERVAL_S = 1.0
+HOOK_SECRET = "the-security-lead-hook-secret"
 DEADLINE_S = 60.0  # generous for a loaded machine; a pass normally follows within a second
 
 
@@ -157,6 +159,27 @@ def test_m365_role_given_to_a_managed_account_again_is_undone(system: System) ->
         grant = request(tech, "m365")
     system.wait_state(grant["id"], "active")
     revoke(system, grant["id"])
+    with receiver() as hook:
+        with system.client("admin") as admin:
+            made = admin.post(
+                "/notification-channels",
+                json={"kind": "webhook", "url": hook.url, "secret": HOOK_SECRET,
+                      "events": ["drift.detected"]},
+            )  # fmt: skip
+            assert made.status_code == 201, made.text
+        m365_drift_is_undone(system, grant)
+        # The security lead is told, once, by every channel that asked for drift.
+        told = wait_for(
+            lambda: list(hook.accepted_once().values()), what="the drift.detected notification"
+        )
+        assert [r.headers["x-jitadmin-event"] for r in told] == ["drift.detected"]
+        assert told[0].signed_by(HOOK_SECRET)
+        body = told[0].json()
+        assert body["grant"]["id"] == grant["id"] and body["url"].endswith(f"/grants/{grant['id']}")
+        assert "password" not in told[0].body.decode()
+
+
+def m365_drift_is_undone(system: System, grant: dict[str, Any]) -> None:
     with system.graph(PEDRO.tenant_id) as graph:
         # The account was purged at revoke. Someone brings "it" back: an account tagged for
         # this grant, made a Global Administrator. And a real admin nobody may touch.

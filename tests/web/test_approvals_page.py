@@ -4,9 +4,13 @@ requester can cancel a pending request; a technician is refused the page."""
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from playwright.sync_api import Browser, Page, expect
 
+from support.receiver import receiver
 from support.system import System
+from support.waiting import wait_for
 from support.web import LIFECYCLE_MS, fill_request, new_context, sign_in, sign_in_as
 
 pytest_plugins = ("web_fixtures",)
@@ -83,3 +87,52 @@ def test_the_requester_cancels_and_a_technician_may_not_open_approvals(
     assert web.grant(grant_id)["state"] == "cancelled"
     response = page.goto("/approvals")
     assert response is not None and response.status == 403
+
+
+def test_an_approver_decides_from_the_link_in_the_notification(
+    browser: Browser, page: Page, web: System
+) -> None:
+    """The approval_requested notification links to the grant's page: signed out, the approver
+    signs in first and lands there, decides on it (a rejection without a reason is refused
+    in place), and the grant goes on."""
+    password = require_approval(web)
+    with receiver() as hook:
+        with web.client("admin") as api:
+            made = api.post(
+                "/notification-channels",
+                json={"kind": "webhook", "url": hook.url, "secret": "a-webhook-secret-of-the-msp",
+                      "events": ["grant.approval_requested"]},
+            )  # fmt: skip
+            assert made.status_code == 201, made.text
+        grant_id = request_and_wait(page, web)
+        told = wait_for(hook.accepted_once, what="the approval_requested notification")
+    [notification] = told.values()
+    link = str(notification.json()["url"])
+    assert urlsplit(link).path == f"/grants/{grant_id}"
+
+    approver_context = new_context(browser, web)
+    approver = approver_context.new_page()
+    approver.goto(urlsplit(link).path)  # the link as clicked, on this test's own address
+    approver.get_by_label("Username").fill(APPROVER)
+    approver.get_by_label("Password").fill(password)
+    approver.get_by_role("button", name="Sign in").click()
+    decide = approver.locator("#decide")
+    expect(decide.get_by_role("heading", name="Decide on this request")).to_be_visible()
+    assert urlsplit(approver.url).path == f"/grants/{grant_id}"
+    decide.get_by_role("button", name="Reject").click()
+    expect(approver.locator(f"#decision-error-{grant_id}")).to_contain_text("comment")
+    assert web.grant(grant_id)["state"] == "pending_approval"
+    approver.locator("#decide").get_by_role("button", name="Approve").click()
+    expect(approver.get_by_role("status").first).to_contain_text("Approved")
+    assert urlsplit(approver.url).path == f"/grants/{grant_id}"
+    approver_context.close()
+    expect(page.locator("#grant-state")).to_have_text("Active", timeout=LIFECYCLE_MS)
+    assert [a["by"] for a in web.grant(grant_id)["approvals"]] == [APPROVER]
+
+
+def test_the_requester_sees_no_decision_forms_on_their_own_request(page: Page, web: System) -> None:
+    require_approval(web)
+    grant_id = request_and_wait(page, web)
+    page.goto(f"/grants/{grant_id}")
+    expect(page.locator("#grant-approvals")).to_contain_text("0 of 1")
+    expect(page.locator("#decide")).to_have_count(0)

@@ -16,10 +16,17 @@ from jitadmin.services.context import ADMIN, ServiceContext, require_role
 
 router = APIRouter(route_class=HtmlRoute, include_in_schema=False)
 
+DECISION_NOTICES = {
+    "approved": "Approved: the access is being granted, and the ticket will name the approvers.",
+    "recorded": "Your approval is recorded; the request still needs another approver.",
+    "rejected": "Rejected: nothing was created, and the ticket will get a note.",
+}
+
 NOTICES = {
     "revoke": "Access is being taken away. The state below follows the worker.",
     "extended": "The grant was extended and the ticket will get a note.",
     "cancelled": "The request was cancelled; nothing was created.",
+    **DECISION_NOTICES,
 }
 
 
@@ -68,6 +75,7 @@ def grant_page(
     revealed: str | None = None,
     tap_shown: str | None = None,
     tap_error: str | None = None,
+    decision_errors: dict[str, list[str]] | None = None,
 ) -> Response:
     detail = console.grant_detail(ctx, visitor.user, grant_id)
     return page(
@@ -87,6 +95,7 @@ def grant_page(
         credential=grants.credential_of(detail.grant),
         tap_shown=tap_shown,
         tap_error=tap_error,
+        decision_errors=decision_errors or {},
     )
 
 
