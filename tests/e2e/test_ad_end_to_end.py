@@ -8,6 +8,7 @@ after the revocation even when someone enables the account again by hand.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -138,10 +139,21 @@ def test_the_cli_sets_and_tests_the_ad_connection(tmp_path: Path, samba_dc: Samb
         saved = cli(
             "connections", "set-ad", "pedroaviary", "--url", samba_dc.url,
             "--bind-user", samba_dc.admin_upn, "--bind-password-file", "-",
-            "--ca-pem-file", str(ca_file), env=env, stdin=samba_dc.admin_password + "\n",
+            "--ca-pem-file", str(ca_file), "--discover-dcs", "--protected-users",
+            env=env, stdin=samba_dc.admin_password + "\n",
         )  # fmt: skip
         assert saved.exit_code == 0, saved.output
         assert samba_dc.admin_password not in saved.stdout
+        settings = json.loads(saved.stdout)["settings"]
+        assert settings["discover_dcs"] is True and settings["protected_users"] is True
+        refused = cli(
+            "connections", "set-ad", "pedroaviary", "--url", samba_dc.url,
+            "--bind-user", samba_dc.admin_upn, "--bind-password-file", "-",
+            "--other-dcs", "http://dc2.example.local", env=env, stdin="x\n",
+        )  # fmt: skip
+        assert refused.exit_code == 1 and str(refused.exception).startswith(
+            "other_dcs: 'http://dc2.example.local' must be ldaps://"
+        )
         tested = cli("connections", "test", "pedroaviary", "ad", env=env)
         assert tested.exit_code == 0, tested.output
         assert "ok: may change the members of Domain Admins" in tested.stdout.splitlines()

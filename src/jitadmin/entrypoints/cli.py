@@ -339,11 +339,22 @@ def connections_set_ad(
     ] = None,
     base_dn: Annotated[str | None, typer.Option(help="Default: the DC's own domain.")] = None,
     ou: Annotated[str | None, typer.Option(help="Where tech accounts live (CN=Users).")] = None,
+    other_dcs: Annotated[
+        str | None,
+        typer.Option(help="The domain's other writable DCs (LDAPS URLs, comma-separated)."),
+    ] = None,
+    discover_dcs: Annotated[
+        bool, typer.Option(help="Also find the writable DCs under CN=Sites,CN=Configuration.")
+    ] = False,
+    protected_users: Annotated[
+        bool, typer.Option(help="Tech accounts join Protected Users for the grant.")
+    ] = False,
 ) -> None:
     """Save a customer's AD connection; the bind password is stored encrypted."""
     body = {
         "url": url, "bind_user": bind_user, "bind_password": _secret_from(bind_password_file),
         "ca_pem": ca_pem_file.read_text() if ca_pem_file else None, "base_dn": base_dn, "ou": ou,
+        "other_dcs": other_dcs, "discover_dcs": discover_dcs, "protected_users": protected_users,
     }  # fmt: skip
     saved = admin.put_connection(_app(upgrade=True).ctx, CLI_ADMIN, customer, "ad", body)
     shown = {k: ("(set)" if k == "ca_pem" else v) for k, v in saved.items()}
