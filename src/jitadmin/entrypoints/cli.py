@@ -349,12 +349,16 @@ def connections_set_ad(
     protected_users: Annotated[
         bool, typer.Option(help="Tech accounts join Protected Users for the grant.")
     ] = False,
+    time_bound_membership: Annotated[
+        bool, typer.Option(help="Domain Admins with a TTL where the forest has the PAM feature.")
+    ] = False,
 ) -> None:
     """Save a customer's AD connection; the bind password is stored encrypted."""
     body = {
         "url": url, "bind_user": bind_user, "bind_password": _secret_from(bind_password_file),
         "ca_pem": ca_pem_file.read_text() if ca_pem_file else None, "base_dn": base_dn, "ou": ou,
         "other_dcs": other_dcs, "discover_dcs": discover_dcs, "protected_users": protected_users,
+        "time_bound_membership": time_bound_membership,
     }  # fmt: skip
     saved = admin.put_connection(_app(upgrade=True).ctx, CLI_ADMIN, customer, "ad", body)
     shown = {k: ("(set)" if k == "ca_pem" else v) for k, v in saved.items()}

@@ -37,6 +37,8 @@ class AdSettings(BaseModel):
     discover_dcs: bool = False
     # The tech account joins Protected Users and is "sensitive and cannot be delegated".
     protected_users: bool = False
+    # Domain Admins membership with a TTL where the forest has the PAM feature; else plain.
+    time_bound_membership: bool = False
 
 
 def _bind_domain(settings: Mapping[str, Any]) -> str:
@@ -106,6 +108,7 @@ def build(
         other_dcs=settings.get("other_dcs"),
         discover_dcs=bool(settings.get("discover_dcs")),
         protected_users=bool(settings.get("protected_users")),
+        time_bound_membership=bool(settings.get("time_bound_membership")),
     )
     # Small timeouts: an unreachable DC fails fast and the worker's backoff retries.
     options: dict[str, Any] = {

@@ -94,7 +94,13 @@ class OtherDcs:
         return findings
 
     def grant(
-        self, session: LdapSession, domain: Domain, account: Account, password: str, ends: datetime
+        self,
+        session: LdapSession,
+        domain: Domain,
+        account: Account,
+        password: str,
+        ends: datetime,
+        member_ttl_s: int | None = None,
     ) -> list[str]:
         """The same grant on every other reachable DC that has the account, read back there.
 
@@ -113,7 +119,7 @@ class OtherDcs:
             if self._protected_users:
                 # Else this DC's userAccountControl, written later, would win over the first's.
                 found = harden(other, domain, found)
-            enable_until(other, domain, found, ends)
+            enable_until(other, domain, found, ends, member_ttl_s=member_ttl_s)
             state = read_state(other, domain, found.dn, found.sam)
             if not state.is_enabled_admin(domain):
                 raise TransientError(

@@ -16,7 +16,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ldap3 import MODIFY_REPLACE
@@ -52,6 +52,7 @@ from jitadmin.adapters.ad.ldap import (
     tls_context,
 )
 from jitadmin.adapters.ad.others import OtherDcs
+from jitadmin.adapters.ad.pam import membership_ttl, move_membership_expiry, time_bound_finding
 from jitadmin.adapters.ad.replicas import parse_other_dcs
 from jitadmin.adapters.ad.rights import bind_account_rights
 from jitadmin.adapters.ad.sdprop import undo_stamp
@@ -96,6 +97,8 @@ class AdConnection:
     discover_dcs: bool = False
     # Ticket hardening for the grant: Protected Users and "sensitive and cannot be delegated".
     protected_users: bool = False
+    # Domain Admins membership with a TTL where the forest has the PAM feature (see pam).
+    time_bound_membership: bool = False
 
 
 class ActiveDirectoryIdentityProvider:
@@ -152,6 +155,8 @@ class ActiveDirectoryIdentityProvider:
                 raise MisconfiguredError("; ".join(rights.missing))
             findings += rights.present
             findings += self._others.findings(session, domain)
+            if self.connection.time_bound_membership:
+                findings.append(time_bound_finding(session))
             managed = self._tagged(session, domain.base_dn)
             enabled = sum(1 for a in managed if a.managed and not a.disabled)
             findings.append(
@@ -187,7 +192,10 @@ class ActiveDirectoryIdentityProvider:
             ends = spec.expires_at.astimezone(UTC) + self._expiry_grace
             if self.connection.protected_users:
                 account = harden(session, domain, account, record)
-            enable_until(session, domain, account, ends, record)
+            ttl = membership_ttl(
+                session, self.connection.time_bound_membership, datetime.now(UTC), ends, record
+            )
+            enable_until(session, domain, account, ends, record, member_ttl_s=ttl)
             state = read_state(session, domain, dn, sam)
             if state.admin_membership(domain) is None:
                 raise unverifiable(sam, self.connection.bind_user)
@@ -198,7 +206,7 @@ class ActiveDirectoryIdentityProvider:
                 raise TransientError(
                     f"{sam} does not show as a sensitive member of Protected Users yet"
                 )
-            shown = self._others.grant(session, domain, account, spec.password, ends)
+            shown = self._others.grant(session, domain, account, spec.password, ends, ttl)
             record("verified_granted", {"other_dcs": shown} if shown else {})
         log.info("%s is an enabled Domain Admin until %s", sam, iso(ends))
         return AccessResult(
@@ -208,6 +216,7 @@ class ActiveDirectoryIdentityProvider:
                 "upn": upn,
                 "group_dn": domain.admins_dn,
                 "account_expires": iso(ends),
+                **({"member_ttl": True} if ttl is not None else {}),
             },
         )
 
@@ -227,6 +236,8 @@ class ActiveDirectoryIdentityProvider:
                 {"accountExpires": [(MODIFY_REPLACE, [str(filetime(ends))])]},
                 what=f"move accountExpires of {sam}",
             )
+            if spec.account.get("member_ttl"):
+                move_membership_expiry(session, domain.admins_dn, account.dn, sam, ends)
         log.info("%s now expires on the DC at %s", sam, iso(ends))
 
     def revoke(self, spec: RevokeSpec, record: ProgressRecorder) -> None:

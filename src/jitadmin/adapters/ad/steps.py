@@ -30,6 +30,7 @@ from jitadmin.adapters.ad.ldap import (
     UNWILLING_TO_PERFORM,
     LdapSession,
 )
+from jitadmin.adapters.ad.pam import member_value
 from jitadmin.core.clock import iso
 from jitadmin.core.errors import MisconfiguredError
 from jitadmin.ports import ProgressRecorder
@@ -100,8 +101,11 @@ def enable_until(
     account: Account,
     ends: datetime,
     record: ProgressRecorder = IGNORE,
+    member_ttl_s: int | None = None,
 ) -> None:
-    """accountExpires, then enable, then Domain Admins: never enabled without an expiry."""
+    """accountExpires, then enable, then Domain Admins: never enabled without an expiry.
+
+    ``member_ttl_s``: a time-bound membership (see ``pam``), which the DCs end themselves."""
     sam, dn = account.sam, account.dn
     session.modify(
         dn,
@@ -118,11 +122,12 @@ def enable_until(
     record("enabled", {})
     session.modify(
         domain.admins_dn,
-        {"member": [(MODIFY_ADD, [dn])]},
+        {"member": [(MODIFY_ADD, [member_value(dn, member_ttl_s)])]},
         what=f"add {sam} to Domain Admins",
         already=(ENTRY_ALREADY_EXISTS, ATTRIBUTE_OR_VALUE_EXISTS),
     )
-    record("group_added", {"group_dn": domain.admins_dn})
+    timed = {"ttl_seconds": member_ttl_s} if member_ttl_s is not None else {}
+    record("group_added", {"group_dn": domain.admins_dn, **timed})
 
 
 def take_away(
