@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 RUNTIME_VENV ?= .venv-runtime
 
-.PHONY: demo test lint typecheck layers install install-runtime lock clean system-packages services-up services-down pg pg-stop
+.PHONY: demo test lint typecheck layers install install-runtime lock clean system-packages node-packages services-up services-down pg pg-stop
 
 # Every package comes from a hash-locked file (requirements/, see docs/security.md "Supply
 # chain"): first pip and the build backend (pip.lock), then the dependencies, then jitadmin itself
@@ -57,6 +57,16 @@ system-packages:
 	$(CHROMIUM_INSTALL)
 	bash scripts/samba-dc.sh install
 
+# The OpenID Provider of the OIDC sign-in tests (tests/oidc_provider: npm's oidc-provider at the
+# version package-lock.json pins, with its integrity hashes); installed only when missing or
+# older than the lock. No install scripts run. node_modules/ is never committed.
+OIDC_PROVIDER := tests/oidc_provider
+$(OIDC_PROVIDER)/node_modules/.package-lock.json: $(OIDC_PROVIDER)/package-lock.json
+	command -v npm >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm)
+	npm ci --prefix $(OIDC_PROVIDER) --ignore-scripts --no-audit --no-fund
+
+node-packages: $(OIDC_PROVIDER)/node_modules/.package-lock.json
+
 # Start every service the tests need on loopback; stopped again by services-down.
 # The second DC joins the first's domain (tests/contract/ad/test_ad_two_dcs.py).
 # Its own address and state directory, whatever SAMBA_DC_IP/SAMBA_DC_DIR say about the first.
@@ -64,7 +74,7 @@ SECOND_DC := SAMBA_DC_JOIN_DIR=$${SAMBA_DC_DIR:-/var/tmp/jitadmin-samba-dc-$${SA
 	SAMBA_DC_IP=127.0.0.78 SAMBA_DC_DIR=/var/tmp/jitadmin-samba-dc-127.0.0.78 SAMBA_DC_HOST=DC2 \
 	SAMBA_DC_ENV_FILE=$(CURDIR)/.run/samba-dc2.env
 
-services-up: system-packages $(STAMP)
+services-up: system-packages node-packages $(STAMP)
 	bash scripts/postgres.sh start
 	bash scripts/samba-dc.sh start
 	$(SECOND_DC) bash scripts/samba-dc.sh start

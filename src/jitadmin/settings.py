@@ -91,6 +91,22 @@ class Settings(BaseSettings):
     smtp_password_file: Path | None = None
     # STARTTLS before any credential is sent (off only for a relay on a trusted network).
     smtp_starttls: bool = True
+    # OpenID Connect sign-in (docs/security.md "Signing in with OpenID Connect"); off while
+    # the issuer is empty. The redirect URI is {public_url}/auth/oidc/callback.
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: SecretStr | None = None
+    oidc_client_secret_file: Path | None = None
+    # The claim whose values map to roles (Entra: app roles "roles", or "groups") and the map
+    # (JSON: claim value -> jitadmin role); an optional claim naming the customers (slugs).
+    oidc_roles_claim: str = "roles"
+    oidc_role_map: dict[str, str] = Field(default_factory=dict)
+    oidc_customers_claim: str = ""
+    # The ID token's amr must contain "mfa".
+    oidc_require_mfa: bool = True
+    oidc_display_name: str = "Microsoft"
+    # The username/password form (break-glass accounts); false: only the OIDC button.
+    local_signin: bool = True
     # Egress: networks (CIDR) and host names reachable besides public addresses, as a comma
     # separated or JSON list; loopback, private and metadata addresses only when listed.
     egress_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -133,7 +149,32 @@ class Settings(BaseSettings):
             self.secret_key = SecretStr(key)
         if self.smtp_password is None and self.smtp_password_file is not None:
             self.smtp_password = SecretStr(self.smtp_password_file.read_text().strip())
+        if self.oidc_client_secret is None and self.oidc_client_secret_file is not None:
+            self.oidc_client_secret = SecretStr(self.oidc_client_secret_file.read_text().strip())
+        self._check_oidc()
         return self
+
+    def _check_oidc(self) -> None:
+        if not self.oidc_issuer:
+            if not self.local_signin:
+                raise ValueError(
+                    "JITADMIN_LOCAL_SIGNIN=false needs JITADMIN_OIDC_ISSUER: "
+                    "otherwise nobody can sign in to the web console"
+                )
+            return
+        if not self.oidc_issuer.startswith(("https://", "http://")):
+            raise ValueError("JITADMIN_OIDC_ISSUER must be a URL (https://...)")
+        missing = [
+            name
+            for name, value in (
+                ("JITADMIN_OIDC_CLIENT_ID", self.oidc_client_id),
+                ("JITADMIN_OIDC_CLIENT_SECRET (or _FILE)", self.oidc_client_secret),
+                ("JITADMIN_OIDC_ROLE_MAP", self.oidc_role_map),
+            )
+            if not value
+        ]
+        if missing:
+            raise ValueError(f"JITADMIN_OIDC_ISSUER is set, so {missing[0]} must be set too")
 
     @property
     def effective_database_url(self) -> str:

@@ -12,6 +12,7 @@ from jitadmin.adapters.clock import SystemClock
 from jitadmin.adapters.egress import resolve
 from jitadmin.adapters.notify.http import HttpNotificationSender
 from jitadmin.adapters.notify.smtp import SmtpMailer
+from jitadmin.adapters.oidc import OidcClient, OidcClientConfig
 from jitadmin.adapters.prometheus_metrics import PrometheusMetrics
 from jitadmin.adapters.secretbox import AesGcmSecretBox
 from jitadmin.connectors import REGISTRY, ConnectorRegistry
@@ -25,6 +26,7 @@ from jitadmin.db.session import Database
 from jitadmin.ports import Clock, Customer, IdentityProvider, TicketSystem
 from jitadmin.services import legacy
 from jitadmin.services.context import ROLES, SecurityTuning, ServiceContext
+from jitadmin.services.oidc_signin import OidcPolicy
 from jitadmin.services.psa_lookups import PsaLookups
 from jitadmin.settings import Settings
 
@@ -77,6 +79,39 @@ class AdapterCache:
         return system
 
 
+@dataclass(frozen=True)
+class OidcSetup:
+    """OpenID Connect sign-in as configured: the relying party, the claim rules, the button."""
+
+    client: OidcClient
+    policy: OidcPolicy
+    display_name: str
+
+
+def oidc_setup(settings: Settings) -> OidcSetup | None:
+    if not settings.oidc_issuer:
+        return None
+    for claim, role in settings.oidc_role_map.items():
+        if role not in ROLES:
+            raise ValueError(
+                f"JITADMIN_OIDC_ROLE_MAP: {claim!r} maps to unknown role {role!r} "
+                f"(roles: {', '.join(ROLES)})"
+            )
+    secret = settings.oidc_client_secret
+    assert secret is not None  # Settings refuses an issuer without a secret
+    client = OidcClient(
+        OidcClientConfig(settings.oidc_issuer, settings.oidc_client_id, secret.get_secret_value())
+    )
+    policy = OidcPolicy(
+        issuer=settings.oidc_issuer,
+        role_map=dict(settings.oidc_role_map),
+        roles_claim=settings.oidc_roles_claim,
+        customers_claim=settings.oidc_customers_claim,
+        require_mfa=settings.oidc_require_mfa,
+    )
+    return OidcSetup(client, policy, settings.oidc_display_name)
+
+
 @dataclass
 class App:
     settings: Settings
@@ -84,12 +119,16 @@ class App:
     ctx: ServiceContext
     # This process's event metrics (the API's /metrics renders them with the database gauges).
     metrics: PrometheusMetrics = field(default_factory=PrometheusMetrics)
+    oidc: OidcSetup | None = None
 
     def close(self) -> None:
+        if self.oidc is not None:
+            self.oidc.client.close()
         self.database.dispose()
 
 
 def build(settings: Settings, *, clock: Clock | None = None, upgrade: bool = True) -> App:
+    oidc = oidc_setup(settings)  # a bad role map stops here, before anything is touched
     private_dir(settings.data_dir)
     database = Database(settings.effective_database_url)
     before = migrate.upgrade(database.engine) if upgrade else None
@@ -151,4 +190,7 @@ def build(settings: Settings, *, clock: Clock | None = None, upgrade: bool = Tru
     ctx.metrics = metrics
     if migrate.predates_keyed_hashes(before):
         legacy.adopt(ctx)
-    return App(settings=settings, database=database, ctx=ctx, metrics=metrics)
+    return App(
+        settings=settings, database=database, ctx=ctx, metrics=metrics,
+        oidc=oidc,
+    )  # fmt: skip

@@ -22,6 +22,7 @@ from jitadmin.db.claims import (
 )
 from jitadmin.db.tables import (
     DISABLED_MARK,
+    NO_PASSWORD,
     ApiTokenRow,
     ConnectionRow,
     CustomerRow,
@@ -300,19 +301,24 @@ class SqlUserRepo:
             raise LookupError(f"no user {username!r}")
         return row
 
-    def add(
-        self, user: User, password_hash: str, token_hash: str, at: datetime,
-        token_expires_at: datetime | None = None,
-    ) -> None:  # fmt: skip
+    def _insert(self, user: User, password_hash: str, at: datetime, **extra: Any) -> UserRow:
         row = UserRow(
             username=user.username,
             role=user.role,
             password_hash=password_hash,
             customers=None if user.customers is None else list(user.customers),
             created_at=at,
+            **extra,
         )
         self.s.add(row)
         self.s.flush()
+        return row
+
+    def add(
+        self, user: User, password_hash: str, token_hash: str, at: datetime,
+        token_expires_at: datetime | None = None,
+    ) -> None:  # fmt: skip
+        row = self._insert(user, password_hash, at)
         token = ApiTokenRow(user_id=row.id, token_hash=token_hash, created_at=at)
         token.expires_at = token_expires_at
         self.s.add(token)
@@ -351,3 +357,20 @@ class SqlUserRepo:
 
     def created_at(self, username: str) -> datetime | None:
         return self.s.scalar(select(UserRow.created_at).where(UserRow.username == username))
+
+    def add_external(self, user: User, issuer: str, subject: str, at: datetime) -> None:
+        self._insert(user, NO_PASSWORD, at, oidc_issuer=issuer, oidc_subject=subject)
+
+    def external_identity(self, username: str) -> tuple[str, str] | None:
+        found = self.s.execute(
+            select(UserRow.oidc_issuer, UserRow.oidc_subject).where(UserRow.username == username)
+        ).first()
+        if found is None or found[0] is None or found[1] is None:
+            return None
+        return found[0], found[1]
+
+    def by_external(self, issuer: str, subject: str) -> User | None:
+        row = self.s.scalar(
+            select(UserRow).where(UserRow.oidc_issuer == issuer, UserRow.oidc_subject == subject)
+        )
+        return None if row is None else self._to(row)

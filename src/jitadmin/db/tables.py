@@ -231,8 +231,14 @@ class NotificationDeliveryRow(Base):
 DISABLED_MARK = "!"
 
 
+# The password column of a user that signs in only through OpenID Connect (migration 0015):
+# not an argon2 hash, so no password verifies against it.
+NO_PASSWORD = "*oidc"  # noqa: S105 - a marker, not a password
+
+
 class UserRow(Base):
     __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("oidc_issuer", "oidc_subject"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(200), unique=True)
     role: Mapped[str] = mapped_column(String(16))
@@ -248,6 +254,10 @@ class UserRow(Base):
     totp_confirmed_at: Mapped[datetime | None] = mapped_column(nullable=True)
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     totp_recovery: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    # Created by an OpenID Connect sign-in (migration 0015): the issuer and the ID token's
+    # ``sub``, which a later sign-in under this name must match. NULL: a local account.
+    oidc_issuer: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    oidc_subject: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 
 class ApiTokenRow(Base):

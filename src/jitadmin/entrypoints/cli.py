@@ -72,7 +72,13 @@ def _settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as error:
         first = error.errors()[0]
-        fail(f"JITADMIN_{'_'.join(str(p) for p in first['loc']).upper()}: {first['msg']}")
+        where = "_".join(str(p) for p in first["loc"]).upper()
+        # A check across settings (JITADMIN_OIDC_*...) names its variables in the message.
+        fail(
+            f"JITADMIN_{where}: {first['msg']}"
+            if where
+            else first["msg"].removeprefix("Value error, ")
+        )
 
 
 def _app(upgrade: bool = False) -> App:
@@ -119,9 +125,12 @@ def demo(
         secret_key=SecretStr(load_or_create_key(data_dir)),
         egress_allow=egress_allow(host, _settings().egress_allow),
     )
+    try:
+        app = build(settings)
+    except ValueError as error:  # JITADMIN_OIDC_ROLE_MAP naming an unknown role...
+        fail(str(error))
     world = emulator_world(psa_kind=psa)
     world.start(host)
-    app = build(settings)
     users = seed(app, world, admin_totp=bool(app.ctx.security.totp_required_roles))
     url = f"http://{host}:{port}"
     write_json(data_dir / "demo.json", demo_document(app, url, users, world))
@@ -130,6 +139,7 @@ def demo(
         second = f" / TOTP secret {user['totp_secret']}" if "totp_secret" in user else ""
         typer.echo(f"  {role}: {user['username']} / password {user['password']}{second}")
     typer.echo(f"  API tokens and emulator endpoints: {(data_dir / 'demo.json').resolve()}")
+    _oidc_line(app, url)
     _serve(app, host, port, with_worker=True)
     world.stop()
 
@@ -148,6 +158,15 @@ def emulate(
     typer.echo(f"emulators at {world.url}")
     _wait_for_signal()
     world.stop()
+
+
+def _oidc_line(app: App, url: str) -> None:
+    """What to register at the identity provider, when single sign-on is set up."""
+    if app.oidc is not None:
+        base = app.settings.public_url.rstrip("/") or url
+        name, issuer = app.oidc.display_name, app.oidc.policy.issuer
+        typer.echo(f"  single sign-on: 'Sign in with {name}' ({issuer}; "
+                   f"redirect URI {base}/auth/oidc/callback)")  # fmt: skip
 
 
 def _wait_for_signal() -> None:
@@ -176,7 +195,9 @@ def _serve(app: App, host: str, port: int, *, with_worker: bool) -> None:
 def serve(host: Host = "127.0.0.1", port: Port = 8000, no_worker: bool = False) -> None:
     """API, web and (unless --no-worker) the worker in one process."""
     _logging()
-    _serve(_app(upgrade=True), host, port, with_worker=not no_worker)
+    app = _app(upgrade=True)
+    _oidc_line(app, f"http://{host}:{port}")
+    _serve(app, host, port, with_worker=not no_worker)
 
 
 @cli.command()

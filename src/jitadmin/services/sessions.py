@@ -117,10 +117,6 @@ def sign_in(
         # Counted and audited like a failure (so it cannot flood the trail), but said plainly:
         # whoever typed the right password learns only what its owner would be told.
         _failed(ctx, name, client, "account disabled", AccountDisabledError())
-    session_id = secrets.token_urlsafe(32)
-    csrf = secrets.token_urlsafe(32)
-    now = ctx.clock.now()
-    expires = now + policy.absolute
     with ctx.uow() as uow:
         # Spent in its own transaction: a code or recovery code is good once, whatever follows.
         method = second_factor.check(ctx, uow, name, code[:64])
@@ -130,23 +126,37 @@ def sign_in(
     if needed:
         _failed(ctx, name, client, "wrong, reused or missing second factor")
     with ctx.uow() as uow:
-        uow.web_sessions.delete_expired(now, now - policy.idle)
-        if replaces:
-            # Rotation: whatever session the browser came with ends here (no fixation).
-            uow.web_sessions.delete(_stored(ctx, uow, replaces)[0])
-        uow.web_sessions.add(
-            WebSession(session_hash(ctx, session_id), name, csrf, now, now, expires)
-        )
-        uow.audit.append(
-            AuditEvent(
-                "auth.signed_in",
-                name,
-                now,
-                data={"client": client, "via": "web", "second_factor": method},
-                credential=credential_of(session_id),
-            )
-        )
+        signed = open_session(
+            ctx, uow, user, policy, replaces=replaces,
+            audit={"client": client, "via": "web", "second_factor": method},
+        )  # fmt: skip
         uow.commit()
+    return signed
+
+
+def open_session(
+    ctx: ServiceContext, uow: UnitOfWork, user: User, policy: SessionPolicy, *,
+    replaces: str, audit: dict[str, object],
+) -> SignedIn:  # fmt: skip
+    """A new web session for ``user`` and its ``auth.signed_in`` event, in ``uow`` (the caller
+    commits, together with whatever else its sign-in changed)."""
+    session_id = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(32)
+    now = ctx.clock.now()
+    expires = now + policy.absolute
+    uow.web_sessions.delete_expired(now, now - policy.idle)
+    if replaces:
+        # Rotation: whatever session the browser came with ends here (no fixation).
+        uow.web_sessions.delete(_stored(ctx, uow, replaces)[0])
+    uow.web_sessions.add(
+        WebSession(session_hash(ctx, session_id), user.username, csrf, now, now, expires)
+    )
+    uow.audit.append(
+        AuditEvent(
+            "auth.signed_in", user.username, now, data=audit,
+            credential=credential_of(session_id),
+        )
+    )  # fmt: skip
     return SignedIn(session_id, csrf, user, min(expires, now + policy.idle))
 
 
@@ -181,7 +191,12 @@ def resolve(
             uow.web_sessions.delete(key)
             uow.commit()
             return None
-        must_enrol = second_factor.required_for(ctx, user) and not _enrolled(uow, user.username)
+        # An OIDC user's second factor is the identity provider's (its amr had mfa).
+        must_enrol = (
+            second_factor.required_for(ctx, user)
+            and not _enrolled(uow, user.username)
+            and uow.users.external_identity(user.username) is None
+        )
         if touch:
             uow.web_sessions.touch(key, now)
             uow.commit()

@@ -23,6 +23,7 @@ from jitadmin.entrypoints.web.auth import (
     optional_visitor,
     policy_of,
     set_cookie,
+    settings_of,
     start_session,
     text,
 )
@@ -47,9 +48,12 @@ def _signin_page(
     username: str = "",
 ) -> Response:  # fmt: skip
     token = new_signin_token()
+    oidc = request.app.state.app.oidc
     response = page(
         "signin.html", status, title="Sign in", token=token, next_url=safe_next(next_url),
         error=error, notice=notice, username=username,
+        local=settings_of(request).local_signin,
+        oidc_name=None if oidc is None else oidc.display_name,
     )  # fmt: skip
     set_cookie(request, response, SIGNIN_COOKIE, token, SIGNIN_FORM_SECONDS)
     return response
@@ -76,6 +80,12 @@ def signin_page(
 def signin(request: Request, ctx: BareCtx, form: Form) -> Response:
     next_url = text(form, "next")
     username = text(form, "username")
+    if not settings_of(request).local_signin:
+        # Only single sign-on here (JITADMIN_LOCAL_SIGNIN=false): no password is even checked.
+        return _signin_page(
+            request, next_url=next_url, status=403,
+            error="Sign-in with a username and password is switched off here.",
+        )  # fmt: skip
     expected = request.cookies.get(SIGNIN_COOKIE, "")
     if not expected or not sessions.csrf_matches(expected, text(form, CSRF_FIELD)):
         return _signin_page(
