@@ -56,6 +56,12 @@ def signin_form(role: str, t: Target) -> str | int:
     return 403
 
 
+def sso_not_set_up(role: str, t: Target) -> str | int:
+    """OpenID Connect sign-in without JITADMIN_OIDC_ISSUER: absent for everyone (set up, the
+    two routes are the public way in; tests/web/test_oidc_signin.py and test_oidc_flow.py)."""
+    return 404
+
+
 def metrics_token_only(role: str, t: Target) -> str | int:
     """/metrics answers only JITADMIN_METRICS_TOKEN: no user's token or session opens it."""
     return 401
@@ -168,6 +174,8 @@ RULES: dict[tuple[str, str], tuple[tuple[Target, ...], Rule]] = {
     ("GET", "/signin"): (NO_TARGET, public),
     # Without the sign-in form's double-submit cookie and token: refused before anything else.
     ("POST", "/signin"): (NO_TARGET, signin_form),
+    ("GET", "/auth/oidc/start"): (NO_TARGET, sso_not_set_up),
+    ("GET", "/auth/oidc/callback"): (NO_TARGET, sso_not_set_up),
     # REST API.
     ("GET", "/api/v1/customers"): (NO_TARGET, signed_in),
     ("POST", "/api/v1/customers"): (NO_TARGET, global_admin),
@@ -268,5 +276,7 @@ RULES: dict[tuple[str, str], tuple[tuple[Target, ...], Rule]] = {
     ("POST", "/web/api/grants/{grant_id}/extend"): (GRANT_TARGETS, grant_change),
 }
 PUBLIC = {
-    route for route, (_, rule) in RULES.items() if rule in (public, signin_form, metrics_token_only)
+    route
+    for route, (_, rule) in RULES.items()
+    if rule in (public, signin_form, metrics_token_only, sso_not_set_up)
 }
