@@ -23,6 +23,8 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from jitadmin.ports import Clock
+
 from support.system import System, start_system
 
 PROVIDER_DIR = Path(__file__).resolve().parent.parent / "oidc_provider"
@@ -156,9 +158,11 @@ def oidc_settings(provider: OpenIdProvider, **overrides: Any) -> dict[str, Any]:
     return values
 
 
-def start_oidc_system(tmp_path: Path, provider: OpenIdProvider, **overrides: Any) -> System:
+def start_oidc_system(
+    tmp_path: Path, provider: OpenIdProvider, *, clock: Clock | None = None, **overrides: Any
+) -> System:
     """jitadmin for ``provider``, then the provider with jitadmin's callback registered."""
-    system = start_system(tmp_path, **oidc_settings(provider, **overrides))
+    system = start_system(tmp_path, clock=clock, **oidc_settings(provider, **overrides))
     provider.redirect_uris = [f"{system.url}/auth/oidc/callback"]
     provider.start()
     return system

@@ -24,21 +24,7 @@ from support.oidc import (
 from support.system import System, stop_system
 from support.web import new_context
 
-pytest_plugins = ("web_fixtures",)
-
-
-@pytest.fixture
-def provider(tmp_path: Path) -> Iterator[OpenIdProvider]:
-    running = OpenIdProvider(tmp_path)
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def sso(tmp_path: Path, provider: OpenIdProvider) -> Iterator[System]:
-    running = start_oidc_system(tmp_path, provider, totp_required_roles="admin")
-    yield running
-    stop_system(running)
+pytest_plugins = ("web_fixtures", "support.oidc_fixtures")
 
 
 @pytest.fixture
