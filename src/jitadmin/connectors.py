@@ -115,6 +115,7 @@ REGISTRY = ConnectorRegistry(
     [
         Connector(m365.SPEC, m365.build, emulated=_emulated_m365),
         Connector(ad.SPEC, ad.build),
+        Connector(ad.AGENT_SPEC, ad.build_agent),
         Connector(connectwise.SPEC, connectwise.build, CONNECTWISE_EMULATOR),
         Connector(autotask.SPEC, autotask.build, AUTOTASK_EMULATOR),
         Connector(halopsa.SPEC, halopsa.build, HALOPSA_EMULATOR),
@@ -141,7 +142,7 @@ def markdown_table(registry: ConnectorRegistry = REGISTRY) -> str:
         ]
         family = spec.family.value.replace("_", " ")
         rows.append(
-            f"| `{spec.kind}` | {family} | {spec.display_name} | {', '.join(names)} "
+            f"| `{spec.kind}` | {family} | {spec.display_name} | {', '.join(names) or 'none'} "
             f"| {spec.vendor_docs} |"
         )
     return "\n".join(rows) + "\n"

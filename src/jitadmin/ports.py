@@ -455,6 +455,10 @@ class GrantRepo(Protocol):
         when the normal failure path could not even load the grant."""
         ...
 
+    def postpone(self, grant_id: str, next_attempt_at: datetime) -> None:
+        """Set the next attempt without counting one (waiting on an agent is no failure)."""
+        ...
+
     def claim_many(
         self, grant_ids: list[str], worker: str, now: datetime, lease_until: datetime
     ) -> set[str]: ...
@@ -684,6 +688,114 @@ class RuntimeRepo(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Agent:
+    """An on-prem agent enrolled for one customer; only its Ed25519 public key is stored."""
+
+    id: str
+    customer: str
+    name: str
+    public_key: str  # base64 of the raw 32-byte Ed25519 public key
+    created_at: datetime
+    created_by: str
+    version: str = ""
+    # What the agent reported of its domain (the SID grants are pinned to, and its DNS name).
+    tenant_id: str | None = None
+    domain: str | None = None
+    last_seen_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AgentJob:
+    """One step of a grant handed to the customer's agents. ``sealed`` holds what must not
+    rest in plain text (the one-time password); ``result`` is the agent's answer with its
+    read-back evidence."""
+
+    id: str
+    customer: str
+    grant_id: str
+    kind: str
+    payload: dict[str, Any]
+    state: str
+    created_at: datetime
+    sealed: str | None = field(default=None, repr=False)
+    attempts: int = 0
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    result: dict[str, Any] | None = None
+    finished_at: datetime | None = None
+    finished_by: str | None = None
+
+
+class AgentRepo(Protocol):
+    def add_enrollment(
+        self, code_hash: str, customer: str, created_by: str, at: datetime, expires_at: datetime
+    ) -> None: ...
+    def use_enrollment(self, code_hashes: Sequence[str], at: datetime) -> str | None:
+        """Mark the unused, unexpired code used (atomically); its customer, or None."""
+        ...
+
+    def add(self, agent: Agent) -> None: ...
+    def get(self, agent_id: str) -> Agent | None: ...
+    def for_customer(self, customer: str) -> list[Agent]: ...
+    def all(self) -> list[Agent]: ...
+    def seen(
+        self, agent_id: str, at: datetime, version: str | None = None,
+        tenant_id: str | None = None, domain: str | None = None,
+    ) -> None: ...  # fmt: skip
+    def revoke(self, agent_id: str, at: datetime) -> bool: ...
+    def use_nonce(self, agent_id: str, nonce: str, at: datetime) -> bool:
+        """Remember ``nonce`` for this agent; False when it was seen before (a replay)."""
+        ...
+
+    def prune_nonces(self, before: datetime) -> None: ...
+    def add_job(self, job: AgentJob) -> None: ...
+    def job(self, job_id: str) -> AgentJob | None: ...
+    def current_job(self, grant_id: str, kind: str) -> AgentJob | None:
+        """The grant's latest job of ``kind`` that is not retired."""
+        ...
+
+    def jobs_for(self, grant_id: str) -> list[AgentJob]: ...
+    def lease(
+        self, customer: str, agent_id: str, now: datetime, lease_until: datetime
+    ) -> AgentJob | None:
+        """Take the customer's oldest job that is pending or whose lease lapsed."""
+        ...
+
+    def renew(self, job_id: str, agent_id: str, lease_until: datetime) -> None: ...
+    def finish(
+        self, job_id: str, agent_id: str, state: str, result: dict[str, Any], at: datetime
+    ) -> bool:
+        """Store the result unless the job is finished already; False then."""
+        ...
+
+    def retire(self, job_id: str) -> None: ...
+    def backlog(self) -> dict[str, int]:
+        """Unfinished jobs per customer."""
+        ...
+
+
+class AgentJobQueue(Protocol):
+    """What the agent-backed identity provider needs from the server: its jobs, and what the
+    customer's agents reported. Implemented by ``services.agents``."""
+
+    def submit(
+        self, customer: str, grant_id: str, kind: str, payload: dict[str, Any],
+        secret: str | None = None,
+    ) -> AgentJob:  # fmt: skip
+        """The grant's current job of ``kind``; a new pending one when there is none."""
+        ...
+
+    def retire(self, job_id: str) -> None:
+        """A failed job was taken note of: the next attempt hands out a new one."""
+        ...
+
+    def domain(self, customer: str) -> tuple[str | None, bool]:
+        """(the domain SID the customer's agents reported, whether one of them is online)."""
+        ...
+
+
 class UnitOfWork(Protocol):
     @property
     def customers(self) -> CustomerRepo: ...
@@ -711,6 +823,8 @@ class UnitOfWork(Protocol):
     def sealed(self) -> SealedStore: ...
     @property
     def notifications(self) -> NotificationRepo: ...
+    @property
+    def agents(self) -> AgentRepo: ...
 
     def __enter__(self) -> UnitOfWork: ...
     def __exit__(self, *exc: object) -> None: ...

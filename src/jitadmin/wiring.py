@@ -25,6 +25,7 @@ from jitadmin.db.files import private_dir
 from jitadmin.db.session import Database
 from jitadmin.ports import Clock, Customer, IdentityProvider, TicketSystem
 from jitadmin.services import legacy
+from jitadmin.services.agent_jobs import AgentJobs
 from jitadmin.services.context import ROLES, SecurityTuning, ServiceContext
 from jitadmin.services.oidc_signin import OidcPolicy
 from jitadmin.services.psa_lookups import PsaLookups
@@ -65,7 +66,7 @@ class AdapterCache:
         self, customer: Customer, kind: str, settings: dict[str, Any], secrets: dict[str, Any]
     ) -> IdentityProvider:
         key = _fingerprint("idp", customer, kind, settings, secrets)
-        env = replace(self.env, domain_prefix=customer.domain_prefix)
+        env = replace(self.env, domain_prefix=customer.domain_prefix, customer=customer.slug)
         provider: IdentityProvider = self._cached(
             key, lambda: self.registry.identity_provider(kind, settings, secrets, env)
         )
@@ -175,6 +176,8 @@ def build(settings: Settings, *, clock: Clock | None = None, upgrade: bool = Tru
         notifier=HttpNotificationSender(egress),
         public_url=settings.public_url,
     )
+    # The agent-backed identity provider queues its steps through the services (ports only).
+    cache.env = replace(cache.env, agent_jobs=AgentJobs(ctx))
     if settings.smtp_host:
         password = settings.smtp_password
         ctx.mailer = SmtpMailer(

@@ -67,6 +67,12 @@ def metrics_token_only(role: str, t: Target) -> str | int:
     return 401
 
 
+def agent_signed(role: str, t: Target) -> str | int:
+    """The agents' own routes: only a request signed with an enrolled agent's key opens them;
+    no user's token or session does."""
+    return 401
+
+
 def signed_in(role: str, t: Target) -> str | int:
     return OK
 
@@ -214,6 +220,16 @@ RULES: dict[tuple[str, str], tuple[tuple[Target, ...], Rule]] = {
     ("GET", "/api/v1/notification-channels"): (NO_TARGET, global_admin),
     ("DELETE", "/api/v1/notification-channels/{channel_id}"): (NO_TARGET, global_admin),
     ("POST", "/api/v1/notification-channels/{channel_id}/test"): (NO_TARGET, global_admin),
+    # On-prem agents: admins of the customer; the agents' routes answer signed requests only.
+    ("POST", "/api/v1/customers/{slug}/agents/enrollments"): (CUSTOMER_TARGETS, customer_admin),
+    ("GET", "/api/v1/customers/{slug}/agents"): (CUSTOMER_TARGETS, customer_admin),
+    ("DELETE", "/api/v1/agents/{agent_id}"): (CUSTOMER_TARGETS, customer_admin),
+    ("POST", "/api/v1/agent/enroll"): (NO_TARGET, agent_signed),
+    ("POST", "/api/v1/agent/hello"): (NO_TARGET, agent_signed),
+    ("POST", "/api/v1/agent/jobs/lease"): (NO_TARGET, agent_signed),
+    ("POST", "/api/v1/agent/jobs/{job_id}/steps"): (NO_TARGET, agent_signed),
+    ("POST", "/api/v1/agent/jobs/{job_id}/result"): (NO_TARGET, agent_signed),
+    ("POST", "/api/v1/agent/failsafe"): (NO_TARGET, agent_signed),
     ("GET", "/api/v1/audit"): (NO_TARGET, admin_or_auditor),
     ("GET", "/api/v1/tokens"): (NO_TARGET, any_admin),
     # Everyone mints tokens for themselves (and only for themselves: tests/security/test_scope).

@@ -13,6 +13,7 @@ and another's grant in B.
 from __future__ import annotations
 
 import secrets
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -24,7 +25,7 @@ import pytest
 from fastapi import FastAPI
 
 from jitadmin.entrypoints.api.app import create_app
-from jitadmin.ports import User, WebSession
+from jitadmin.ports import Agent, User, WebSession
 from jitadmin.services import admin, grants, notifications
 from jitadmin.services.sessions import session_hash
 
@@ -96,6 +97,17 @@ class Matrix:
                                     events=("grant.active",)),
         )  # fmt: skip
         return channel.channel.id
+
+    def fresh_agent_id(self, customer: str) -> str:
+        """An agent of ``customer`` of its own for each call, put straight into the store."""
+        agent = Agent(
+            id=str(uuid.uuid4()), customer=customer, name="matrix", public_key="A" * 44,
+            created_at=self.system.app.ctx.clock.now(), created_by="matrix",
+        )  # fmt: skip
+        with self.system.app.ctx.uow() as uow:
+            uow.agents.add(agent)
+            uow.commit()
+        return agent.id
 
     def fresh_token_id(self) -> int:
         """A token of the spare (unrestricted) technician, put straight into the store: nobody
@@ -170,7 +182,9 @@ def _fill(path: str, target: Target, m: Matrix) -> str:
         filled = filled.replace("{token_id}", str(m.fresh_token_id()))
     if "{channel_id}" in filled:
         filled = filled.replace("{channel_id}", m.fresh_channel_id())
-    return filled
+    if "{agent_id}" in filled:
+        filled = filled.replace("{agent_id}", m.fresh_agent_id(slug))
+    return filled.replace("{job_id}", "00000000-0000-4000-8000-000000000000")
 
 
 def _json_body(method: str, path: str, target: Target, m: Matrix) -> dict[str, Any] | None:

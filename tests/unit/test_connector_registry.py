@@ -26,12 +26,18 @@ def test_the_docs_table_is_the_registrys() -> None:
 
 def test_the_form_labels_stay_what_technicians_know() -> None:
     # A public interface: the request form's identity provider labels.
-    assert dict(IDP_LABELS) == {"m365": "M365", "ad": "On Prem AD"}
+    assert dict(IDP_LABELS) == {
+        "m365": "M365", "ad": "On Prem AD", "ad_agent": "On Prem AD (via agent)",
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize("connector", CONNECTORS, ids=lambda c: c.kind)
 def test_each_spec_names_its_secret_and_its_servers(connector: Connector) -> None:
     spec = connector.spec
+    if not spec.saved_by_admin:
+        # Through an on-prem agent: the server stores no credential and reaches no server.
+        assert not spec.fields and not spec.secret_fields and not spec.url_fields
+        return
     assert spec.secret_fields, "every connection has a credential to seal"
     assert set(spec.secret_fields) <= set(spec.required_fields)
     assert spec.url_fields, "every connector reaches a server the egress policy must judge"
@@ -50,8 +56,10 @@ def test_each_identity_provider_words_its_own_notes(connector: Connector) -> Non
     wording = connector.spec.wording
     assert wording is not None
     assert "{username}" in wording.granted and "{username}" in wording.revoked
-    assert (SRC / "adapters" / connector.kind / "provider.py").is_file()
-    assert (SRC / "adapters" / connector.kind / "connector.py").is_file()
+    # Its vendor package (the on-prem agent's entry lives in the AD package it drives).
+    package = SRC / "adapters" / connector.build.__module__.split(".")[2]
+    assert package.name == connector.kind.split("_")[0]
+    assert (package / "provider.py").is_file() and (package / "connector.py").is_file()
 
 
 @pytest.mark.parametrize("connector", TICKET_SYSTEMS, ids=lambda c: c.kind)

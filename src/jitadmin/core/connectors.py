@@ -79,6 +79,9 @@ class ConnectorSpec:
     # grant must wait until an earlier revocation of that account is verified.
     reuses_accounts: bool = False
     tenant_switch: TenantSwitch = _no_tenant_switch
+    # False: no PUT .../connections/{kind}; the connection is made another way (an on-prem
+    # agent's enrollment makes the ``ad_agent`` one).
+    saved_by_admin: bool = True
     # Extra per-field checks on saved settings: settings → [(field, rule)].
     check: Callable[[Mapping[str, Any]], list[tuple[str, str]]] = lambda _settings: []
     vendor_docs: str = ""  # the vendor's API documentation, for the docs table
@@ -163,3 +166,6 @@ class AdapterEnv:
     graph_new_assignment_wait_s: float = 300.0
     # The customer's prefix for account names (identity providers; "" for ticket systems).
     domain_prefix: str = ""
+    customer: str = ""  # the customer's slug (identity providers)
+    # The on-prem agents' job queue (``ports.AgentJobQueue``; None: a process without one).
+    agent_jobs: Any = None

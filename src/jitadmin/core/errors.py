@@ -263,3 +263,14 @@ class ConnectionSettingsAlteredError(MisconfiguredError):
 
 class TenantMismatchError(MisconfiguredError):
     """The connection now reaches another tenant (or domain) than the grant was made in."""
+
+
+@dataclass
+class AgentPendingError(TransientError):
+    """The step was handed to the customer's on-prem agent and has no result yet.
+
+    Not a failure: the worker sets the next attempt without counting one and lets go of the
+    grant (no thread waits); the agent's result brings the attempt forward. ``offline``: no
+    agent of the customer is online, which is an alert."""
+
+    offline: bool = False

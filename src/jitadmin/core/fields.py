@@ -110,3 +110,11 @@ def _value_problems(field: str, value: object, limit: Limit) -> list[FieldProble
             return [FieldProblem(field, f"must hold at most {MAX_LIST_ITEMS} items")]
         return [p for item in value for p in _value_problems(field, item, limit)]
     return []
+
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def is_uuid(value: str) -> bool:
+    """A canonical lowercase UUID (the ids jitadmin hands out), nothing looser."""
+    return bool(_UUID.fullmatch(value))

@@ -79,6 +79,16 @@ def revoke_failed_note(grant: Grant) -> str:
     )
 
 
+def agent_offline_note(grant: Grant) -> str:
+    return (
+        "WARNING: no on-prem agent of this customer is online, so jitadmin cannot reach the "
+        f"domain controller for {neutral(grant.username or grant.requester)} "
+        f"(grant {grant.state.value}). It goes on as soon as an agent is back; the agent "
+        "itself revokes access past the grant's end if it cannot reach jitadmin.\n"
+        f"[{marker(grant.id, 'agent_offline')}]"
+    )
+
+
 def extended_note(grant: Grant, sequence: int, minutes: int) -> str:
     return (
         f"Admin access for {neutral(grant.username)} was extended by {minutes} minutes, "

@@ -228,6 +228,11 @@ class SqlGrantRepo:
             )
         )
 
+    def postpone(self, grant_id: str, next_attempt_at: datetime) -> None:
+        self.s.execute(
+            update(GrantRow).where(GrantRow.id == grant_id).values(next_attempt_at=next_attempt_at)
+        )
+
     def claim_many(
         self, grant_ids: list[str], worker: str, now: datetime, lease_until: datetime
     ) -> set[str]:

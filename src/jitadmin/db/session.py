@@ -9,6 +9,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from jitadmin.core.events import AuditKeys
+from jitadmin.db.agents import SqlAgentRepo
 from jitadmin.db.audit_log import SqlAuditLog
 from jitadmin.db.files import private_sqlite
 from jitadmin.db.grant_repo import SqlGrantRepo
@@ -105,6 +106,7 @@ class SqlUnitOfWork:
         self.signin_failures = SqlSignInFailureRepo(self.session)
         self.runtime = SqlRuntimeRepo(self.session)
         self.notifications = SqlNotificationRepo(self.session)
+        self.agents = SqlAgentRepo(self.session)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -326,3 +326,66 @@ class WorkerHeartbeatRow(Base):
     __tablename__ = "worker_heartbeats"
     worker: Mapped[str] = mapped_column(String(100), primary_key=True)
     beat_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class AgentRow(Base):
+    """An on-prem agent (migration 0014): only its public key, never a private one."""
+
+    __tablename__ = "agents"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    customer: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    public_key: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(40), default="")
+    tenant_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    domain: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(200))
+    last_seen_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class AgentEnrollmentRow(Base):
+    """A one-time enrollment code, stored as its keyed hash like API tokens."""
+
+    __tablename__ = "agent_enrollments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    customer: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class AgentJobRow(Base):
+    """One step of a grant handed to a customer's agents, leased like the worker's grants."""
+
+    __tablename__ = "agent_jobs"
+    __table_args__ = (
+        Index("ix_agent_jobs_queue", "customer", "state"),
+        Index("ix_agent_jobs_grant", "grant_id", "kind"),
+    )
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    customer: Mapped[str] = mapped_column(String(64))
+    grant_id: Mapped[str] = mapped_column(String(36))
+    kind: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
+    state: Mapped[str] = mapped_column(String(12))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    finished_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
+
+
+class AgentNonceRow(Base):
+    """Nonces of signed agent requests, kept past the allowed clock skew (replay refusal)."""
+
+    __tablename__ = "agent_nonces"
+    agent_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(index=True)

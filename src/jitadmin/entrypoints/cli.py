@@ -22,7 +22,7 @@ from jitadmin.connectors import REGISTRY, emulator_world
 from jitadmin.core.errors import JitError
 from jitadmin.db import migrate
 from jitadmin.db.files import private_dir
-from jitadmin.entrypoints import cli_security, cli_users, logging_redaction
+from jitadmin.entrypoints import cli_agents, cli_security, cli_users, logging_redaction
 from jitadmin.entrypoints.api.app import create_app
 from jitadmin.entrypoints.api.schemas import grant_out
 from jitadmin.entrypoints.demo import (
@@ -57,6 +57,10 @@ cli.add_typer(keys_cli, name="keys")
 cli.add_typer(audit_cli, name="audit")
 connections_cli = typer.Typer(no_args_is_help=True, help="Customers' M365 and AD connections.")
 cli.add_typer(connections_cli, name="connections")
+agents_cli = typer.Typer(no_args_is_help=True, help="Customers' on-prem agents (server side).")
+cli.add_typer(agents_cli, name="agents")
+agent_cli = typer.Typer(no_args_is_help=True, help="The on-prem agent (customer side).")
+cli.add_typer(agent_cli, name="agent")
 
 Host = Annotated[str, typer.Option(help="Listen address (loopback by default).")]
 Port = Annotated[int, typer.Option(help="Listen port.")]
@@ -280,6 +284,8 @@ def audit_checkpoint() -> None:
 
 cli_security.register(keys_cli, audit_cli, cli, _app)
 cli_users.register(users_cli, _app)
+cli_agents.register_admin(agents_cli, _app)
+cli_agents.register_agent(agent_cli)
 
 As = Annotated[str, typer.Option("--as", help="Act as this jitadmin user.")]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -99,6 +100,9 @@ class ServiceContext:
     # The credential acting in this request ("token:<id>", "session:<handle>"); None for the
     # worker and the CLI. Set by ``acting``; every audit event written through ``uow`` names it.
     credential: str | None = None
+    # Notified when a job for an on-prem agent is written in this process, so a waiting long
+    # poll answers at once (agents of another process's jobs see them on their next check).
+    agent_jobs_signal: threading.Condition = field(default_factory=threading.Condition)
 
     def acting(self, credential: str | None) -> ServiceContext:
         """This context for one request made with ``credential``."""

@@ -8,28 +8,34 @@ after the identity provider's ``revoke`` returned, i.e. after it read the target
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from jitadmin.core import texts
-from jitadmin.core.errors import AdapterError, TenantMismatchError, TransientError
+from jitadmin.core.errors import (
+    AdapterError,
+    AgentPendingError,
+    TenantMismatchError,
+    TransientError,
+)
 from jitadmin.core.events import AuditEvent
 from jitadmin.core.grant import REVOCATION_PENDING, WORKER, Failure, Grant, GrantState
 from jitadmin.core.retry import MAX_REVOKE_RETRY_AFTER_S
 from jitadmin.ports import (
-    TAMPERING_STEP,
     AccessSpec,
     AuditQuery,
     IdentityProvider,
     RevokeSpec,
     UnitOfWork,
 )
+from jitadmin.services.agent_jobs import alert_offline
 from jitadmin.services.backoff import SYSTEM, honoured_retry_after
 from jitadmin.services.context import ServiceContext, error_kind, log
 from jitadmin.services.grants import password_context
 from jitadmin.services.notifications import notify
-from jitadmin.services.tampering import note_tampering
+from jitadmin.services.progress import progress_recorder
 
 S = GrantState
+# While an agent works on a step, the worker looks again this often (results come sooner).
+AGENT_RECHECK_S = 30.0
 
 
 def process_grant(ctx: ServiceContext, grant_id: str) -> GrantState | None:
@@ -76,36 +82,6 @@ def process_grant(ctx: ServiceContext, grant_id: str) -> GrantState | None:
     return _revoke(ctx, identity, grant)
 
 
-def _recorder(ctx: ServiceContext, grant_id: str) -> Any:
-    def record(step: str, data: dict[str, Any]) -> None:
-        tampered: Grant | None = None
-        with ctx.uow() as uow:
-            customer = uow.grants.record_progress(grant_id, step, data)
-            if customer is None:
-                return
-            if step == TAMPERING_STEP:
-                grant = uow.grants.get(grant_id)
-                fields = str(data.get("tampered_fields") or "attributes")
-                if grant is not None and note_tampering(ctx, uow, grant, fields):
-                    tampered = grant
-            uow.audit.append(
-                AuditEvent(
-                    kind=f"account.{step}",
-                    actor=SYSTEM,
-                    at=ctx.clock.now(),
-                    grant_id=grant_id,
-                    customer=customer,
-                    data={k: v for k, v in data.items() if isinstance(v, str | int | bool | None)},
-                )
-            )
-            uow.commit()
-        if tampered is not None:
-            ctx.metrics.tampering(tampered.identity_provider)
-            ctx.wake()
-
-    return record
-
-
 def _pin_tenant(ctx: ServiceContext, identity: IdentityProvider, grant: Grant) -> None:
     """Before anything is made: note which tenant this grant lives in (or check it)."""
     if grant.tenant_id is not None:
@@ -149,7 +125,9 @@ def _provision(
     spec = AccessSpec(grant.id, grant.requester, password, grant.expires_at, dict(grant.account))
     try:
         _pin_tenant(ctx, identity, grant)
-        result = identity.grant(spec, _recorder(ctx, grant.id))
+        result = identity.grant(spec, progress_recorder(ctx, grant.id))
+    except AgentPendingError as error:
+        return _wait_for_agent(ctx, grant.id, error)
     except AdapterError as error:
         return _record_failure(ctx, grant.id, error)
     except Exception as error:  # noqa: BLE001 - unknown failures are retried, never lost
@@ -187,7 +165,9 @@ def _revoke(ctx: ServiceContext, identity: IdentityProvider, grant: Grant) -> Gr
     spec = RevokeSpec(grant.id, grant.requester, grant.username, dict(grant.account))
     try:
         _check_tenant(identity, grant)
-        identity.revoke(spec, _recorder(ctx, grant.id))
+        identity.revoke(spec, progress_recorder(ctx, grant.id))
+    except AgentPendingError as error:
+        return _wait_for_agent(ctx, grant.id, error)
     except AdapterError as error:
         return _record_failure(ctx, grant.id, error)
     except Exception as error:  # noqa: BLE001
@@ -247,6 +227,21 @@ def record_unexpected_failure(ctx: ServiceContext, grant_id: str, error: Excepti
     except Exception:  # noqa: BLE001 - the database itself is failing
         log.exception("grant %s: could not defer it either; its lease brings it back", grant_id)
         return False
+
+
+def _wait_for_agent(ctx: ServiceContext, grant_id: str, error: AgentPendingError) -> GrantState:
+    """The step is an on-prem agent's job now: look again later without counting an attempt
+    (the agent's result brings the attempt forward), and alert when no agent is online."""
+    with ctx.uow() as uow:
+        grant = uow.grants.get(grant_id, lock=True)
+        assert grant is not None
+        now = ctx.clock.now()
+        uow.grants.postpone(grant_id, now + timedelta(seconds=AGENT_RECHECK_S))
+        alerted = error.offline and alert_offline(ctx, uow, grant, now)
+        uow.commit()
+    if alerted:
+        ctx.wake()  # the ticket note
+    return grant.state
 
 
 def _record_failure(ctx: ServiceContext, grant_id: str, error: Exception) -> GrantState:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict
 
+from jitadmin.adapters.ad.agent import AgentIdentityProvider
 from jitadmin.adapters.ad.provider import ActiveDirectoryIdentityProvider, AdConnection
 from jitadmin.adapters.ad.replicas import other_dcs_rule
 from jitadmin.core.connectors import (
@@ -18,6 +19,7 @@ from jitadmin.core.connectors import (
     ConnectorFamily,
     ConnectorSpec,
 )
+from jitadmin.core.errors import MisconfiguredError
 from jitadmin.core.naming import normalised
 
 
@@ -63,6 +65,24 @@ def _check(settings: Mapping[str, Any]) -> list[tuple[str, str]]:
     return [("other_dcs", rule)] if rule else []
 
 
+WORDING = AccessWording(
+    granted=(
+        "The tech account {username} is now enabled and has been added to Domain Admins "
+        "until {expires_at}."
+    ),
+    revoked=(
+        "The tech account {username} has been removed from Domain Admins, disabled, and "
+        "its password reset."
+    ),
+    privileged_group="Domain Admins",
+    # The default Kerberos policy's longest ticket lifetime; Protected Users caps it at 4 h.
+    outlived_by=(
+        "Kerberos tickets issued before this may keep Domain Admins until {until} (the "
+        "default 10-hour ticket lifetime); signed-in sessions keep it until they sign out."
+    ),
+    outlived_for=timedelta(hours=10),
+)
+
 SPEC = ConnectorSpec(
     kind="ad",
     family=ConnectorFamily.IDENTITY_PROVIDER,
@@ -70,23 +90,7 @@ SPEC = ConnectorSpec(
     settings=AdSettings,
     url_schemes=("ldaps", "ldap"),
     url_rule="must be ldaps://host[:port] (LDAPS) or ldap://host[:port] (StartTLS)",
-    wording=AccessWording(
-        granted=(
-            "The tech account {username} is now enabled and has been added to Domain Admins "
-            "until {expires_at}."
-        ),
-        revoked=(
-            "The tech account {username} has been removed from Domain Admins, disabled, and "
-            "its password reset."
-        ),
-        privileged_group="Domain Admins",
-        # The default Kerberos policy's longest ticket lifetime; Protected Users caps it at 4 h.
-        outlived_by=(
-            "Kerberos tickets issued before this may keep Domain Admins until {until} (the "
-            "default 10-hour ticket lifetime); signed-in sessions keep it until they sign out."
-        ),
-        outlived_for=timedelta(hours=10),
-    ),
+    wording=WORDING,
     reuses_accounts=True,
     tenant_switch=_tenant_switch,
     check=_check,
@@ -118,3 +122,30 @@ def build(
         **extra,
     }
     return ActiveDirectoryIdentityProvider(connection, **options)
+
+
+class AgentSettings(BaseModel):
+    """Nothing: the DC's address and the bind credential stay on the agent's machine. The
+    connection is made by enrolling an agent (POST /customers/{slug}/agents/enrollments)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+AGENT_SPEC = ConnectorSpec(
+    kind="ad_agent",
+    family=ConnectorFamily.IDENTITY_PROVIDER,
+    display_name="On Prem AD (via agent)",
+    settings=AgentSettings,
+    wording=WORDING,
+    reuses_accounts=True,
+    saved_by_admin=False,
+    vendor_docs="https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-adts/",
+)
+
+
+def build_agent(
+    settings: Mapping[str, Any], secrets: Mapping[str, Any], env: AdapterEnv, **extra: Any
+) -> AgentIdentityProvider:
+    if env.agent_jobs is None:
+        raise MisconfiguredError("this process has no agent job queue (wiring)")
+    return AgentIdentityProvider(env.customer, env.agent_jobs, env.domain_prefix)

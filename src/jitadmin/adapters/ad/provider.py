@@ -269,6 +269,11 @@ class ActiveDirectoryIdentityProvider:
         with self._session() as (_, domain):
             return domain.sid
 
+    def domain_names(self) -> tuple[str, str]:
+        """(domain SID, DNS name): what an on-prem agent reports of the domain it serves."""
+        with self._session() as (_, domain):
+            return domain.sid, domain.dns_name
+
     def list_managed(self) -> list[ManagedAccount]:
         """Tech accounts with jitadmin's full tag (employeeType and owner), read back one by one
         for tokenGroups, which the DC computes only on a base-scope read.

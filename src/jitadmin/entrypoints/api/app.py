@@ -8,6 +8,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 import jitadmin
 from jitadmin.entrypoints import web
 from jitadmin.entrypoints.api import (
+    agent_routes,
     docs_page,
     hardening,
     health,
@@ -30,6 +31,7 @@ def create_app(app: App) -> FastAPI:
     api.include_router(router)
     api.include_router(user_routes.router)
     api.include_router(notification_routes.router)
+    api.include_router(agent_routes.router)
     health.install(api, app)  # /healthz, /readyz, /metrics
     if app.settings.api_docs:
         docs_page.install(api)  # /docs, script-free

@@ -109,7 +109,8 @@ def add_connection_routes(connectors: ConnectorRegistry) -> None:
     """``PUT /customers/{slug}/connections/{kind}`` for each identity provider, its body the
     provider's settings model (so /openapi.json shows each provider's fields)."""
     for connector in connectors.family(ConnectorFamily.IDENTITY_PROVIDER):
-        _add_put_connection(connector.spec)
+        if connector.spec.saved_by_admin:
+            _add_put_connection(connector.spec)
 
 
 def _add_put_connection(spec: ConnectorSpec) -> None:

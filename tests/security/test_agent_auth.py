@@ -1,0 +1,213 @@
+"""On-prem agents, the server's side: one-time enrollment codes, the agent registry and every
+signed agent request, over HTTPS on loopback (a certificate the test makes).
+
+Refused: a reused or expired code, a revoked agent, a request signed by another agent's key,
+altered, stale or replayed, and an agent of customer A reaching customer B's jobs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from jitadmin.adapters.clock import ManualClock
+from jitadmin.agent.client import ServerClient
+from jitadmin.agent.signing import new_private_key, public_key, signature_headers
+from jitadmin.emulators.seed import CUSTOMERS
+from jitadmin.services.agents import AGENT_KIND
+
+from support.agents import AgentServer, InProcessAgent, ca_context, start_agent_server
+from support.system import System, start_system, stop_system
+from support.waiting import wait_for
+
+A, B = CUSTOMERS[0], CUSTOMERS[1]
+SID = "S-1-5-21-1111111111-2222222222-3333333333"
+LEASE = "/api/v1/agent/jobs/lease"
+
+
+@dataclass
+class World:
+    system: System
+    clock: ManualClock
+    server: AgentServer
+
+
+@pytest.fixture
+def world(tmp_path: Path, database_url: str) -> Iterator[World]:
+    clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
+    system = start_system(tmp_path, clock=clock, database_url=database_url)
+    server = start_agent_server(system, tmp_path)
+    try:
+        yield World(system, clock, server)
+    finally:
+        server.stop()
+        stop_system(system)
+
+
+def _enroll_body(code: str, private: str) -> dict[str, str]:
+    return {"code": code, "name": "dc-agent", "public_key": public_key(private),
+            "version": "t", "tenant_id": SID, "domain": "pedroaviary.local"}  # fmt: skip
+
+
+def _grant(world: World, customer: str = A.slug) -> str:
+    with world.system.client() as tech:
+        made = tech.post(
+            "/grants",
+            json={"customer": customer, "identity_provider": AGENT_KIND,
+                  "ticket_id": next(c for c in CUSTOMERS if c.slug == customer).open_ticket_ids[0],
+                  "duration_minutes": 30, "reason": "Patch the DC"},
+        )  # fmt: skip
+    assert made.status_code == 202, made.text
+    grant_id: str = made.json()["id"]
+    return grant_id
+
+
+def _wait_job(world: World, grant_id: str) -> None:
+    def queued() -> bool:
+        with world.system.app.ctx.uow() as uow:
+            return bool(uow.agents.jobs_for(grant_id))
+
+    wait_for(queued, what=f"a job for grant {grant_id}")
+
+
+def test_enrollment_registers_the_agent_and_offers_on_prem_ad(world: World) -> None:
+    with world.system.client("admin") as admin:
+        made = admin.post(f"/customers/{A.slug}/agents/enrollments")
+    assert made.status_code == 201, made.text
+    code = made.json()["code"]
+    assert datetime.fromisoformat(made.json()["expires_at"]) == world.clock.now() + timedelta(
+        minutes=15
+    )
+    private = new_private_key()
+    client = ServerClient(world.server.url, private, None, world.server.tls.ca_pem)
+    registered = client.post("/agent/enroll", _enroll_body(code, private))
+    client.close()
+    assert registered["customer"] == A.slug
+    [listed] = world.server.agents(A.slug)
+    assert listed["id"] == registered["agent_id"]
+    assert listed["state"] == "online" and listed["name"] == "dc-agent"
+    assert listed["version"] == "t"
+    with world.system.client() as tech:
+        customers = {c["slug"]: c for c in tech.get("/customers").json()["items"]}
+    assert AGENT_KIND in customers[A.slug]["identity_providers"]
+    assert AGENT_KIND not in customers[B.slug]["identity_providers"]
+    # No LDAP URL, bind user or password is stored on the server for this connection.
+    with world.system.app.ctx.uow() as uow:
+        record = uow.connections.get(A.slug, AGENT_KIND)
+        assert record is not None and record.settings == {}
+        assert world.system.app.ctx.open_secrets(record) == {}
+        events = [e.kind for e in uow.audit.entries(limit=500)]
+        trail = json.dumps([e.data for e in uow.audit.entries(limit=500)])
+    assert "agent.enrollment_created" in events and "agent.enrolled" in events
+    assert code not in trail and private not in trail
+    # Offline once it has not been heard from for a while.
+    world.clock.advance(timedelta(minutes=5))
+    assert world.server.agents(A.slug)[0]["state"] == "offline"
+
+
+def test_a_code_works_once_and_only_for_15_minutes(world: World) -> None:
+    code = world.server.enrollment_code(A.slug)
+    first = InProcessAgent(world.server, "", new_private_key())
+    answer = first.raw("/api/v1/agent/enroll", _enroll_body(code, first.private_key))
+    assert answer.status_code == 201, answer.text
+    again = InProcessAgent(world.server, "", new_private_key())
+    reused = again.raw("/api/v1/agent/enroll", _enroll_body(code, again.private_key))
+    assert reused.status_code == 401, reused.text
+    late_code = world.server.enrollment_code(A.slug)
+    world.clock.advance(timedelta(minutes=15, seconds=1))
+    late = InProcessAgent(world.server, "", new_private_key())
+    expired = late.raw("/api/v1/agent/enroll", _enroll_body(late_code, late.private_key))
+    assert expired.status_code == 401, expired.text
+    assert len(world.server.agents(A.slug)) == 1
+    # The enrollment must be signed by the key it registers.
+    other = InProcessAgent(world.server, "", new_private_key())
+    fresh = world.server.enrollment_code(A.slug)
+    unproven = other.raw("/api/v1/agent/enroll", _enroll_body(fresh, new_private_key()))
+    assert unproven.status_code == 401, unproven.text
+
+
+def test_signed_requests_refuse_other_keys_alterations_staleness_and_replays(
+    world: World,
+) -> None:
+    agent = world.server.enroll(A.slug, tenant_id=SID)
+    assert agent.raw(LEASE).status_code == 200
+    # Another agent's key, or a key nobody enrolled, for this agent's id.
+    other = world.server.enroll(A.slug, tenant_id=SID)
+    assert agent.raw(LEASE, key=other.private_key).status_code == 401
+    assert agent.raw(LEASE, key=new_private_key()).status_code == 401
+    # A body other than the one signed.
+    altered = agent.raw(LEASE, {"a": 1}, sent_body=b'{"a": 2}')
+    assert altered.status_code == 401
+    # A timestamp more than five minutes off the server's clock.
+    stale = int((world.clock.now() - timedelta(minutes=6)).timestamp())
+    assert agent.raw(LEASE, timestamp=stale).status_code == 401
+    # A nonce other than the one signed.
+    renonced = agent.raw(LEASE, headers={"X-Jitadmin-Nonce": "r" * 22})
+    assert renonced.status_code == 401
+    # The very same request twice (bytes and headers): the second is a replay.
+    body = b"{}"
+    headers = signature_headers(
+        agent.private_key, agent.agent_id, "POST", LEASE, body,
+        timestamp=int(world.clock.now().timestamp()),
+    )  # fmt: skip
+    with httpx.Client(verify=ca_context(world.server.tls.ca_pem), timeout=30) as http:
+        once = http.post(f"{world.server.url}{LEASE}", content=body, headers=headers)
+        twice = http.post(f"{world.server.url}{LEASE}", content=body, headers=headers)
+    assert once.status_code == 200, once.text
+    assert twice.status_code == 401 and "replayed" in twice.json()["detail"]
+    # No signature at all, or an unknown agent id.
+    with httpx.Client(verify=ca_context(world.server.tls.ca_pem), timeout=30) as http:
+        assert http.post(f"{world.server.url}{LEASE}").status_code == 401
+    ghost = InProcessAgent(world.server, "00000000-0000-4000-8000-000000000000", agent.private_key)
+    assert ghost.raw(LEASE).status_code == 401
+
+
+def test_a_revoked_agent_is_refused_at_once_and_it_is_audited(world: World) -> None:
+    agent = world.server.enroll(A.slug, tenant_id=SID)
+    assert agent.raw(LEASE).status_code == 200
+    with world.system.client("admin") as admin:
+        revoked = admin.delete(f"/agents/{agent.agent_id}")
+    assert revoked.status_code == 200, revoked.text
+    assert revoked.json()["state"] == "revoked"
+    assert agent.raw(LEASE).status_code == 401
+    assert world.server.agents(A.slug)[0]["state"] == "revoked"
+    with world.system.app.ctx.uow() as uow:
+        kinds = [e.kind for e in uow.audit.entries(limit=500)]
+    assert "agent.revoked" in kinds
+    # Technicians may do none of it.
+    with world.system.client() as tech:
+        assert tech.post(f"/customers/{A.slug}/agents/enrollments").status_code == 403
+        assert tech.get(f"/customers/{A.slug}/agents").status_code == 403
+        assert tech.delete(f"/agents/{agent.agent_id}").status_code == 403
+
+
+def test_an_agent_of_one_customer_never_sees_or_answers_anothers_jobs(world: World) -> None:
+    agent_a = world.server.enroll(A.slug, tenant_id=SID)
+    agent_b = world.server.enroll(B.slug, tenant_id="S-1-5-21-9-9-9")
+    grant_id = _grant(world, A.slug)
+    _wait_job(world, grant_id)
+    with world.system.app.ctx.uow() as uow:
+        [job] = uow.agents.jobs_for(grant_id)
+    # B's agent: nothing to lease, and A's job is unknown to it.
+    leased_b = agent_b.raw(LEASE)
+    assert leased_b.status_code == 200 and leased_b.json()["job"] is None
+    for path, body in (
+        (f"/api/v1/agent/jobs/{job.id}/steps", {"step": "password_set", "data": {}}),
+        (f"/api/v1/agent/jobs/{job.id}/result", {"ok": True, "username": "x", "account": {}}),
+    ):
+        assert agent_b.raw(path, body).status_code == 404
+    # A's agent gets it, with the one-time password, which rests sealed in the job row.
+    leased = agent_a.raw(LEASE).json()["job"]
+    assert leased["id"] == job.id and leased["kind"] == "grant"
+    with world.system.app.ctx.uow() as uow:
+        stored = uow.agents.job(job.id)
+    assert (
+        stored is not None and stored.sealed and leased["secret"] not in json.dumps(stored.payload)
+    )
+    assert leased["secret"] not in (stored.sealed or "")
