@@ -2,7 +2,7 @@
 the jobs handed to them (leased; secrets sealed) and the nonces of their signed requests.
 
 Revision ID: 0014
-Revises: 0013
+Revises: 0015
 Create Date: 2026-12-04 19:20:00.000000
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import jitadmin.db.tables
 
 revision = "0014"
-down_revision = "0013"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
