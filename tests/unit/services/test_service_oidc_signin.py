@@ -1,0 +1,142 @@
+"""services/oidc_signin.py on validated claims: who the user is, its role and customers, the
+refusals (audited, nothing created), and disabling a user whose claims lost every role."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from jitadmin.ports import AuditQuery
+from jitadmin.services import admin, oidc_signin, sessions, users
+from jitadmin.services.oidc_signin import OidcPolicy, OidcRefusedError
+from jitadmin.services.users import UserChange
+
+from support.services import CUSTOMER, ROOT, ServiceWorld
+
+POLICY = sessions.SessionPolicy(idle=timedelta(minutes=30), absolute=timedelta(hours=12))
+ISSUER = "https://login.microsoftonline.com/tenant-id/v2.0"
+ROLE_MAP = {"jit-admins": "admin", "jit-approvers": "approver", "jit-technicians": "technician"}
+OIDC = OidcPolicy(issuer=ISSUER, role_map=ROLE_MAP)
+NAME = "ada@msp.example"
+Claims = dict[str, Any]
+
+
+def claims(roles: list[str], *, name: str = NAME, sub: str = "sub-ada", **more: Any) -> Claims:
+    return {"iss": ISSUER, "sub": sub, "preferred_username": name, "roles": roles,
+            "amr": ["pwd", "mfa"], **more}  # fmt: skip
+
+
+def events(services: ServiceWorld, kind: str) -> list[dict[str, Any]]:
+    with services.ctx.uow() as uow:
+        return [dict(e.data) for e in uow.audit.search(AuditQuery(), 10_000) if e.kind == kind]
+
+
+def refused(services: ServiceWorld, given: dict[str, Any], oidc: OidcPolicy = OIDC) -> str:
+    with pytest.raises(OidcRefusedError) as refusal:
+        oidc_signin.sign_in(services.ctx, given, oidc, POLICY)
+    return refusal.value.reason
+
+
+def test_first_sign_in_creates_the_user_and_the_strongest_role_wins(
+    services: ServiceWorld,
+) -> None:
+    signed = oidc_signin.sign_in(
+        services.ctx, claims(["jit-technicians", "jit-approvers", "other"]), OIDC, POLICY
+    )
+    assert (signed.user.username, signed.user.role, signed.user.customers) == (
+        NAME, "approver", None,
+    )  # fmt: skip
+    assert sessions.resolve(services.ctx, signed.session_id, POLICY) is not None
+    with services.ctx.uow() as uow:
+        assert uow.users.external_identity(NAME) == (ISSUER, "sub-ada")
+    (created,) = [e for e in events(services, "user.created") if e.get("issuer") == ISSUER]
+    assert created["role"] == "approver"
+    (signed_in,) = [e for e in events(services, "auth.signed_in") if e.get("via") == "oidc"]
+    assert signed_in["amr"] == ["pwd", "mfa"] and signed_in["issuer"] == ISSUER
+
+
+def test_email_stands_in_for_preferred_username_and_one_string_is_one_value(
+    services: ServiceWorld,
+) -> None:
+    given = {"sub": "s-1", "email": "bo@msp.example", "roles": "jit-admins", "amr": ["mfa"]}
+    assert oidc_signin.sign_in(services.ctx, given, OIDC, POLICY).user.role == "admin"
+
+
+def test_customers_claim_scopes_the_user(services: ServiceWorld) -> None:
+    scoped = OidcPolicy(issuer=ISSUER, role_map=ROLE_MAP, customers_claim="customers")
+    given = claims(["jit-technicians"], customers=[CUSTOMER, "no-such-customer"])
+    assert oidc_signin.sign_in(services.ctx, given, scoped, POLICY).user.customers == (CUSTOMER,)
+    # Absent: no customer at all (least privilege); "*": every customer.
+    assert (
+        oidc_signin.sign_in(
+            services.ctx, claims(["jit-technicians"]), scoped, POLICY
+        ).user.customers
+        == ()
+    )
+    every = claims(["jit-technicians"], customers=["*"])
+    assert oidc_signin.sign_in(services.ctx, every, scoped, POLICY).user.customers is None
+
+
+def test_no_role_creates_nothing_and_is_audited(services: ServiceWorld) -> None:
+    assert refused(services, claims(["everyone"])) == "no role in the claims"
+    with services.ctx.uow() as uow:
+        assert uow.users.get(NAME) is None
+    (event,) = events(services, "auth.oidc_refused")
+    assert event["user"] == NAME and event["issuer"] == ISSUER and event["amr"] == ["pwd", "mfa"]
+
+
+def test_mfa_is_required_unless_switched_off(services: ServiceWorld) -> None:
+    no_mfa = claims(["jit-admins"], amr=["pwd"])
+    assert refused(services, no_mfa) == "no mfa in amr"
+    lenient = OidcPolicy(issuer=ISSUER, role_map=ROLE_MAP, require_mfa=False)
+    assert oidc_signin.sign_in(services.ctx, no_mfa, lenient, POLICY).user.role == "admin"
+
+
+def test_role_and_customers_follow_the_claims_and_no_role_disables(
+    services: ServiceWorld,
+) -> None:
+    first = oidc_signin.sign_in(services.ctx, claims(["jit-admins"]), OIDC, POLICY)
+    assert oidc_signin.sign_in(services.ctx, claims(["jit-technicians"]), OIDC, POLICY)
+    (updated,) = events(services, "user.updated")
+    assert updated["changes"] == {"role": {"from": "admin", "to": "technician"}}
+
+    assert refused(services, claims([])) == "no role in the claims"
+    with services.ctx.uow() as uow:
+        user = uow.users.get(NAME)
+    assert user is not None and user.disabled
+    (disabled,) = events(services, "user.disabled")
+    assert disabled["sessions"] == 2 and disabled["user"] == NAME
+    assert sessions.resolve(services.ctx, first.session_id, POLICY) is None
+    # The role back: still refused until an admin enables the account; then in again.
+    assert refused(services, claims(["jit-technicians"])) == "account disabled"
+    users.update_user(services.ctx, ROOT, NAME, UserChange(disabled=False))
+    assert oidc_signin.sign_in(services.ctx, claims(["jit-technicians"]), OIDC, POLICY)
+
+
+def test_local_accounts_and_rebound_names_are_never_taken_over(services: ServiceWorld) -> None:
+    admin.add_user(services.ctx, ROOT, username="breakglass@msp.example", role="admin")
+    local = claims(["jit-admins"], name="breakglass@msp.example", sub="sub-x")
+    assert refused(services, local) == "a local account has this name"
+    with services.ctx.uow() as uow:
+        assert uow.users.external_identity("breakglass@msp.example") is None
+
+    oidc_signin.sign_in(services.ctx, claims(["jit-admins"]), OIDC, POLICY)
+    # The same name for another account at the provider (a reused UPN): refused.
+    assert refused(services, claims(["jit-admins"], sub="sub-someone-else")).startswith(
+        "username bound"
+    )
+    # The same account under a new name: refused, not a second user.
+    assert refused(services, claims(["jit-admins"], name="ada.l@msp.example")).startswith(
+        "subject already signs in as"
+    )
+    other_issuer = OidcPolicy(issuer="https://accounts.google.com", role_map=ROLE_MAP)
+    assert refused(services, claims(["jit-admins"]), other_issuer).startswith("username bound")
+
+
+def test_unusable_names_are_refused(services: ServiceWorld) -> None:
+    assert refused(services, {"sub": "s", "roles": ["jit-admins"], "amr": ["mfa"]}) == (
+        "no preferred_username or email"
+    )
+    assert refused(services, claims(["jit-admins"], name="bad\x00name")) == "unusable username"
