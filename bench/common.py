@@ -22,6 +22,9 @@ from jitadmin.emulators.seed import SeedCustomer, SeedTicket
 ROOT = Path(__file__).resolve().parents[1]
 SECRET_KEY = "bench-secret-key-" + "b" * 32
 JITADMIN = str(ROOT / ".venv" / "bin" / "jitadmin")
+# The emulators listen on plain http on loopback: the egress policy must allow it, in this
+# process (Settings) and in every jitadmin subprocess (env_for copies the environment).
+os.environ.setdefault("JITADMIN_EGRESS_ALLOW", "127.0.0.0/8,::1,localhost")
 
 
 def percentile(values: Sequence[float], q: float) -> float:

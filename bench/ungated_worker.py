@@ -12,8 +12,12 @@ from jitadmin.db import session
 from jitadmin.entrypoints.cli import main
 
 
-def _busy_handler_only(engine: Engine) -> None:
-    event.listen(engine, "connect", session.prepare_sqlite_connection)
+def _busy_handler_only(engine: Engine, synchronous: str) -> None:
+    event.listen(
+        engine,
+        "connect",
+        lambda conn, record: session.prepare_sqlite_connection(conn, record, synchronous),
+    )
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:

@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     secret_key_file: Path | None = None
     previous_secret_keys: list[SecretStr] = Field(default_factory=list)
 
+    # SQLite's fsync policy in WAL mode: "normal" syncs at checkpoints (a power loss may undo
+    # the last commits, never half of one); "full" syncs every commit.
+    sqlite_synchronous: Literal["normal", "full"] = "normal"
     # Worker tuning.
     worker_concurrency: int = Field(default=8, ge=1, le=256)
     worker_per_tenant: int = Field(default=2, ge=1, le=64)

@@ -131,7 +131,9 @@ class App:
 def build(settings: Settings, *, clock: Clock | None = None, upgrade: bool = True) -> App:
     oidc = oidc_setup(settings)  # a bad role map stops here, before anything is touched
     private_dir(settings.data_dir)
-    database = Database(settings.effective_database_url)
+    database = Database(
+        settings.effective_database_url, sqlite_synchronous=settings.sqlite_synchronous
+    )
     before = migrate.upgrade(database.engine) if upgrade else None
     previous = tuple(k.get_secret_value() for k in settings.previous_secret_keys)
     box = AesGcmSecretBox(settings.require_secret_key(), previous)

@@ -84,6 +84,16 @@ _LIVE = (
     .limit(1)
 )
 _INSERT = insert(_GRANTS)
+# The grant's own columns, read and written as Core statements: the worker loads and saves a
+# grant a few times per revocation, and the ORM's identity map and flush cost more than the SQL.
+_COLUMNS = ("id", "state", "account", "steps", "approvals", *_GRANT_FIELDS)
+_SELECT = select(*(_GRANTS.c[name] for name in _COLUMNS)).where(_GRANTS.c.id == bindparam("gid"))
+_SELECT_LOCKED = _SELECT.with_for_update()
+_SAVE = (
+    update(_GRANTS)
+    .where(_GRANTS.c.id == bindparam("gid"))
+    .values({name: bindparam(f"v_{name}") for name in _COLUMNS if name != "id"})
+)
 
 
 class SqlGrantRepo:
@@ -91,7 +101,8 @@ class SqlGrantRepo:
         self.s = session
 
     @staticmethod
-    def _to(row: GrantRow) -> Grant:
+    def _to(row: Any) -> Grant:
+        """An ORM row or a Core row of the same columns."""
         return Grant(
             id=row.id,
             state=GrantState(row.state),
@@ -100,15 +111,6 @@ class SqlGrantRepo:
             approvals=[dict(a) for a in row.approvals or []],
             **{name: getattr(row, name) for name in _GRANT_FIELDS},
         )
-
-    @staticmethod
-    def _fill(row: GrantRow, grant: Grant) -> None:
-        row.state = grant.state.value
-        row.account = dict(grant.account)
-        row.steps = list(grant.steps)
-        row.approvals = [dict(a) for a in grant.approvals] or None
-        for name in _GRANT_FIELDS:
-            setattr(row, name, getattr(grant, name))
 
     def add(self, grant: Grant, password_sealed: str | None) -> None:
         values = {name: getattr(grant, name) for name in _GRANT_FIELDS}
@@ -123,7 +125,8 @@ class SqlGrantRepo:
         self.s.execute(_INSERT, values)
 
     def get(self, grant_id: str, *, lock: bool = False) -> Grant | None:
-        row = self.s.get(GrantRow, grant_id, with_for_update=lock or None)
+        statement = _SELECT_LOCKED if lock else _SELECT
+        row = self.s.connection().execute(statement, {"gid": grant_id}).first()
         return None if row is None else self._to(row)
 
     def lock_owner(self, requester: str, customer: str, identity_provider: str) -> None:
@@ -135,10 +138,16 @@ class SqlGrantRepo:
         # SQLite: every transaction already holds the write lock from BEGIN IMMEDIATE.
 
     def save(self, grant: Grant) -> None:
-        row = self.s.get(GrantRow, grant.id)
-        assert row is not None, "save() of a grant that was never added"
-        self._fill(row, grant)
-        self.s.flush()
+        values = {f"v_{name}": getattr(grant, name) for name in _GRANT_FIELDS}
+        values.update(
+            gid=grant.id,
+            v_state=grant.state.value,
+            v_account=dict(grant.account),
+            v_steps=list(grant.steps),
+            v_approvals=[dict(a) for a in grant.approvals] or None,
+        )
+        saved = self.s.connection().execute(_SAVE, values)
+        assert saved.rowcount == 1, "save() of a grant that was never added"
 
     def find(
         self,

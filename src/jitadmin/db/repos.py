@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from jitadmin.core.grant import Grant
@@ -38,6 +38,7 @@ from jitadmin.ports import (
     User,
 )
 
+_OUTBOX_INSERT = insert(OutboxRow)
 _CUSTOMER = select(CustomerRow).where(CustomerRow.slug == bindparam("slug"))
 _CONNECTION = (
     select(ConnectionRow)
@@ -185,20 +186,21 @@ class SqlOutbox:
         )  # fmt: skip
 
     def enqueue(self, grant: Grant, marker: str, text: str, at: datetime) -> None:
-        self.s.add(
-            OutboxRow(
-                grant_id=grant.id,
-                customer=grant.customer,
-                ticket_id=grant.ticket_id,
-                marker=marker,
-                text=text,
-                state="pending",
-                attempts=0,
-                next_attempt_at=at,
-                created_at=at,
-            )
+        # A prebuilt Core insert: every grant's activation and revocation queues a note.
+        self.s.connection().execute(
+            _OUTBOX_INSERT,
+            {
+                "grant_id": grant.id,
+                "customer": grant.customer,
+                "ticket_id": grant.ticket_id,
+                "marker": marker,
+                "text": text,
+                "state": "pending",
+                "attempts": 0,
+                "next_attempt_at": at,
+                "created_at": at,
+            },
         )
-        self.s.flush()
 
     def get(self, message_id: int) -> OutboxMessage | None:
         row = self.s.get(OutboxRow, message_id)
@@ -245,6 +247,22 @@ class SqlOutbox:
             )
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def claim_many(
+        self, message_ids: list[int], worker: str, now: datetime, lease_until: datetime
+    ) -> set[int]:
+        """Those of ``message_ids`` still due and unclaimed, claimed in one statement."""
+        if not message_ids:
+            return set()
+        claimed = self.s.connection().execute(
+            update(OutboxRow)
+            .where(OutboxRow.id.in_(message_ids), self._due_clause(now))
+            .values(
+                claimed_by=worker, claim_expires_at=lease_until, attempts=OutboxRow.attempts + 1
+            )
+            .returning(OutboxRow.id)
+        )
+        return set(claimed.scalars())
 
     def mark_sent(self, message_id: int, note_id: str, at: datetime) -> None:
         self.s.execute(

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from prometheus_client import start_http_server
 
@@ -27,14 +28,19 @@ from jitadmin.entrypoints.notification_loop import NotificationLoop
 from jitadmin.ports import UnitOfWork
 from jitadmin.services.audit_anchor import checkpoint
 from jitadmin.services.context import ServiceContext
-from jitadmin.services.execution import process_grant, record_unexpected_failure
+from jitadmin.services.execution import Claim, process_grant, record_unexpected_failure
 from jitadmin.services.notes import deliver_note, record_unexpected_note_failure
 from jitadmin.services.reconcile import ReconcileReport, reconcile_due
 from jitadmin.wiring import App
 
 log = logging.getLogger("jitadmin.worker")
+_Item = TypeVar("_Item", str, int)
 PSA_KEY = "psa"
 HEARTBEAT_EVERY_S = 1.0  # at most this often; the loop itself runs at least every max_idle_s
+# In a storm every completion wakes the loop: claim once per few completions (an eighth of what
+# is in flight), waiting at most this long for them, instead of one claim query per completion.
+GATHER_S = 0.05
+PASSED_OVER_RECHECK_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,9 @@ class Worker:
         self._checkpointer: threading.Thread | None = None
         self._last_beat = float("-inf")
         self._renew_at = float("-inf")
+        self._completed = 0  # since the last claim
+        self._claim_after = 1  # completions worth a claim
+        self._passed_over = False  # the last claim left due work behind (caps)
         # Notifications run apart: a failing channel never takes a revocation's slot.
         self.notifications = NotificationLoop(
             ctx, self.id, lease_s=self.options.lease_s, max_idle_s=self.options.max_idle_s
@@ -146,17 +155,25 @@ class Worker:
     def _loop(self) -> None:
         renew_every = self.options.lease_s / 3
         while not self._stop.is_set():
+            self._gather_completions()
             self._wake.clear()
             try:
                 self._heartbeat()
                 claim_time = self.ctx.clock.now()
+                with self._lock:
+                    self._completed = 0
                 for key, _tenant, job in self._claim(limit=self._free_slots(), now=claim_time):
                     assert self._pool is not None
                     self._pool.submit(self._run, key, job)
+                self._claim_after = max(1, self.in_flight // 8)
                 renew_in = self._renew_leases_when_due(renew_every)
                 if self._free_slots() == 0:
                     # Nothing could be claimed before a completion wakes us: skip the query.
                     timeout = renew_in
+                elif self._passed_over and self.in_flight:
+                    # Due work left behind by a tenant's cap: completions wake us; skip the
+                    # deadline queries, but look again soon for other tenants' new deadlines.
+                    timeout = min(renew_in, PASSED_OVER_RECHECK_S)
                 else:
                     timeout = self._seconds_until_next_deadline(claim_time)
                     if self.in_flight:
@@ -165,6 +182,18 @@ class Worker:
                 log.exception("worker loop error; retrying shortly")
                 timeout = 1.0
             self._wake.wait(timeout)
+
+    def _gather_completions(self) -> None:
+        """After a completion, wait (briefly) for a few more before claiming again."""
+        until = time.monotonic() + GATHER_S
+        while not self._stop.is_set():
+            with self._lock:
+                done, busy = self._completed, len(self._in_flight)
+            left = until - time.monotonic()
+            if done == 0 or done >= self._claim_after or busy == 0 or left <= 0:
+                return
+            self._wake.clear()
+            self._wake.wait(left)
 
     def _heartbeat(self) -> None:
         if time.monotonic() - self._last_beat < HEARTBEAT_EVERY_S:
@@ -215,15 +244,8 @@ class Worker:
             busy = Counter(self._in_flight.values())
             running = set(self._in_flight)
         with self.ctx.uow() as uow:
-            wanted: list[tuple[str, str]] = []
-            per_tenant = self.options.per_tenant
-            for grant_id, tenant in uow.grants.due(now, limit * 4, per_customer=per_tenant):
-                if len(wanted) >= limit or busy[tenant] >= per_tenant:
-                    continue
-                if f"g:{grant_id}" in running:
-                    continue  # our own lease lapsed mid-run; never run one grant twice at once
-                busy[tenant] += 1
-                wanted.append((grant_id, tenant))
+            due_grants = uow.grants.due(now, limit * 4, per_customer=self.options.per_tenant)
+            wanted = self._pick(due_grants, "g", limit, busy, running)
             # One statement claims the whole batch; what another worker took meanwhile is left.
             won = uow.grants.claim_many([g for g, _ in wanted], self.id, now, lease_until)
             for grant_id, tenant in wanted:
@@ -231,26 +253,45 @@ class Worker:
                     claimed.append((f"g:{grant_id}", tenant, self._grant_job(grant_id)))
                 else:
                     busy[tenant] -= 1
-            for message_id, _customer in uow.outbox.due(now, limit * 4):
-                if len(claimed) >= limit or busy[PSA_KEY] >= per_tenant:
-                    continue
-                if f"o:{message_id}" in running:
-                    continue
-                if uow.outbox.claim(message_id, self.id, now, lease_until):
-                    busy[PSA_KEY] += 1
-                    claimed.append((f"o:{message_id}", PSA_KEY, self._note_job(message_id)))
+            due_notes = [(m, PSA_KEY) for m, _customer in uow.outbox.due(now, limit * 4)]
+            notes = self._pick(due_notes, "o", limit - len(claimed), busy, running)
+            won_notes = uow.outbox.claim_many([m for m, _ in notes], self.id, now, lease_until)
+            claimed += [(f"o:{m}", PSA_KEY, self._note_job(m)) for m, _ in notes if m in won_notes]
+            self._passed_over = len(due_grants) > len(wanted) or len(due_notes) > len(notes)
             uow.commit()
         with self._lock:
             for key, tenant, _job in claimed:
                 self._in_flight[key] = tenant
         return claimed
 
+    def _pick(
+        self,
+        due: list[tuple[_Item, str]],
+        prefix: str,
+        limit: int,
+        busy: Counter[str],
+        running: set[str],
+    ) -> list[tuple[_Item, str]]:
+        """Up to ``limit`` of ``due`` (id, tenant), at most ``per_tenant`` per tenant counting
+        what runs already (``busy`` is updated), none that this worker still runs."""
+        picked: list[tuple[_Item, str]] = []
+        for item, tenant in due:
+            if len(picked) >= limit or busy[tenant] >= self.options.per_tenant:
+                continue
+            if f"{prefix}:{item}" in running:
+                continue  # our own lease lapsed mid-run; never run one item twice at once
+            busy[tenant] += 1
+            picked.append((item, tenant))
+        return picked
+
     def _grant_job(self, grant_id: str) -> Callable[[], object]:
+        claim = Claim(self.id)
         return self._guarded(
             f"grant {grant_id}",
-            lambda: process_grant(self.ctx, grant_id),
+            lambda: process_grant(self.ctx, grant_id, claim=claim),
             lambda error: record_unexpected_failure(self.ctx, grant_id, error),
             lambda uow: uow.grants.release(grant_id, self.id),
+            lambda: claim.released,
         )
 
     def _note_job(self, message_id: int) -> Callable[[], object]:
@@ -267,6 +308,7 @@ class Worker:
         work: Callable[[], object],
         record_failure: Callable[[Exception], bool],
         release: Callable[[UnitOfWork], None],
+        released: Callable[[], bool] = lambda: False,
     ) -> Callable[[], object]:
         """``work``, whose unexpected errors are counted and backed off like any failure, so
         the item is never claimed again at once; then the claim is handed back."""
@@ -279,6 +321,8 @@ class Worker:
                 log.exception("%s: unexpected error; backing off", what)
                 if not record_failure(error):
                     return None  # the claim is kept until its lease lapses: a backoff too
+            if released():
+                return result  # the work's own final commit handed the claim back
             with self.ctx.uow() as uow:
                 release(uow)
                 uow.commit()
@@ -294,6 +338,7 @@ class Worker:
         finally:
             with self._lock:
                 self._in_flight.pop(key, None)
+                self._completed += 1
             self._wake.set()
 
     def _renew_leases_when_due(self, every_s: float) -> float:

@@ -38,8 +38,13 @@ S = GrantState
 AGENT_RECHECK_S = 30.0
 
 
-def process_grant(ctx: ServiceContext, grant_id: str) -> GrantState | None:
-    """Do whatever the grant needs now; returns its state afterwards (None if it vanished)."""
+def process_grant(
+    ctx: ServiceContext, grant_id: str, *, claim: Claim | None = None
+) -> GrantState | None:
+    """Do whatever the grant needs now; returns its state afterwards (None if it vanished).
+
+    With ``claim`` (the worker's), the transaction that finishes the work also hands the claim
+    back, and ``claim.released`` says so: one commit fewer per grant."""
     with ctx.uow() as uow:
         grant = uow.grants.get(grant_id, lock=True)
         if grant is None:
@@ -78,8 +83,29 @@ def process_grant(ctx: ServiceContext, grant_id: str) -> GrantState | None:
         return _record_failure(ctx, grant.id, TransientError(f"connection unusable: {setup_error}"))
     if grant.state is S.PROVISIONING:
         password = ctx.box.open(sealed, password_context(grant.id)) if sealed else ""
-        return _provision(ctx, identity, grant, password)
-    return _revoke(ctx, identity, grant)
+        return _provision(ctx, identity, grant, password, claim)
+    return _revoke(ctx, identity, grant, claim)
+
+
+class Claim:
+    """The worker's claim on a grant, to be released with the work's final commit."""
+
+    def __init__(self, worker: str) -> None:
+        self.worker = worker
+        self.released = False
+
+    def commit_released(self, uow: UnitOfWork, grant_id: str) -> None:
+        """Hand the claim back in ``uow`` and commit it (released only once committed)."""
+        uow.grants.release(grant_id, self.worker)
+        uow.commit()
+        self.released = True
+
+
+def _commit(uow: UnitOfWork, grant_id: str, claim: Claim | None) -> None:
+    if claim is None:
+        uow.commit()
+    else:
+        claim.commit_released(uow, grant_id)
 
 
 def _pin_tenant(ctx: ServiceContext, identity: IdentityProvider, grant: Grant) -> None:
@@ -120,7 +146,11 @@ def _check_tenant(identity: IdentityProvider, grant: Grant) -> None:
 
 
 def _provision(
-    ctx: ServiceContext, identity: IdentityProvider, grant: Grant, password: str
+    ctx: ServiceContext,
+    identity: IdentityProvider,
+    grant: Grant,
+    password: str,
+    claim: Claim | None = None,
 ) -> GrantState:
     spec = AccessSpec(grant.id, grant.requester, password, grant.expires_at, dict(grant.account))
     try:
@@ -156,12 +186,14 @@ def _provision(
             texts.granted_note(current, ctx.connectors.wording(current.identity_provider)),
             now,
         )
-        uow.commit()
+        _commit(uow, current.id, claim)
     ctx.wake()
     return S.ACTIVE
 
 
-def _revoke(ctx: ServiceContext, identity: IdentityProvider, grant: Grant) -> GrantState:
+def _revoke(
+    ctx: ServiceContext, identity: IdentityProvider, grant: Grant, claim: Claim | None = None
+) -> GrantState:
     spec = RevokeSpec(grant.id, grant.requester, grant.username, dict(grant.account))
     try:
         _check_tenant(identity, grant)
@@ -194,7 +226,7 @@ def _revoke(ctx: ServiceContext, identity: IdentityProvider, grant: Grant) -> Gr
             texts.revoked_note(current, ctx.connectors.wording(current.identity_provider)),
             now,
         )
-        uow.commit()
+        _commit(uow, current.id, claim)
     log.info("grant %s revoked and verified", grant.id)
     ctx.metrics.revocation_completed(grant.identity_provider, (now - due).total_seconds())
     return S.REVOKED
@@ -202,6 +234,10 @@ def _revoke(ctx: ServiceContext, identity: IdentityProvider, grant: Grant) -> Gr
 
 def _revocation_due(uow: UnitOfWork, grant: Grant) -> datetime:
     """When access should have ended: the expiry, or the revoke request if that came first."""
+    if grant.revoke_requested_by is None and grant.activated_at is not None:
+        # Active grants without a revoke request only go to revoking by expiring, at or after
+        # ``expires_at``: no need to look the event up.
+        return grant.expires_at
     requested = uow.audit.search(AuditQuery(grant_id=grant.id, kind="grant.revoking"), limit=1)
     return min([grant.expires_at, *(e.at for e in requested)])
 
