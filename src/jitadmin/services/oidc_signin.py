@@ -33,7 +33,7 @@ class OidcPolicy:
     issuer: str
     role_map: Mapping[str, str]
     roles_claim: str = "roles"
-    customers_claim: str = ""  # empty: OIDC users may use every customer
+    customers_claim: str = ""  # empty: customers are jitadmin's to set (new users: all)
     require_mfa: bool = True
 
 
@@ -87,10 +87,12 @@ def role_of(values: list[str], role_map: Mapping[str, str]) -> str | None:
 
 
 def _customers(
-    uow: UnitOfWork, claims: Mapping[str, Any], policy: OidcPolicy
+    uow: UnitOfWork, claims: Mapping[str, Any], policy: OidcPolicy, existing: User | None
 ) -> tuple[str, ...] | None:
     if not policy.customers_claim:
-        return None
+        # Not the provider's to say: new users get every customer, and an admin's restriction
+        # of an existing one (the user page) stays.
+        return None if existing is None else existing.customers
     values = _strings(claims.get(policy.customers_claim))
     if ALL_CUSTOMERS in values:
         return None
@@ -113,7 +115,7 @@ def sign_in(
         if refusal is not None:
             _refuse(ctx, uow, read, oidc, client, refusal, existing if bound else None)
         assert role is not None  # _refusal covers a missing role
-        customers = _customers(uow, claims, oidc)
+        customers = _customers(uow, claims, oidc, existing)
         now = ctx.clock.now()
         if existing is None:
             user = User(read.username, role, customers)

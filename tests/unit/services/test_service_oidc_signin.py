@@ -79,6 +79,14 @@ def test_customers_claim_scopes_the_user(services: ServiceWorld) -> None:
     assert oidc_signin.sign_in(services.ctx, every, scoped, POLICY).user.customers is None
 
 
+def test_without_a_customers_claim_an_admins_restriction_stays(services: ServiceWorld) -> None:
+    assert oidc_signin.sign_in(services.ctx, claims(["jit-technicians"]), OIDC, POLICY)
+    change = UserChange(customers=(CUSTOMER,), set_customers=True)
+    users.update_user(services.ctx, ROOT, NAME, change)
+    again = oidc_signin.sign_in(services.ctx, claims(["jit-technicians"]), OIDC, POLICY)
+    assert again.user.customers == (CUSTOMER,)
+
+
 def test_no_role_creates_nothing_and_is_audited(services: ServiceWorld) -> None:
     assert refused(services, claims(["everyone"])) == "no role in the claims"
     with services.ctx.uow() as uow:
