@@ -81,6 +81,13 @@ def test_admin_signs_in_through_the_provider_with_the_mapped_role(
     assert len(signed) == 1
     assert signed[0]["amr"] == ["pwd", "mfa"] and signed[0]["issuer"] == provider.issuer
 
+    # The user's page says how it signs in, and offers no password or TOTP reset.
+    page.goto(f"/admin/users/{ADMIN}")
+    expect(page.locator("#user-sign-in")).to_have_text(
+        f"through single sign-on ({provider.issuer})"
+    )
+    expect(page.get_by_role("button", name="Reset password")).to_have_count(0)
+
     # A password sign-in as that user finds no password to check.
     other = context.browser.new_context(base_url=sso.url)  # type: ignore[union-attr]
     local = other.new_page()

@@ -26,7 +26,7 @@ def _shown(detail: users.UserDetail) -> dict[str, Any]:
         "customers": None if user.customers is None else list(user.customers),
         "disabled": user.disabled, "created_at": iso(detail.created_at),
         "sessions": detail.sessions, "tokens": detail.tokens,
-        "second_factor": detail.second_factor,
+        "second_factor": detail.second_factor, "oidc_issuer": detail.oidc_issuer,
     }  # fmt: skip
 
 

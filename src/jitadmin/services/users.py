@@ -45,6 +45,8 @@ class UserDetail:
     sessions: int  # open web sessions
     tokens: int  # API tokens (a disabled user's open nothing)
     second_factor: bool = False  # a confirmed TOTP enrolment
+    # The issuer an OpenID Connect user signs in through (services/oidc_signin); None: local.
+    oidc_issuer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,12 +99,14 @@ def _event(ctx: ServiceContext, kind: str, actor: User, **data: Any) -> AuditEve
 def _detail(uow: UnitOfWork, user: User) -> UserDetail:
     tokens = sum(1 for t in uow.api_tokens.all() if t.username == user.username)
     factor = uow.second_factors.get(user.username)
+    external = uow.users.external_identity(user.username)
     return UserDetail(
         user,
         uow.users.created_at(user.username),
         uow.web_sessions.count_for_user(user.username),
         tokens,
         factor is not None and factor.confirmed_at is not None,
+        None if external is None else external[0],
     )
 
 
@@ -203,13 +207,20 @@ class PasswordReset:
 
 def reset_password(ctx: ServiceContext, actor: User, username: str) -> PasswordReset:
     """A new generated password; the old one stops working and every web session of the user
-    ends (whoever held the old password may be signed in). API tokens are left alone."""
+    ends (whoever held the old password may be signed in). API tokens are left alone.
+    An OpenID Connect user has no password to reset: a local one would get round the identity
+    provider (its groups, its MFA)."""
     _checked(actor, username)
     _not_yourself(actor, username, "username")
     password = secrets.token_urlsafe(18)
     hashed = _hasher.hash(password)
     with ctx.uow() as uow:
         _managed(uow, actor, username)
+        if (external := uow.users.external_identity(username)) is not None:
+            raise ConflictError(
+                f"{username} signs in through {external[0]} (single sign-on) and has no "
+                "jitadmin password; reset it at the identity provider"
+            )
         uow.users.set_password_hash(username, hashed)
         ended = uow.web_sessions.delete_for_user(username)
         uow.audit.append(_event(ctx, "user.password_reset", actor, user=username, sessions=ended))

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from jitadmin.core.errors import ConflictError
 from jitadmin.ports import AuditQuery
 from jitadmin.services import admin, oidc_signin, sessions, users
 from jitadmin.services.oidc_signin import OidcPolicy, OidcRefusedError
@@ -148,3 +149,13 @@ def test_unusable_names_are_refused(services: ServiceWorld) -> None:
         "no preferred_username or email"
     )
     assert refused(services, claims(["jit-admins"], name="bad\x00name")) == "unusable username"
+
+
+def test_an_oidc_user_has_no_password_to_reset(services: ServiceWorld) -> None:
+    oidc_signin.sign_in(services.ctx, claims(["jit-admins"]), OIDC, POLICY)
+    assert users.show_user(services.ctx, ROOT, NAME).oidc_issuer == ISSUER
+    with pytest.raises(ConflictError, match="single sign-on"):
+        users.reset_password(services.ctx, ROOT, NAME)
+    assert not events(services, "user.password_reset")
+    admin.add_user(services.ctx, ROOT, username="local@msp.example", role="technician")
+    assert users.show_user(services.ctx, ROOT, "local@msp.example").oidc_issuer is None

@@ -108,6 +108,9 @@ class UserDetail(UserOut):
     sessions: int = Field(description="open web sessions")
     tokens: int = Field(description="API tokens (a disabled user's open nothing)")
     second_factor: bool = Field(description="an authenticator app (TOTP) is set up")
+    oidc_issuer: str | None = Field(
+        None, description="the OpenID Connect issuer this user signs in through; null: local"
+    )
 
 
 class NotRevoked(BaseModel):

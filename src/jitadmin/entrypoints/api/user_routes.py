@@ -27,6 +27,7 @@ def detail_out(detail: users.UserDetail) -> dict[str, Any]:
         "sessions": detail.sessions,
         "tokens": detail.tokens,
         "second_factor": detail.second_factor,
+        "oidc_issuer": detail.oidc_issuer,
     }
 
 
