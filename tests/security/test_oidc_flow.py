@@ -19,6 +19,7 @@ from joserfc.jwk import OctKey, RSAKey
 
 from jitadmin.adapters.clock import ManualClock
 from jitadmin.adapters.oidc import LEEWAY_SECONDS, OidcClient, OidcClientConfig, OidcError
+from jitadmin.entrypoints.logging_redaction import redact
 from jitadmin.entrypoints.web.auth import SESSION_COOKIE
 from jitadmin.entrypoints.web.oidc_pages import FLOW_COOKIE
 
@@ -105,6 +106,16 @@ def test_the_whole_flow_at_the_http_level(sso: System, browser_http: httpx.Clien
     assert start is not None and answer["state"] not in start  # sealed, not readable
     done = browser_http.get(back)
     assert done.status_code == 200 and session_cookie(browser_http)
+
+
+def test_the_access_log_keeps_no_authorization_code(
+    sso: System, browser_http: httpx.Client
+) -> None:
+    back = back_from_provider(sso, browser_http)
+    code = query_of(back)["code"]
+    line = f'127.0.0.1:50000 - "GET {back.removeprefix(sso.url)} HTTP/1.1" 200'
+    assert code in line and code not in redact(line)
+    assert query_of(back)["state"] in redact(line)  # not a secret: it is bound to the cookie
 
 
 def test_tampered_state_is_refused(sso: System, browser_http: httpx.Client) -> None:

@@ -28,6 +28,8 @@ _PATTERNS = (
         r"""(b?"(?:[^"\\]|\\.)*"|b?'(?:[^'\\]|\\.)*'|(?:Bearer\s+|Basic\s+)?[^"'\s,;&}\]]+)"""
     ),
     re.compile(r"(?i)(\b(?:Bearer|Basic)\s+)([A-Za-z0-9._~+/=-]{8,})"),
+    # An OpenID Connect authorization code in a URL (the access log's callback line).
+    re.compile(r"([?&](?:code|code_verifier)=)([^&\s\"']+)"),
     # API tokens, sealed values and JWTs, wherever they appear.
     re.compile(r"()\bjit_[A-Za-z0-9_-]{16,}"),
     re.compile(r"()\bv1\.[0-9a-f]{8}\.[A-Za-z0-9_-]{16,}"),
