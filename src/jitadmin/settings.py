@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=8, ge=1, le=256)
     worker_per_tenant: int = Field(default=2, ge=1, le=64)
     worker_lease_seconds: float = Field(default=30.0, gt=0)
+    # How long an on-prem agent holds a job without reporting a step; then another may take it.
+    agent_job_lease_seconds: float = Field(default=60.0, gt=0)
     worker_max_idle_seconds: float = Field(default=5.0, gt=0)
     retry_base_seconds: float = Field(default=2.0, gt=0)
     retry_cap_seconds: float = Field(default=120.0, gt=0)

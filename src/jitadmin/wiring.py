@@ -177,6 +177,7 @@ def build(settings: Settings, *, clock: Clock | None = None, upgrade: bool = Tru
         resolve=resolve,
         notifier=HttpNotificationSender(egress),
         public_url=settings.public_url,
+        agent_job_lease_s=settings.agent_job_lease_seconds,
     )
     # The agent-backed identity provider queues its steps through the services (ports only).
     cache.env = replace(cache.env, agent_jobs=AgentJobs(ctx))

@@ -238,6 +238,8 @@ RULES: dict[tuple[str, str], tuple[tuple[Target, ...], Rule]] = {
     # Web console pages and forms.
     ("POST", "/signout"): (NO_TARGET, signed_in),
     ("GET", "/admin/notifications"): (NO_TARGET, global_admin),
+    ("POST", "/admin/customers/{slug}/agents/enrollments"): (CUSTOMER_TARGETS, customer_admin),
+    ("POST", "/admin/agents/{agent_id}/revoke"): (CUSTOMER_TARGETS, customer_admin),
     # An empty form: refused (422) after the checks; no channel is made.
     ("POST", "/admin/notifications"): (NO_TARGET, global_admin),
     ("POST", "/admin/notifications/{channel_id}/test"): (NO_TARGET, global_admin),

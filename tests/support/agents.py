@@ -86,6 +86,13 @@ class AgentServer:
     def stop(self) -> None:
         self.https.stop()
 
+    def restart(self) -> None:
+        """The same address again (the agents' configuration names it)."""
+        self.https = serve_in_thread(
+            create_app(self.system.app), host=self.https.host, port=self.https.port,
+            ssl_certfile=str(self.tls.cert_file), ssl_keyfile=str(self.tls.key_file),
+        )  # fmt: skip
+
     def enrollment_code(self, slug: str = "pedroaviary") -> str:
         with self.system.client("admin") as admin:
             made = admin.post(f"/customers/{slug}/agents/enrollments")
@@ -117,11 +124,12 @@ class AgentServer:
         return InProcessAgent(self, registered["agent_id"], private)
 
 
-def start_agent_server(system: System, directory: Path) -> AgentServer:
-    tls = self_signed(directory)
+def start_agent_server(system: System, directory: Path, host: str = "127.0.0.1") -> AgentServer:
+    tls = self_signed(directory, host)
     https = serve_in_thread(
-        create_app(system.app), ssl_certfile=str(tls.cert_file), ssl_keyfile=str(tls.key_file)
-    )
+        create_app(system.app), host=host, ssl_certfile=str(tls.cert_file),
+        ssl_keyfile=str(tls.key_file),
+    )  # fmt: skip
     ca_file = directory / "server-ca.pem"
     ca_file.write_text(tls.ca_pem)
     return AgentServer(system, https, tls, ca_file)

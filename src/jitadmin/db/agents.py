@@ -35,9 +35,16 @@ def _job(row: AgentJobRow) -> AgentJob:
     return AgentJob(**{name: getattr(row, name) for name in _JOB_FIELDS})
 
 
-def _takeable(now: datetime) -> Any:
+def _takeable(now: datetime, agent_id: str) -> Any:
     # Pending, or leased by an agent whose lease lapsed (it died mid-job): another finishes it.
-    return (_J.state == PENDING) | ((_J.state == LEASED) & (_J.lease_expires_at < now))
+    # An agent runs one job at a time, so when it asks for one, any job still leased to it is
+    # one it no longer works on (it restarted, or its answer was lost): it gets it back at once.
+    leased = _J.state == LEASED
+    return (
+        (_J.state == PENDING)
+        | (leased & (_J.lease_expires_at < now))
+        | (leased & (_J.lease_owner == agent_id))
+    )
 
 
 class SqlAgentRepo:
@@ -153,7 +160,7 @@ class SqlAgentRepo:
     ) -> AgentJob | None:
         query = (
             select(_J.id)
-            .where(_J.customer == customer, _takeable(now))
+            .where(_J.customer == customer, _takeable(now, agent_id))
             .order_by(_J.created_at, _J.id)
             .limit(1)
         )
@@ -162,7 +169,7 @@ class SqlAgentRepo:
             return None
         taken = self.s.execute(
             update(_J)
-            .where(_J.id == job_id, _takeable(now))
+            .where(_J.id == job_id, _takeable(now, agent_id))
             .values(
                 state=LEASED, lease_owner=agent_id, lease_expires_at=lease_until,
                 attempts=_J.attempts + 1,

@@ -26,6 +26,7 @@ from prometheus_client import start_http_server
 from jitadmin.core.errors import AuditTamperedError
 from jitadmin.entrypoints.notification_loop import NotificationLoop
 from jitadmin.ports import UnitOfWork
+from jitadmin.services.agent_jobs import alert_offline_agents
 from jitadmin.services.audit_anchor import checkpoint
 from jitadmin.services.context import ServiceContext
 from jitadmin.services.execution import Claim, process_grant, record_unexpected_failure
@@ -37,6 +38,7 @@ log = logging.getLogger("jitadmin.worker")
 _Item = TypeVar("_Item", str, int)
 PSA_KEY = "psa"
 HEARTBEAT_EVERY_S = 1.0  # at most this often; the loop itself runs at least every max_idle_s
+AGENT_WATCH_EVERY_S = 15.0  # how often customers without an online on-prem agent are looked for
 # In a storm every completion wakes the loop: claim once per few completions (an eighth of what
 # is in flight), waiting at most this long for them, instead of one claim query per completion.
 GATHER_S = 0.05
@@ -68,6 +70,7 @@ class Worker:
         self._reconciler: threading.Thread | None = None
         self._checkpointer: threading.Thread | None = None
         self._last_beat = float("-inf")
+        self._last_agent_watch = float("-inf")
         self._renew_at = float("-inf")
         self._completed = 0  # since the last claim
         self._claim_after = 1  # completions worth a claim
@@ -202,6 +205,13 @@ class Worker:
             uow.runtime.heartbeat(self.id, self.ctx.clock.now())
             uow.commit()
         self._last_beat = time.monotonic()
+        if self._last_beat - self._last_agent_watch >= AGENT_WATCH_EVERY_S:
+            self._last_agent_watch = self._last_beat
+            self.watch_agents()
+
+    def watch_agents(self) -> int:
+        """Alert on grants whose customer has no online on-prem agent (once per grant)."""
+        return alert_offline_agents(self.ctx)
 
     def _reconcile_loop(self) -> None:
         """Every interval, reconcile what nobody else has; the first pass waits one interval,

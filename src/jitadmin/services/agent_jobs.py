@@ -11,6 +11,7 @@ the job row, opened only for the agent that leased it, and dropped with the resu
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,6 +23,7 @@ from jitadmin.core.agent_protocol import (
     DONE,
     ERROR_KINDS,
     FAILED,
+    LEASED,
     PENDING,
 )
 from jitadmin.core.errors import NotFoundError, ValidationFailedError
@@ -33,7 +35,6 @@ from jitadmin.services.backoff import SYSTEM
 from jitadmin.services.context import ServiceContext, log
 from jitadmin.services.progress import progress_recorder
 
-JOB_LEASE_S = 60.0  # renewed by every step the agent reports
 MAX_WAIT_S = 30.0  # the longest long poll
 _DATA_KEYS = 32
 _DATA_VALUE = 2048
@@ -103,18 +104,20 @@ class LeasedJob:
 
 def lease_job(ctx: ServiceContext, agent: Agent, wait_s: float) -> LeasedJob | None:
     """The customer's next job for this agent, waiting up to ``wait_s`` for one."""
-    deadline = ctx.clock.now() + timedelta(seconds=min(max(wait_s, 0.0), MAX_WAIT_S))
+    # Real time, not ctx.clock: a long poll lasts seconds of the wall clock whatever the
+    # service's clock says (tests move theirs by hand).
+    deadline = time.monotonic() + min(max(wait_s, 0.0), MAX_WAIT_S)
     while True:
         now = ctx.clock.now()
         with ctx.uow() as uow:
             job = uow.agents.lease(
-                agent.customer, agent.id, now, now + timedelta(seconds=JOB_LEASE_S)
+                agent.customer, agent.id, now, now + timedelta(seconds=ctx.agent_job_lease_s)
             )
             uow.commit()
         if job is not None:
             secret = ctx.box.open(job.sealed, job_context(job.id)) if job.sealed else None
             return LeasedJob(job, secret)
-        remaining = (deadline - ctx.clock.now()).total_seconds()
+        remaining = deadline - time.monotonic()
         if remaining <= 0:
             return None
         # Woken by a job written in this process; a job of another process is seen within 1 s.
@@ -154,9 +157,10 @@ def report_step(ctx: ServiceContext, agent: Agent, job_id: str, step: Any, data:
     plain = _plain_data(data if data is not None else {}, "data")
     with ctx.uow() as uow:
         job = _own_job(uow, agent, job_id)
-        if job.state not in (PENDING, "leased"):
+        if job.state not in (PENDING, LEASED):
             return False
-        uow.agents.renew(job.id, agent.id, ctx.clock.now() + timedelta(seconds=JOB_LEASE_S))
+        until = ctx.clock.now() + timedelta(seconds=ctx.agent_job_lease_s)
+        uow.agents.renew(job.id, agent.id, until)
         uow.commit()
     progress_recorder(ctx, job.grant_id)(step, {**plain, "agent_id": agent.id})
     return True
@@ -264,3 +268,45 @@ def report_failsafe(ctx: ServiceContext, agent: Agent, body: Any) -> bool:
     job = AgentJobs(ctx).submit(grant.customer, grant_id, "revoke", payload)
     evidence = {"failsafe": True, "steps": ",".join(steps)}
     return report_result(ctx, agent, job.id, {"ok": True, "evidence": evidence}) or True
+
+
+_NEEDS_AGENT = (
+    GrantState.PROVISIONING, GrantState.ACTIVE, GrantState.REVOKING, GrantState.REVOKE_FAILED,
+)  # fmt: skip
+
+
+def offline_customers(ctx: ServiceContext, uow: UnitOfWork) -> dict[str, list[Grant]]:
+    """Customers whose agent grants need an agent while none of theirs is online."""
+    now = ctx.clock.now()
+    enrolled: dict[str, bool] = {}
+    for agent in uow.agents.all():
+        if agent.revoked_at is None:
+            online = state_of(agent, now) == "online"
+            enrolled[agent.customer] = enrolled.get(agent.customer, False) or online
+    found: dict[str, list[Grant]] = {}
+    for customer, online in enrolled.items():
+        if online:
+            continue
+        affected = [
+            g
+            for state in _NEEDS_AGENT
+            for g in uow.grants.find(state=state.value, customer=customer)
+            if g.identity_provider == AGENT_KIND
+        ]
+        if affected:
+            found[customer] = affected
+    return found
+
+
+def alert_offline_agents(ctx: ServiceContext) -> int:
+    """The worker's periodic look: each grant of a customer without an online agent gets its
+    alert once (audit event, metric, ticket note), whatever state it is in."""
+    raised = 0
+    with ctx.uow() as uow:
+        now = ctx.clock.now()
+        for grants in offline_customers(ctx, uow).values():
+            raised += sum(alert_offline(ctx, uow, grant, now) for grant in grants)
+        uow.commit()
+    if raised:
+        ctx.wake()
+    return raised

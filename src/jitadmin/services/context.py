@@ -103,6 +103,8 @@ class ServiceContext:
     # Notified when a job for an on-prem agent is written in this process, so a waiting long
     # poll answers at once (agents of another process's jobs see them on their next check).
     agent_jobs_signal: threading.Condition = field(default_factory=threading.Condition)
+    # How long an agent holds a job without reporting; a dead agent's job then goes to another.
+    agent_job_lease_s: float = 60.0
 
     def acting(self, credential: str | None) -> ServiceContext:
         """This context for one request made with ``credential``."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -26,11 +26,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 import jitadmin
 from jitadmin.core.errors import FeatureOffError, NotReadyError, UnauthorizedError
-from jitadmin.core.grant import GrantState
+from jitadmin.core.grant import Grant, GrantState
 from jitadmin.core.notifications import FAILING_AFTER
 from jitadmin.entrypoints.api import problems
 from jitadmin.entrypoints.api.responses import Health, problem_responses
-from jitadmin.ports import NotificationChannel
+from jitadmin.ports import Agent, NotificationChannel
+from jitadmin.services.agent_jobs import offline_customers
+from jitadmin.services.agents import state_of
 from jitadmin.wiring import App
 
 log = logging.getLogger("jitadmin.api")
@@ -54,6 +56,9 @@ class DatabaseCollector:
             beats = uow.runtime.heartbeats(now - HEARTBEAT_HORIZON)
             channels = uow.notifications.channels()
             backlog = uow.notifications.backlog()
+            agents = uow.agents.all()
+            jobs = uow.agents.backlog()
+            stranded = offline_customers(self.app.ctx, uow)
         grants = GaugeMetricFamily("jitadmin_grants", "Grants by state", labels=["state"])
         for state in GrantState:
             grants.add_metric([state.value], counts.get(state.value, 0))
@@ -72,6 +77,7 @@ class DatabaseCollector:
             "jitadmin_outbox_pending", "Ticket notes not yet delivered", value=pending
         )
         yield from _channel_gauges(channels, backlog)
+        yield from _agent_gauges(agents, jobs, stranded, now)
         heartbeat = GaugeMetricFamily(
             "jitadmin_worker_heartbeat_timestamp_seconds",
             "When each worker's loop last ran (Unix time; alert when it falls behind)",
@@ -101,6 +107,40 @@ def _channel_gauges(
         pending.add_metric(labels, backlog.get(channel.id, 0))
     yield failing
     yield pending
+
+
+def _agent_gauges(
+    agents: list[Agent], jobs: dict[str, int], stranded: dict[str, list[Grant]], now: datetime
+) -> Iterator[Metric]:
+    seen = GaugeMetricFamily(
+        "jitadmin_agent_last_seen_timestamp_seconds",
+        "When each enrolled on-prem agent last made a request (Unix time)",
+        labels=["customer", "agent", "name"],
+    )
+    online = GaugeMetricFamily(
+        "jitadmin_agent_online", "1 while the on-prem agent is online", labels=["customer", "agent"]
+    )
+    for agent in agents:
+        if agent.revoked_at is None:
+            labels = [agent.customer, agent.id]
+            seen.add_metric(
+                [*labels, agent.name], (agent.last_seen_at or agent.created_at).timestamp()
+            )
+            online.add_metric(labels, int(state_of(agent, now) == "online"))
+    backlog = GaugeMetricFamily(
+        "jitadmin_agent_job_backlog", "Jobs waiting for or held by an on-prem agent",
+        labels=["customer"],
+    )  # fmt: skip
+    for customer, count in sorted(jobs.items()):
+        backlog.add_metric([customer], count)
+    alert = GaugeMetricFamily(
+        "jitadmin_agent_offline_grants",
+        "Grants needing an on-prem agent whose customer has none online (alert on > 0)",
+        labels=["customer"],
+    )
+    for customer, grants in sorted(stranded.items()):
+        alert.add_metric([customer], len(grants))
+    yield from (seen, online, backlog, alert)
 
 
 def install(api: FastAPI, app: App) -> None:

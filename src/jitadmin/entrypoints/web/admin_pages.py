@@ -23,7 +23,7 @@ from jitadmin.core.errors import (
 from jitadmin.entrypoints.web.auth import Ctx, Form, FormVisitor, PageVisitor, Visitor, text
 from jitadmin.entrypoints.web.render import IDP_LABELS, page
 from jitadmin.entrypoints.web.routing import HtmlRoute
-from jitadmin.services import admin, console
+from jitadmin.services import admin, agents, console
 from jitadmin.services.context import ADMIN, ROLES, ServiceContext, require_role
 
 router = APIRouter(route_class=HtmlRoute, include_in_schema=False, prefix="/admin")
@@ -62,12 +62,18 @@ def customers_page(
     extra.setdefault("values", {})
     extra.setdefault("tested", None)
     extra.setdefault("notice", "")
+    extra.setdefault("enrollment", None)
+    setups = console.customer_setups(ctx, visitor.user)
     return page(
         "admin_customers.html",
         status,
         title="Customers and connections",
         visitor=visitor,
-        setups=console.customer_setups(ctx, visitor.user),
+        setups=setups,
+        # Each customer's on-prem agents with their state (online, offline, revoked).
+        agents={
+            c.customer.slug: agents.list_agents(ctx, visitor.user, c.customer.slug) for c in setups
+        },
         connection_fields={s.kind: tuple(s.fields) for s in _specs(ctx, IDENTITY_PROVIDER)},
         secret_fields={s.kind: s.secret_fields for s in _specs(ctx, IDENTITY_PROVIDER)},
         idp_labels=IDP_LABELS,
