@@ -211,3 +211,34 @@ def test_an_agent_of_one_customer_never_sees_or_answers_anothers_jobs(world: Wor
         stored is not None and stored.sealed and leased["secret"] not in json.dumps(stored.payload)
     )
     assert leased["secret"] not in (stored.sealed or "")
+
+
+def test_the_job_protocol_moves_the_grant_and_refuses_bad_reports(world: World) -> None:
+    agent = world.server.enroll(A.slug, tenant_id=SID)
+    grant_id = _grant(world, A.slug)
+    _wait_job(world, grant_id)
+    job = agent.raw(LEASE).json()["job"]
+    steps = f"/api/v1/agent/jobs/{job['id']}/steps"
+    result = f"/api/v1/agent/jobs/{job['id']}/result"
+    # Only the adapter's step names, only flat bounded data.
+    assert agent.raw(steps, {"step": "drop_table", "data": {}}).status_code == 422
+    assert agent.raw(steps, {"step": "password_set", "data": {"x": {"y": 1}}}).status_code == 422
+    assert agent.raw(steps, {"step": "password_set", "data": {}}).json() == {"accepted": True}
+    answer = {
+        "ok": True,
+        "username": "tech-pedroaviary",
+        "account": {"object_guid": "0b6c1e0e-0000-4000-8000-000000000001", "sam": "t"},
+    }
+    assert agent.raw(result, answer).json() == {"accepted": True}
+    assert agent.raw(result, answer).json() == {"accepted": False}  # a repeat changes nothing
+    world.system.wait_state(grant_id, "active")
+    # Each extension queues an extend job with the newest end (the previous one retired).
+    with world.system.client() as tech:
+        for minutes in (5, 10):
+            extended = tech.post(f"/grants/{grant_id}/extend", json={"minutes": minutes})
+            assert extended.status_code == 200, extended.text
+    with world.system.app.ctx.uow() as uow:
+        extends = [j for j in uow.agents.jobs_for(grant_id) if j.kind == "extend"]
+        grant = uow.grants.get(grant_id)
+    assert [j.state for j in extends] == ["retired", "pending"]
+    assert grant is not None and extends[-1].payload["expires_at"] == grant.expires_at.isoformat()

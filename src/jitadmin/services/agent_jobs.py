@@ -23,6 +23,7 @@ from jitadmin.core.agent_protocol import (
     DONE,
     ERROR_KINDS,
     FAILED,
+    JOB_EXTEND,
     LEASED,
     PENDING,
 )
@@ -59,7 +60,10 @@ class AgentJobs:
         with self.ctx.uow() as uow:
             current = uow.agents.current_job(grant_id, kind)
             if current is not None:
-                return current
+                if kind != JOB_EXTEND or current.payload == payload:
+                    return current
+                # Extended again: the newest end replaces whatever the last extend job said.
+                uow.agents.retire(current.id)
             job_id = str(uuid.uuid4())
             job = AgentJob(
                 id=job_id, customer=customer, grant_id=grant_id, kind=kind, payload=payload,
