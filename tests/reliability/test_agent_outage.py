@@ -16,8 +16,11 @@ from jitadmin.adapters.clock import ManualClock
 
 from support.ad import SambaDc
 from support.agent_world import PEDRO, AgentWorld, running_agent_world, stop_agent
+from support.receiver import Receiver, receiver
 from support.system import outbox_drained
 from support.waiting import wait_for
+
+HOOK_SECRET = "the-security-lead-hook-secret"
 
 
 def _gauge(metrics: str, name: str) -> float:
@@ -33,10 +36,23 @@ def clocked(tmp_path: Path, samba_dc: SambaDc) -> Iterator[tuple[AgentWorld, Man
         yield world, clock
 
 
+@pytest.fixture
+def hook() -> Iterator[Receiver]:
+    with receiver() as running:
+        yield running
+
+
 def test_no_agent_online_at_revocation_alerts_once_and_converges_when_it_returns(
-    clocked: tuple[AgentWorld, ManualClock],
+    clocked: tuple[AgentWorld, ManualClock], hook: Receiver
 ) -> None:
     world, clock = clocked
+    with world.system.client("admin") as admin:
+        made = admin.post(
+            "/notification-channels",
+            json={"kind": "webhook", "url": hook.url, "secret": HOOK_SECRET,
+                  "events": ["agent.offline"]},
+        )  # fmt: skip
+        assert made.status_code == 201, made.text
     config = world.enroll("agent")
     agent = world.run(config)
     created = world.request()
@@ -58,6 +74,10 @@ def test_no_agent_online_at_revocation_alerts_once_and_converges_when_it_returns
     assert kinds.count("agent.offline_alert") == 1
     assert world.system.worker is not None
     assert world.system.worker.watch_agents() == 0  # once per grant, however often it looks
+    # Whoever asked for agent.offline is told, once, signed, with the grant's link.
+    told = wait_for(lambda: list(hook.accepted_once().values()), what="the agent.offline event")
+    assert [r.headers["x-jitadmin-event"] for r in told] == ["agent.offline"]
+    assert told[0].signed_by(HOOK_SECRET) and told[0].json()["grant"]["id"] == created["id"]
 
     world.run(config)  # back
     world.system.wait_state(created["id"], "revoked", timeout=60)

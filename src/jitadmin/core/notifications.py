@@ -23,6 +23,7 @@ EVENTS = (
     "grant.revoked",
     "grant.revoke_failed",
     "drift.detected",
+    "agent.offline",
     "grant.password_revealed",
 )
 TEST_EVENT = "channel.test"
@@ -39,6 +40,7 @@ _TITLES = {
     "grant.revoked": "Admin access revoked",
     "grant.revoke_failed": "REVOCATION FAILING",
     "drift.detected": "Drift detected",
+    "agent.offline": "NO ON-PREM AGENT ONLINE",
     "grant.password_revealed": "Temporary password revealed",
     TEST_EVENT: "Test notification",
 }

@@ -34,6 +34,7 @@ from jitadmin.ports import Agent, AgentJob, UnitOfWork
 from jitadmin.services.agents import AGENT_KIND, agent_actor, state_of
 from jitadmin.services.backoff import SYSTEM
 from jitadmin.services.context import ServiceContext, log
+from jitadmin.services.notifications import notify
 from jitadmin.services.progress import progress_recorder
 
 MAX_WAIT_S = 30.0  # the longest long poll
@@ -240,6 +241,7 @@ def alert_offline(ctx: ServiceContext, uow: UnitOfWork, grant: Grant, now: datet
             customer=grant.customer, data={"state": grant.state.value},
         )
     )  # fmt: skip
+    notify(ctx, uow, "agent.offline", grant, now)
     ctx.metrics.security_alert("agent_offline")
     log.error("grant %s: no on-prem agent of %s is online", grant.id, grant.customer)
     return True
