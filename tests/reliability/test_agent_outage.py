@@ -16,7 +16,7 @@ from jitadmin.adapters.clock import ManualClock
 
 from support.ad import SambaDc
 from support.agent_world import PEDRO, AgentWorld, running_agent_world, stop_agent
-from support.receiver import Receiver, receiver
+from support.receiver import Receiver, receiver, subscribe
 from support.system import outbox_drained
 from support.waiting import wait_for
 
@@ -46,13 +46,7 @@ def test_no_agent_online_at_revocation_alerts_once_and_converges_when_it_returns
     clocked: tuple[AgentWorld, ManualClock], hook: Receiver
 ) -> None:
     world, clock = clocked
-    with world.system.client("admin") as admin:
-        made = admin.post(
-            "/notification-channels",
-            json={"kind": "webhook", "url": hook.url, "secret": HOOK_SECRET,
-                  "events": ["agent.offline"]},
-        )  # fmt: skip
-        assert made.status_code == 201, made.text
+    subscribe(world.system, hook, ["agent.offline"], HOOK_SECRET)
     config = world.enroll("agent")
     agent = world.run(config)
     created = world.request()

@@ -26,7 +26,7 @@ from jitadmin.ports import StoredAuditEvent
 from jitadmin.services.reconcile import reconcile_due
 
 from support.ad import SambaDc, unique_requester
-from support.receiver import receiver
+from support.receiver import receiver, subscribe
 from support.system import System, start_system, stop_system
 from support.waiting import wait_for
 
@@ -160,13 +160,7 @@ def test_m365_role_given_to_a_managed_account_again_is_undone(system: System) ->
     system.wait_state(grant["id"], "active")
     revoke(system, grant["id"])
     with receiver() as hook:
-        with system.client("admin") as admin:
-            made = admin.post(
-                "/notification-channels",
-                json={"kind": "webhook", "url": hook.url, "secret": HOOK_SECRET,
-                      "events": ["drift.detected"]},
-            )  # fmt: skip
-            assert made.status_code == 201, made.text
+        subscribe(system, hook, ["drift.detected"], HOOK_SECRET)
         m365_drift_is_undone(system, grant)
         # The security lead is told, once, by every channel that asked for drift.
         told = wait_for(

@@ -11,7 +11,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from support.system import System
 
 
 @dataclass(frozen=True)
@@ -82,3 +85,14 @@ def receiver() -> Iterator[Receiver]:
     finally:
         running.server.shutdown()
         running.server.server_close()
+
+
+def subscribe(system: System, hook: Receiver, events: list[str], secret: str) -> str:
+    """A webhook channel to ``hook`` for ``events``, made by the admin; its id."""
+    with system.client("admin") as admin:
+        made = admin.post(
+            "/notification-channels",
+            json={"kind": "webhook", "url": hook.url, "secret": secret, "events": events},
+        )
+    assert made.status_code == 201, made.text
+    return str(made.json()["id"])

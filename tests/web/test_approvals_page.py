@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from playwright.sync_api import Browser, Page, expect
 
-from support.receiver import receiver
+from support.receiver import receiver, subscribe
 from support.system import System
 from support.waiting import wait_for
 from support.web import LIFECYCLE_MS, fill_request, new_context, sign_in, sign_in_as
@@ -97,13 +97,7 @@ def test_an_approver_decides_from_the_link_in_the_notification(
     in place), and the grant goes on."""
     password = require_approval(web)
     with receiver() as hook:
-        with web.client("admin") as api:
-            made = api.post(
-                "/notification-channels",
-                json={"kind": "webhook", "url": hook.url, "secret": "a-webhook-secret-of-the-msp",
-                      "events": ["grant.approval_requested"]},
-            )  # fmt: skip
-            assert made.status_code == 201, made.text
+        subscribe(web, hook, ["grant.approval_requested"], "a-webhook-secret-of-the-msp")
         grant_id = request_and_wait(page, web)
         told = wait_for(hook.accepted_once, what="the approval_requested notification")
     [notification] = told.values()
