@@ -255,6 +255,9 @@ class ConnectionRecord:
     settings: dict[str, Any]
     secret_sealed: str
     customer: str | None = None
+    # The MSP's shared app registration (``SharedApp``) this connection takes its client id
+    # and credential from, when its own settings leave them out.
+    app: ConnectionRecord | None = None
 
 
 @dataclass(frozen=True)
@@ -404,6 +407,11 @@ class ConnectionRepo(Protocol):
     def put(self, record: ConnectionRecord, at: datetime) -> None: ...
     def get_psa(self) -> ConnectionRecord | None: ...
     def put_psa(self, record: ConnectionRecord, at: datetime) -> None: ...
+    def get_app(self, kind: str) -> ConnectionRecord | None:
+        """The MSP's shared app registration of that kind ("m365-app"), customer ``None``."""
+        ...
+
+    def put_app(self, record: ConnectionRecord, at: datetime) -> None: ...
 
 
 class GrantRepo(Protocol):

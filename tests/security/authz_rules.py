@@ -163,6 +163,13 @@ def token_revoke(role: str, t: Target) -> str | int:
     return OK if role == "admin" else 404
 
 
+def consent_return(role: str, t: Target) -> str | int:
+    """Where Entra sends the admin back after consent: the SameSite=Strict cookie does not come
+    along from Microsoft, so an anonymous visit gets a page that continues from our origin;
+    admins are let through (the matrix's visit has no state: 422); others 403."""
+    return OK if role in (*ADMINS, "anonymous") else 403
+
+
 def user_admin(role: str, t: Target) -> str | int:
     """One user's lifecycle: admins; a restricted admin only for users inside its scope (404)."""
     if role not in ADMINS:
@@ -193,6 +200,15 @@ RULES: dict[tuple[str, str], tuple[tuple[Target, ...], Rule]] = {
     ),
     ("PUT", "/api/v1/psa"): (NO_TARGET, global_admin),
     ("POST", "/api/v1/psa/test"): (NO_TARGET, global_admin),
+    # The MSP's multi-tenant app is every customer's: unrestricted admins. A consent link and
+    # its answer belong to the customer's admins (no app is set up in the matrix: 422).
+    ("PUT", "/api/v1/m365-app"): (NO_TARGET, global_admin),
+    ("GET", "/api/v1/m365-app"): (NO_TARGET, global_admin),
+    ("GET", "/api/v1/customers/{slug}/connections/m365/consent-link"): (
+        CUSTOMER_TARGETS,
+        customer_admin,
+    ),
+    ("POST", "/api/v1/m365-app/consent"): (NO_TARGET, any_admin),
     ("GET", "/api/v1/customers/{slug}/tickets"): (CUSTOMER_TARGETS, customer_scoped),
     ("GET", "/api/v1/customers/{slug}/policy"): (CUSTOMER_TARGETS, customer_admin),
     # The body is refused (approvals_needed 0) after the checks: no policy changes.
@@ -265,6 +281,13 @@ RULES: dict[tuple[str, str], tuple[tuple[Target, ...], Rule]] = {
         CUSTOMER_TARGETS,
         customer_admin,
     ),
+    ("GET", "/admin/{name}-app"): (NO_TARGET, global_admin),
+    ("POST", "/admin/{name}-app"): (NO_TARGET, global_admin),
+    ("GET", "/admin/customers/{slug}/connections/{kind}/consent"): (
+        CUSTOMER_TARGETS,
+        customer_admin,
+    ),
+    ("GET", "/admin/m365/consent"): (NO_TARGET, consent_return),
     ("GET", "/admin/psa"): (NO_TARGET, global_admin),
     ("POST", "/admin/psa"): (NO_TARGET, global_admin),
     ("POST", "/admin/psa/test"): (NO_TARGET, global_admin),

@@ -29,7 +29,7 @@ from jitadmin.ports import Agent, User, WebSession
 from jitadmin.services import admin, grants, notifications
 from jitadmin.services.sessions import session_hash
 
-from authz_rules import OK, PUBLIC, ROLES, RULES, SIGNIN, Target
+from authz_rules import OK, PUBLIC, ROLES, RULES, SIGNIN, Target, consent_return
 from support.system import System, start_system, stop_system
 
 A, B = "pedroaviary", "northwind"
@@ -173,7 +173,7 @@ def matrix_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Matrix]:
 
 def _fill(path: str, target: Target, m: Matrix) -> str:
     slug = A if target.allowed else B
-    filled = path.replace("{slug}", slug).replace("{kind}", "m365")
+    filled = path.replace("{slug}", slug).replace("{kind}", "m365").replace("{name}", "m365")
     if "{grant_id}" in filled:
         filled = filled.replace("{grant_id}", m.grants[target.name])
     if "{username}" in filled:
@@ -206,6 +206,9 @@ def _json_body(method: str, path: str, target: Target, m: Matrix) -> dict[str, A
         "/api/v1/customers/{slug}/connections/m365": {
             "tenant_id": "t", "client_id": "c", "client_secret": " ",
         },
+        # A blank client id: refused by the service after the role check, nothing saved.
+        "/api/v1/m365-app": {"client_id": " "},
+        "/api/v1/m365-app/consent": {"state": "not-signed"},
         "/api/v1/customers/{slug}/connections/ad": {
             "url": "ldaps://x.example", "bind_user": "u", "bind_password": " ",
         },
@@ -265,7 +268,7 @@ def call(m: Matrix, role: str, method: str, path: str, target: Target) -> httpx.
 
 def expected(role: str, method: str, path: str, target: Target) -> str | int:
     _, rule = RULES[(method, path)]
-    if role == "anonymous" and (method, path) not in PUBLIC:
+    if role == "anonymous" and (method, path) not in PUBLIC and rule is not consent_return:
         if path.startswith(("/api/", "/web/api/")):
             return 401
         return SIGNIN

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from jitadmin.adapters.m365.client import GraphClient
+from jitadmin.adapters.m365.pim import NO_P2_NOTICE
 from jitadmin.adapters.m365.provider import M365Connection, M365IdentityProvider
 from jitadmin.core.passwords import generate_password
 from jitadmin.emulators import seed
@@ -127,6 +128,7 @@ def provider_factory(emulator: Emulator) -> Iterator[ProviderFactory]:
         secret: str | None = None,
         sleeps: list[float] | None = None,
         credential: str = "password",
+        pim: str = "auto",
         **knobs: Any,
     ) -> M365IdentityProvider:
         connection = M365Connection(
@@ -136,6 +138,7 @@ def provider_factory(emulator: Emulator) -> Iterator[ProviderFactory]:
             authority_url=f"{emulator.url}/login",
             graph_url=f"{emulator.url}/v1.0",
             credential=credential,
+            pim=pim,
         )
         timing = {**FAST, **knobs}
         client = None
@@ -202,11 +205,14 @@ def assert_granted(emulator: Emulator, spec: AccessSpec, result: AccessResult) -
     assert user["employeeType"] == "jitadmin"
     assert user["accountEnabled"] is True
     assert user["userPrincipalName"] == result.username
+    # The seeded tenants have no Entra ID P2: a plain assignment, and the grant says why.
     assert result.account == {
         "user_id": user["id"],
         "upn": result.username,
         "assignment_id": result.account["assignment_id"],
         "assigned_at": result.account["assigned_at"],
+        "role_assignment": "direct",
+        "role_notice": NO_P2_NOTICE,
     }
     assert user["id"] in emulator.ga_holders()
     return str(user["id"])

@@ -65,8 +65,52 @@ def _no_tenant_switch(_old: Mapping[str, Any], _new: Mapping[str, Any], _p: set[
     return None
 
 
+class SettingsFields:
+    """The roles of a settings model's fields (its ``settings``)."""
+
+    settings: type[BaseModel]
+
+    def _fields_with(self, role: SettingRole) -> tuple[str, ...]:
+        return tuple(n for n, f in self.settings.model_fields.items() if role in f.metadata)
+
+    @property
+    def secret_fields(self) -> tuple[str, ...]:
+        return self._fields_with(SECRET)
+
+    @property
+    def url_fields(self) -> tuple[str, ...]:
+        return self._fields_with(SERVER_URL)
+
+    @property
+    def required_fields(self) -> tuple[str, ...]:
+        return tuple(n for n, f in self.settings.model_fields.items() if f.is_required())
+
+    @property
+    def fields(self) -> Mapping[str, FieldInfo]:
+        return self.settings.model_fields
+
+
 @dataclass(frozen=True)
-class ConnectorSpec:
+class SharedApp(SettingsFields):
+    """An app registration the MSP makes once and every customer connection without its own
+    credentials uses (M365's multi-tenant app), and how a customer's admin consents to it."""
+
+    name: str  # the record's kind and the API path: "m365-app"
+    settings: type[BaseModel]
+    # Settings and secrets together → [(field, rule)].
+    check: Callable[[Mapping[str, Any]], list[tuple[str, str]]]
+    # Whether a customer connection's settings leave the credentials to the shared app.
+    used_by: Callable[[Mapping[str, Any]], bool]
+    # Fields that describe the app itself and never reach a customer's adapter.
+    own_fields: tuple[str, ...] = ()
+    # (app settings, tenant or "organizations", redirect URI, state) → the admin-consent URL.
+    consent_url: Callable[[Mapping[str, Any], str, str, str], str] | None = None
+    # Where the web console receives the admin back (path under the console's own URL).
+    consent_path: str = ""
+
+
+@dataclass(frozen=True)
+class ConnectorSpec(SettingsFields):
     kind: str  # the name in URLs, settings and the database: "m365", "connectwise"
     family: ConnectorFamily
     display_name: str  # what people read: the form's label, the docs' table
@@ -85,29 +129,12 @@ class ConnectorSpec:
     # Extra per-field checks on saved settings: settings → [(field, rule)].
     check: Callable[[Mapping[str, Any]], list[tuple[str, str]]] = lambda _settings: []
     vendor_docs: str = ""  # the vendor's API documentation, for the docs table
-
-    def _fields_with(self, role: SettingRole) -> tuple[str, ...]:
-        return tuple(n for n, f in self.settings.model_fields.items() if role in f.metadata)
-
-    @property
-    def secret_fields(self) -> tuple[str, ...]:
-        return self._fields_with(SECRET)
-
-    @property
-    def url_fields(self) -> tuple[str, ...]:
-        return self._fields_with(SERVER_URL)
-
-    @property
-    def required_fields(self) -> tuple[str, ...]:
-        return tuple(n for n, f in self.settings.model_fields.items() if f.is_required())
+    # The MSP-wide app registration its connections may share (M365), or None.
+    app: SharedApp | None = None
 
     @property
     def optional_fields(self) -> tuple[str, ...]:
         return tuple(n for n, f in self.settings.model_fields.items() if not f.is_required())
-
-    @property
-    def fields(self) -> Mapping[str, FieldInfo]:
-        return self.settings.model_fields
 
 
 # For a grant whose identity provider is no longer built in: plain words, never a wrong vendor's.

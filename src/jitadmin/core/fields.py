@@ -52,8 +52,10 @@ LIMITS: dict[str, Limit] = {
     # An approver's comment (stored with the grant's approvals and in the audit trail).
     "comment": Limit(1000, multiline=True),
     "approval_required": Limit(16),  # each item
-    # Connection settings: a CA certificate is the one multi-line value.
+    # Connection settings: PEM certificates and keys are the multi-line values.
     "ca_pem": Limit(16384, multiline=True),
+    "certificate_pem": Limit(16384, multiline=True),
+    "private_key_pem": Limit(16384, multiline=True),
 }
 REVEAL_REASON = Limit(500, multiline=True)
 MAX_LIST_ITEMS = 1000

@@ -28,6 +28,7 @@ from jitadmin.db.tables import (
     CustomerRow,
     OutboxRow,
     PsaConfigRow,
+    SharedAppRow,
     UserRow,
     UtcDateTime,
 )
@@ -161,6 +162,24 @@ class SqlConnectionRepo:
             if row is None
             else ConnectionRecord(row.kind, dict(row.settings), row.secret_sealed)
         )
+
+    def get_app(self, kind: str) -> ConnectionRecord | None:
+        row = self.s.get(SharedAppRow, kind)
+        return (
+            None
+            if row is None
+            else ConnectionRecord(row.kind, dict(row.settings), row.secret_sealed)
+        )
+
+    def put_app(self, record: ConnectionRecord, at: datetime) -> None:
+        row = self.s.get(SharedAppRow, record.kind)
+        if row is None:
+            row = SharedAppRow(kind=record.kind)
+            self.s.add(row)
+        row.settings = record.settings
+        row.secret_sealed = record.secret_sealed
+        row.updated_at = at
+        self.s.flush()
 
     def put_psa(self, record: ConnectionRecord, at: datetime) -> None:
         row = self.s.get(PsaConfigRow, 1)

@@ -5,7 +5,14 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from jitadmin.db.tables import ConnectionRow, CustomerRow, GrantRow, PsaConfigRow, UserRow
+from jitadmin.db.tables import (
+    ConnectionRow,
+    CustomerRow,
+    GrantRow,
+    PsaConfigRow,
+    SharedAppRow,
+    UserRow,
+)
 from jitadmin.ports import SealedValue
 
 
@@ -43,6 +50,17 @@ class SqlSealedStore:
                 SealedValue(column, str(i), None, kind, sealed, dict(settings))
                 for i, kind, sealed, settings in psa
             ]
+        if column == "shared_app":
+            apps = self.s.execute(
+                select(SharedAppRow.kind, SharedAppRow.secret_sealed, SharedAppRow.settings)
+                .where(SharedAppRow.kind > (after or ""))
+                .order_by(SharedAppRow.kind)
+                .limit(limit)
+            )
+            return [
+                SealedValue(column, kind, None, kind, sealed, dict(settings))
+                for kind, sealed, settings in apps
+            ]
         if column == "grant_password":
             grants = self.s.execute(
                 select(GrantRow.id, GrantRow.customer, GrantRow.password_sealed)
@@ -77,6 +95,13 @@ class SqlSealedStore:
                 update(PsaConfigRow)
                 .where(PsaConfigRow.id == int(value.key))
                 .where(PsaConfigRow.secret_sealed == value.sealed)
+                .values(secret_sealed=new_sealed)
+            )
+        elif value.column == "shared_app":
+            statement = (
+                update(SharedAppRow)
+                .where(SharedAppRow.kind == value.key)
+                .where(SharedAppRow.secret_sealed == value.sealed)
                 .values(secret_sealed=new_sealed)
             )
         elif value.column == "totp_secret":

@@ -92,6 +92,17 @@ class PsaConfigRow(Base):
     updated_at: Mapped[datetime]
 
 
+class SharedAppRow(Base):
+    """The MSP's app registrations every customer connection may share, one per kind
+    ("m365-app": the multi-tenant Entra app)."""
+
+    __tablename__ = "shared_apps"
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    settings: Mapped[dict[str, Any]]
+    secret_sealed: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime]
+
+
 class GrantRow(Base):
     __tablename__ = "grants"
     __table_args__ = (

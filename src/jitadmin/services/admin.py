@@ -14,7 +14,7 @@ from argon2 import PasswordHasher
 from pydantic import ValidationError as PydanticValidationError
 
 from jitadmin.core import fields
-from jitadmin.core.connectors import ConnectorFamily, ConnectorSpec
+from jitadmin.core.connectors import ConnectorFamily, ConnectorSpec, SharedApp
 from jitadmin.core.errors import (
     AdapterError,
     AdapterNotFoundError,
@@ -111,8 +111,8 @@ def list_customers(ctx: ServiceContext, actor: User) -> list[tuple[Customer, lis
         ]
 
 
-def _split_settings(
-    spec: ConnectorSpec, body: dict[str, Any]
+def split_settings(
+    spec: ConnectorSpec | SharedApp, body: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The settings to store in plain text and the secrets to seal, checked by the spec."""
     fields.check_settings(body)
@@ -145,8 +145,13 @@ def put_connection(
     with ctx.uow() as uow:
         # A customer outside the admin's scope is unknown to it, whatever the body says.
         customer = require_customer(uow, actor, slug, "path")
-        public, hidden = _split_settings(spec, body)
-        check_settings(ctx, spec, public)
+        public, hidden = split_settings(spec, body)
+        check_settings(ctx, spec, public, hidden)
+        app = spec.app
+        if app is not None and app.used_by(public) and uow.connections.get_app(app.name) is None:
+            raise ValidationFailedError.single(
+                "client_id", f"is required until the MSP app is set up (PUT /api/v1/{app.name})"
+            )
         refuse_tenant_switch(uow, customer.slug, spec, public)
         sealed = ctx.box.seal(json.dumps(hidden), settings_context(customer.slug, kind, public))
         uow.connections.put(ConnectionRecord(kind, public, sealed, customer.slug), ctx.clock.now())
@@ -162,7 +167,7 @@ def check_connection(ctx: ServiceContext, actor: User, slug: str, kind: str) -> 
     require_role(actor, ADMIN)
     with ctx.uow() as uow:
         customer = require_customer(uow, actor, slug, "path")
-        record = connection_of(uow, customer, kind)
+        record = ctx.with_app(uow, connection_of(uow, customer, kind))
     return run_test(
         ctx, actor, lambda: ctx.identity_from(customer, record).check(),
         event="connection.tested", kind=kind, customer=slug,
@@ -173,8 +178,8 @@ def put_psa(ctx: ServiceContext, actor: User, body: dict[str, Any]) -> dict[str,
     require_unrestricted_admin(actor, "the PSA connection (shared by every customer)")
     kind = str(body.get("kind") or "")
     spec = ctx.connector(kind, ConnectorFamily.TICKET_SYSTEM, "kind")
-    public, hidden = _split_settings(spec, {k: v for k, v in body.items() if k != "kind"})
-    check_settings(ctx, spec, public)
+    public, hidden = split_settings(spec, {k: v for k, v in body.items() if k != "kind"})
+    check_settings(ctx, spec, public, hidden)
     with ctx.uow() as uow:
         sealed = ctx.box.seal(json.dumps(hidden), settings_context(None, kind, public))
         uow.connections.put_psa(ConnectionRecord(kind, public, sealed), ctx.clock.now())

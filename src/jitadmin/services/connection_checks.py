@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from jitadmin.core.connectors import ConnectorSpec
+from jitadmin.core.connectors import ConnectorSpec, SharedApp
 from jitadmin.core.egress import EgressRefusedError
 from jitadmin.core.errors import (
     AdapterError,
@@ -52,22 +52,31 @@ FIXED_MESSAGES: tuple[tuple[type[AdapterError], str, str], ...] = (
 )
 
 
-def check_settings(ctx: ServiceContext, spec: ConnectorSpec, settings: dict[str, Any]) -> None:
-    """Raise ``ValidationFailedError`` (every broken field) unless the settings may be saved."""
+def check_settings(
+    ctx: ServiceContext,
+    spec: ConnectorSpec | SharedApp,
+    settings: dict[str, Any],
+    secrets: dict[str, Any] | None = None,
+) -> None:
+    """Raise ``ValidationFailedError`` (every broken field) unless the settings may be saved.
+    The spec's own check sees the secrets too (a credential is one of several fields)."""
+    schemes, rule_text = (
+        (spec.url_schemes, spec.url_rule) if isinstance(spec, ConnectorSpec) else (("https",), "")
+    )
     problems = [
         FieldProblem(name, rule)
         for name in spec.url_fields
         if settings.get(name) is not None
-        for rule in [_url_rule(ctx, spec, str(settings[name]))]
+        for rule in [
+            url_rule(ctx, str(settings[name]), schemes, rule_text or "must be an https URL")
+        ]
         if rule is not None
     ]
-    problems.extend(FieldProblem(name, rule) for name, rule in spec.check(settings))
+    problems.extend(
+        FieldProblem(name, rule) for name, rule in spec.check({**settings, **(secrets or {})})
+    )
     if problems:
         raise ValidationFailedError(problems)
-
-
-def _url_rule(ctx: ServiceContext, spec: ConnectorSpec, url: str) -> str | None:
-    return url_rule(ctx, url, spec.url_schemes, spec.url_rule)
 
 
 def url_rule(

@@ -16,6 +16,7 @@ from jitadmin.core.errors import (
     AdapterError,
     ConnectionSettingsAlteredError,
     ForbiddenError,
+    MisconfiguredError,
     NotFoundError,
     ValidationFailedError,
 )
@@ -141,13 +142,36 @@ class ServiceContext:
         return loaded
 
     def identity_for(self, uow: UnitOfWork, customer: Customer, kind: str) -> IdentityProvider:
-        return self.identity_from(customer, connection_of(uow, customer, kind))
+        return self.identity_from(customer, self.with_app(uow, connection_of(uow, customer, kind)))
 
     def identity_from(self, customer: Customer, record: ConnectionRecord) -> IdentityProvider:
-        """The identity provider of a connection record already read in this transaction."""
-        return self.identity_providers(
-            customer, record.kind, record.settings, self.open_secrets(record)
-        )
+        """The identity provider of a connection record already read in this transaction
+        (``connection_of``: with the shared app it relies on, if any)."""
+        settings, secrets = self.effective_settings(record)
+        return self.identity_providers(customer, record.kind, settings, secrets)
+
+    def effective_settings(self, record: ConnectionRecord) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(settings, secrets) the adapter is built from: the connection's own, on top of the
+        shared app's client id and credential when the connection leaves them out."""
+        settings, secrets = dict(record.settings), self.open_secrets(record)
+        spec = self.connectors.get(record.kind)
+        app = spec.app if spec is not None else None
+        if app is None or not app.used_by(record.settings):
+            return settings, secrets
+        if record.app is None:
+            raise MisconfiguredError(
+                f"the {record.kind} connection of {record.customer} uses the MSP app, which is "
+                f"not configured (PUT /api/v1/{app.name})"
+            )
+        shared = {k: v for k, v in record.app.settings.items() if k not in app.own_fields}
+        return {**shared, **settings}, {**self.open_secrets(record.app), **secrets}
+
+    def with_app(self, uow: UnitOfWork, record: ConnectionRecord) -> ConnectionRecord:
+        """``record`` with the shared app it relies on attached (read in this transaction)."""
+        spec = self.connectors.get(record.kind)
+        if spec is None or spec.app is None or not spec.app.used_by(record.settings):
+            return record
+        return replace(record, app=uow.connections.get_app(spec.app.name))
 
     def tickets(self, uow: UnitOfWork) -> TicketSystem:
         record = uow.connections.get_psa()

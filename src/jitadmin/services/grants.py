@@ -134,7 +134,7 @@ def request_grant(
             check_password(password)
         _refuse_second_grant(ctx, uow, actor.username, found.slug, identity_provider)
         ticket_system = ctx.tickets(uow)
-        identity = ctx.identity_from(found, connection)
+        identity = ctx.identity_from(found, ctx.with_app(uow, connection))
     # Outside calls happen with no transaction open, so they never hold the database.
     check_ticket(ctx, actor, ticket_system, found, request.ticket_id)
     grant_id = str(uuid.uuid4())

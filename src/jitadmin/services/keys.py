@@ -16,7 +16,7 @@ from jitadmin.services.context import ServiceContext, settings_context
 from jitadmin.services.grants import password_context
 from jitadmin.services.second_factor import secret_context
 
-SEALED_COLUMNS = ("connection", "psa", "grant_password", "totp_secret")
+SEALED_COLUMNS = ("connection", "psa", "shared_app", "grant_password", "totp_secret")
 DEFAULT_BATCH = 100
 
 

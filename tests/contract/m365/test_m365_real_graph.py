@@ -226,7 +226,9 @@ def test_a_concurrency_violation_is_retried(
 ) -> None:
     """409 ``Directory_ConcurrencyViolation`` means "retry after a short delay", not "already
     exists" (https://learn.microsoft.com/graph/errors): the grant goes through."""
-    emulator.faults(error_status=409, error_count=2, match="POST /v1.0/roleManagement")
+    emulator.faults(
+        error_status=409, error_count=2, match="POST /v1.0/roleManagement/directory/roleAssignments"
+    )
     spec, record = access(), Recorder()
     result = make_provider().grant(spec, record)
     assert record.steps[-1] == "verified_granted"

@@ -15,6 +15,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -43,7 +44,11 @@ _AADSTS_ADVICE: dict[int, str] = {
     ),
     90002: "tenant {tenant} was not found; check the tenant id or domain",
     900023: "{tenant} is not a valid tenant id or domain",
-    700027: "the certificate signature does not match the certificate registered on the app",
+    700027: (
+        "the client assertion's signature does not match a certificate registered on the app "
+        "(upload certificate_pem to the app registration)"
+    ),
+    700024: "the client assertion is outside its valid time range (check this host's clock)",
     53003: "the token request was blocked by a Conditional Access policy",
     70011: "the requested scope is invalid",
     7000112: "the application is disabled in tenant {tenant}",
@@ -133,6 +138,10 @@ class MsalHttpClient:
         headers: dict[str, str] | None = None,
         **_: Any,
     ) -> httpx.Response:
+        if isinstance(data, dict):
+            # MSAL hands the client assertion over as bytes (requests encodes those as-is);
+            # httpx would send their repr, so decode them first.
+            data = {k: v.decode("ascii") if isinstance(v, bytes) else v for k, v in data.items()}
         body: dict[str, Any] = (
             {"content": data} if isinstance(data, str | bytes) else {"data": data}
         )
@@ -166,18 +175,22 @@ class MsalTokenProvider:
         self,
         tenant_id: str,
         client_id: str,
-        client_secret: str,
+        credential: str | Mapping[str, str],
         *,
         authority_url: str = CANONICAL_AUTHORITY,
         scope: str = DEFAULT_GRAPH_SCOPE,
         http: httpx.Client,
     ) -> None:
+        """``credential``: the client secret, or MSAL's certificate form
+        (``{"private_key", "public_certificate"}``, see ``certificate.msal_credential``)."""
         authority = check_endpoint(authority_url, "authority_url")
         if not is_tenant_id(tenant_id):
             raise MisconfiguredError(f"tenant_id {TENANT_ID_RULE}")
         self._tenant = tenant_id
         self._client_id = client_id
-        self._secret = client_secret
+        self._credential: str | dict[str, str] = (
+            credential if isinstance(credential, str) else dict(credential)
+        )
         self._scope = scope
         if authority.startswith("http://"):
             self._authority = f"{CANONICAL_AUTHORITY}/{tenant_id}"
@@ -198,9 +211,10 @@ class MsalTokenProvider:
     def token(self) -> str:
         try:
             return self._token()
-        except TransientError:
-            # MSAL replays a throttled or failed answer from its own cache for a while; the
-            # worker already waits as long as the server asked, so start afresh next time.
+        except AdapterError:
+            # MSAL replays a throttled or refused answer from its own cache for a while (a 400
+            # for 60 s): the worker already waits as long as the server asked, and a consent
+            # granted a moment ago must count at once, so start afresh next time.
             with self._lock:
                 self._app = None
                 self._current = None
@@ -265,7 +279,7 @@ class MsalTokenProvider:
             # Construction performs OIDC discovery against the tenant.
             self._app = msal.ConfidentialClientApplication(
                 self._client_id,
-                client_credential=self._secret,
+                client_credential=self._credential,
                 authority=self._authority,
                 http_client=self._transport,
                 token_cache=self._cache,

@@ -110,7 +110,7 @@ class GraphClient:
         cls,
         tenant_id: str,
         client_id: str,
-        client_secret: str,
+        credential: str | Mapping[str, str],
         *,
         authority_url: str = CANONICAL_AUTHORITY,
         graph_url: str = GRAPH_URL,
@@ -130,7 +130,7 @@ class GraphClient:
             tokens = MsalTokenProvider(
                 tenant_id,
                 client_id,
-                client_secret,
+                credential,
                 authority_url=authority_url,
                 scope=graph_scope(graph_url),
                 http=http,

@@ -11,14 +11,13 @@ so a retry after a crash at any point converges.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from jitadmin.adapters.m365 import permissions, tap
-from jitadmin.adapters.m365.auth import CANONICAL_AUTHORITY
-from jitadmin.adapters.m365.client import GRAPH_URL, GraphClient
+from jitadmin.adapters.m365 import permissions, pim, tap
+from jitadmin.adapters.m365.client import GraphClient
+from jitadmin.adapters.m365.connection import M365Connection
 from jitadmin.adapters.m365.directory import (
     GLOBAL_ADMIN_ROLE_ID,
     MANAGED_TAG,
@@ -26,20 +25,21 @@ from jitadmin.adapters.m365.directory import (
     display_name,
     grant_id_in,
     is_ours,
-    tampered_fields,
 )
 from jitadmin.adapters.m365.errors import GraphConflictError
+from jitadmin.adapters.m365.revoke_steps import RevokeSteps
 from jitadmin.core import naming
 from jitadmin.core.egress import EgressPolicy
 from jitadmin.core.errors import AlreadyExistsError, MisconfiguredError, TransientError
 from jitadmin.ports import (
-    TAMPERING_STEP,
     AccessResult,
     AccessSpec,
     ManagedAccount,
     ProgressRecorder,
     RevokeSpec,
 )
+
+__all__ = ["M365Connection", "M365IdentityProvider"]
 
 log = logging.getLogger(__name__)
 
@@ -48,20 +48,11 @@ _CREATE_ATTEMPTS = 3
 # How long a new role assignment may stay invisible to reads by id and to lists (Terraform's
 # azuread provider waits up to 5 minutes for one): until then a 404 for it means "not yet".
 NEW_ASSIGNMENT_WAIT_S = 300.0
+# What the grant records of how Global Administrator was given (PIM or plain, and why).
+_HOW = ("role_assignment", "role_notice")
 
 
-@dataclass(frozen=True)
-class M365Connection:
-    tenant_id: str
-    client_id: str
-    client_secret: str = field(repr=False)
-    authority_url: str = CANONICAL_AUTHORITY
-    graph_url: str = GRAPH_URL
-    domain: str | None = None
-    credential: str = "password"  # or "tap": a Temporary Access Pass for the technician
-
-
-class M365IdentityProvider:
+class M365IdentityProvider(RevokeSteps):
     kind = "m365"
 
     def __init__(
@@ -84,7 +75,7 @@ class M365IdentityProvider:
         self._graph = client or GraphClient.connect(
             connection.tenant_id,
             connection.client_id,
-            connection.client_secret,
+            connection.msal_credential(),
             authority_url=connection.authority_url,
             graph_url=connection.graph_url,
             timeout_s=timeout_s,
@@ -129,6 +120,13 @@ class M365IdentityProvider:
         findings.append(f"role assignments readable ({len(admins)} Global Administrator)")
         if self._uses_tap:
             findings.append(tap.read_policy(self._graph).describe())
+        if self.connection.pim != "auto":
+            findings.append("PIM not used for this connection: Global Administrator is a plain "
+                            "assignment that jitadmin removes itself")  # fmt: skip
+        elif pim.supported(self._graph):
+            findings.append(pim.AVAILABLE)
+        else:
+            findings.append(pim.NO_P2_NOTICE)
         return findings
 
     @property
@@ -171,18 +169,25 @@ class M365IdentityProvider:
             record("user_enabled", {})
 
         existing = None if created else self._dir.global_admin_of(user_id)
-        assignment_id = str(existing["id"]) if existing else self._dir.assign_global_admin(user_id)
+        how = {k: spec.account[k] for k in _HOW if k in spec.account}
+        if existing:
+            assignment_id = str(existing["id"])
+        else:
+            assignment_id, how = self._assign_role(spec, user_id)
         assigned_at = _text(spec.account.get("assigned_at"))
         if spec.account.get("assignment_id") != assignment_id:
             # When: a revoke soon after must not read a 404 for it as "already gone".
             assigned_at = self._now().isoformat()
-            record("role_assigned", {"assignment_id": assignment_id, "assigned_at": assigned_at})
+            record("role_assigned",
+                   {"assignment_id": assignment_id, "assigned_at": assigned_at, **how})  # fmt: skip
         if self._dir.global_admin_eventually(user_id) is None:
             raise TransientError(
                 f"Global Administrator for {upn} is not visible yet (pending replication)"
             )
         record("verified_granted", {})
-        account: dict[str, Any] = {"user_id": user_id, "upn": upn, "assignment_id": assignment_id}
+        account: dict[str, Any] = {
+            "user_id": user_id, "upn": upn, "assignment_id": assignment_id, **how
+        }  # fmt: skip
         if assigned_at is not None:
             account["assigned_at"] = assigned_at
         if not self._uses_tap:
@@ -192,8 +197,26 @@ class M365IdentityProvider:
         account.update(issued.account)
         return AccessResult(upn, account, temporary_access_pass=issued.temporary_access_pass)
 
+    def _assign_role(self, spec: AccessSpec, user_id: str) -> tuple[str, dict[str, Any]]:
+        """Global Administrator: time-bound through PIM where the tenant has P2, else plain
+        (visibly). Returns the assignment id and how it was made."""
+        if self.connection.pim != "auto":
+            return self._dir.assign_global_admin(user_id), {"role_assignment": pim.DIRECT}
+        justification = f"jitadmin grant {spec.grant_id}"
+        if pim.assign(self._graph, user_id, GLOBAL_ADMIN_ROLE_ID, self._now(), spec.expires_at,
+                      justification):  # fmt: skip
+            found = self._dir.global_admin_eventually(user_id)
+            if found is None:
+                raise TransientError("the PIM assignment is not visible yet (pending replication)")
+            return str(found["id"]), {"role_assignment": pim.PIM}
+        fallback = {"role_assignment": pim.DIRECT, "role_notice": pim.NO_P2_NOTICE}
+        return self._dir.assign_global_admin(user_id), fallback
+
     def extend(self, spec: AccessSpec) -> None:
-        """Nothing to move: the tenant holds no expiry of its own for a direct assignment."""
+        """A PIM assignment's end moves with the grant's; a plain one has none in the tenant."""
+        user_id = _text(spec.account.get("user_id"))
+        if spec.account.get("role_assignment") == pim.PIM and user_id is not None:
+            pim.extend(self._graph, user_id, GLOBAL_ADMIN_ROLE_ID, self._now(), spec.expires_at)
 
     def revoke(self, spec: RevokeSpec, record: ProgressRecorder) -> None:
         """Trusts the object id jitadmin recorded at creation, never the account's attributes:
@@ -222,8 +245,15 @@ class M365IdentityProvider:
             self._report_tampering(user_id, spec.grant_id, _text(account.get("upn")), record)
         label = upn or user_id
 
-        # Once removal was verified, a 404 for the stored id on a later attempt means gone.
-        young = self._young(account) and not account.get("role_removed")
+        # A PIM assignment is ended through PIM (deleting it directly is not documented); one
+        # whose making was not recorded (a crash) may be one too, so ask unless it is plain.
+        ended = False
+        if self.connection.pim == "auto" and account.get("role_assignment") != pim.DIRECT:
+            ended = not account.get("role_removed") and pim.remove(
+                self._graph, user_id, GLOBAL_ADMIN_ROLE_ID
+            )
+        # Once removal was verified (or PIM ended it), a 404 for the stored id means gone.
+        young = self._young(account) and not account.get("role_removed") and not ended
         self._remove_stored_role(user_id, _text(account.get("assignment_id")), young, label)
         if not self._graph.poll(lambda: self._roles_cleared(user_id)):
             raise TransientError(f"role assignments of {label} are still listed after removal")
@@ -335,103 +365,6 @@ class M365IdentityProvider:
                 if attempt == _CREATE_ATTEMPTS:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
-
-    # -- revoke helpers ----------------------------------------------------------------
-
-    def _report_tampering(
-        self,
-        user_id: str,
-        grant_id: str,
-        upn: str | None,
-        record: ProgressRecorder,
-        user: dict[str, Any] | None = None,
-    ) -> None:
-        """Record (never refuse) an account whose tag, name or UPN someone changed."""
-        deleted = False
-        if user is None:
-            user = self._dir.user(user_id)
-        if user is None:
-            user, deleted = self._dir.deleted_user(user_id), True
-        if user is None:
-            return  # not visible (yet, or any more): nothing to compare
-        changed = tampered_fields(user, grant_id, upn, deleted=deleted)
-        if changed:
-            log.warning("grant %s: account %s was changed: %s", grant_id, user_id, changed)
-            record(TAMPERING_STEP, {"tampered_fields": ",".join(changed)})
-
-    def _young(self, account: Mapping[str, Any]) -> bool:
-        """Whether the stored assignment may still be invisible to reads (just created)."""
-        raw = account.get("assigned_at")
-        try:
-            assigned = datetime.fromisoformat(raw) if isinstance(raw, str) else None
-        except ValueError:
-            assigned = None
-        return assigned is not None and self._now() - assigned < self._new_assignment_wait
-
-    def _remove_stored_role(
-        self, user_id: str, stored_id: str | None, young: bool, label: str
-    ) -> None:
-        """Delete the assignment we made, by its stored id; any others go in the poll that
-        follows. A new assignment can be invisible to GET by id and to DELETE for a while, so
-        while it is young a 404 means "not yet", never "already gone"."""
-        if not stored_id:
-            return
-        deleted = False
-
-        def removed() -> bool:
-            nonlocal deleted
-            stored = self._dir.assignment(stored_id)
-            if stored is None:
-                return deleted or not young
-            # Only ever delete an assignment that belongs to our principal.
-            if stored.get("principalId") != user_id:
-                return True
-            deleted = self._dir.delete_assignment(stored_id) or deleted
-            return deleted or not young
-
-        if not self._graph.poll(removed):
-            raise TransientError(
-                f"the new Global Administrator assignment of {label} is not visible yet, so it "
-                "could not be removed yet (pending replication)"
-            )
-
-    def _roles_cleared(self, user_id: str) -> bool:
-        """Strip what is listed; if anything was, read the list back at once."""
-        return self._strip_roles(user_id) or not self._dir.assignments_of(user_id)
-
-    def _strip_roles(self, user_id: str) -> bool:
-        """Delete whatever the list shows; True when the list was already empty."""
-        listed = self._dir.assignments_of(user_id)
-        for item in listed:
-            if isinstance(item.get("id"), str):
-                self._dir.delete_assignment(str(item["id"]))
-        return not listed
-
-    def _confirm_gone(
-        self, user_id: str, remaining: list[str], proof: list[str], record: ProgressRecorder
-    ) -> bool:
-        """One read-back round; re-issues a step whose effect a lagging replica undid, and
-        collects the positive evidence that the account went away."""
-        remaining.clear()
-        if not self._strip_roles(user_id):
-            remaining.append("role assignment")
-        if self._dir.user(user_id) is not None:
-            remaining.append("user")
-            if self._dir.delete_user(user_id):
-                record("user_deleted", {"user_deleted": True})
-        elif self._dir.deleted_user(user_id) is not None:
-            if "deleted_seen" not in proof:
-                # Noted before the purge: a crash right after it still leaves the evidence.
-                proof.append("deleted_seen")
-                record("deleted_seen", {"deleted_seen": True})
-            if self._dir.purge_user(user_id):
-                proof.append("user_purged")
-                record("user_purged", {"user_purged": True})
-            else:
-                remaining.append("deleted item")  # 404 right after the delete: not yet
-        if not remaining and not proof:
-            remaining.append("evidence of deletion (seen in deletedItems or purged)")
-        return not remaining
 
 
 def _text(value: object) -> str | None:

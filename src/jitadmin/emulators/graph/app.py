@@ -26,6 +26,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from jitadmin.emulators.faults import FaultSettings
+from jitadmin.emulators.graph.consent import consent_router
 from jitadmin.emulators.graph.http import (
     EntraError,
     GraphError,
@@ -36,6 +37,8 @@ from jitadmin.emulators.graph.http import (
     graph_error_body,
     relative_path,
 )
+from jitadmin.emulators.graph.pim_routes import build_pim_router
+from jitadmin.emulators.graph.registration import JWT_BEARER
 from jitadmin.emulators.graph.state import TOKEN_LIFETIME_S, GraphState
 from jitadmin.emulators.graph.v1 import build_v1_router
 from jitadmin.emulators.seed import SeedCredentials, SeedCustomer
@@ -60,8 +63,10 @@ def create_graph_app(
     _install_error_handlers(app)
     _install_vendor_middleware(app, state)
     app.include_router(_login_router(state))
+    app.include_router(consent_router(state))
     app.include_router(_admin_router(state))
     app.include_router(build_v1_router(state))
+    app.include_router(build_pim_router(state))
     return app, state
 
 
@@ -221,7 +226,9 @@ def _missing(param: str) -> EntraError:
     )
 
 
-def _check_client(state: GraphState, tenant_id: str, form: dict[str, str]) -> None:
+def _check_client(
+    state: GraphState, tenant_id: str, form: dict[str, str], tenant_key: str = ""
+) -> None:
     client_id = form.get("client_id", "")
     if not client_id:
         raise _missing("client_id")
@@ -236,10 +243,10 @@ def _check_client(state: GraphState, tenant_id: str, form: dict[str, str]) -> No
             "administrator of the tenant or consented to by any user in the tenant.",
         )
     if form.get("client_assertion"):
-        # No certificate is registered for the emulated app.
-        raise EntraError(
-            401, "invalid_client", 700027, "Client assertion failed signature validation."
-        )
+        if form.get("client_assertion_type") != JWT_BEARER:
+            raise _missing("client_assertion_type")
+        state.check_client_assertion(tenant_id, tenant_key, form["client_assertion"])
+        return
     secret = form.get("client_secret", "")
     if not secret:
         raise EntraError(
@@ -340,7 +347,7 @@ def _login_router(state: GraphState) -> APIRouter:
             if state.app_consent(tenant_id, form.get("client_id", "")) is None:
                 raise _missing("client_id")
         else:
-            _check_client(state, tenant_id, form)
+            _check_client(state, tenant_id, form, tenant)
         scope = form.get("scope", "")
         if not scope:
             raise _missing("scope")

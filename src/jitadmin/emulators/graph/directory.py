@@ -35,6 +35,7 @@ from jitadmin.emulators.graph.model import (
     assignment_id,
     parse_guid,
 )
+from jitadmin.emulators.graph.registration import AppRegistration
 from jitadmin.emulators.seed import SeedCredentials, SeedCustomer
 
 TOKEN_LIFETIME_S = 3599
@@ -75,6 +76,11 @@ class Directory:
         self._tenants: dict[str, Tenant] = {}
         self._tokens: dict[str, _Token] = {}
         self._signing_key = secrets.token_bytes(32)
+        self.clock_offset = timedelta(0)
+        # The MSP's one multi-tenant app; each tenant's AppConsent is its service principal.
+        self.registration = AppRegistration(
+            client_id=creds.graph_client_id.lower(), required_permissions=CONSENTED_PERMISSIONS
+        )
         for customer in customers:
             self._seed(customer, creds)
 
@@ -195,7 +201,9 @@ class Directory:
 
     def assignments(self, tenant_id: str) -> list[RoleAssignment]:
         with self.lock:
-            return copy.deepcopy(list(self._tenants[tenant_id.lower()].assignments.values()))
+            tenant = self._tenants[tenant_id.lower()]
+            self._expire_schedules(tenant)
+            return copy.deepcopy(list(tenant.assignments.values()))
 
     # --- tenants and tokens ----------------------------------------------------------------
 
@@ -380,8 +388,12 @@ class Directory:
             for a in tenant.assignments.values()
         )
 
+    def _expire_schedules(self, tenant: Tenant) -> None:
+        """Ends time-bound PIM assignments whose end has passed (``pim_state`` does it)."""
+
     def _tenant(self, tenant_id: str) -> Tenant:
         tenant = self._tenants[tenant_id]
+        self._expire_schedules(tenant)
         cutoff = utc_now() - RECYCLE_BIN_RETENTION
         for uid in [
             u.id for u in tenant.deleted.values() if u.deleted_at and u.deleted_at < cutoff

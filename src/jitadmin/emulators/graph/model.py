@@ -364,6 +364,9 @@ class Tenant:
     removed: dict[str, RoleAssignment] = field(default_factory=dict)
     apps: dict[str, AppConsent] = field(default_factory=dict)
     tap_policy: TapPolicy = field(default_factory=TapPolicy)
+    # Entra ID P2 (or Governance): what PIM's schedule requests need. Schedules by id.
+    has_p2: bool = False
+    schedules: dict[str, Any] = field(default_factory=dict)
     # Graph requests served for this tenant: the clock replication lag is counted on.
     requests: int = 0
 

@@ -12,7 +12,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from jitadmin.emulators.graph.directory import TOKEN_LIFETIME_S, Caller, Directory
+from jitadmin.emulators.graph.directory import TOKEN_LIFETIME_S, Caller
 from jitadmin.emulators.graph.http import GraphError, bad_request, denied, iso_z, not_found, utc_now
 from jitadmin.emulators.graph.model import (
     GLOBAL_ADMINISTRATOR,
@@ -29,6 +29,7 @@ from jitadmin.emulators.graph.model import (
     clean_user_body,
     parse_guid,
 )
+from jitadmin.emulators.graph.pim_state import PimDirectory
 
 __all__ = ["TOKEN_LIFETIME_S", "Caller", "GraphState"]
 
@@ -54,7 +55,7 @@ def _upn_conflict() -> GraphError:
     )
 
 
-class GraphState(Directory):
+class GraphState(PimDirectory):
     """The whole emulated directory: ``GraphState(customers, creds)``."""
 
     # --- domains and users -----------------------------------------------------------------

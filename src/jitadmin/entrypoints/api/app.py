@@ -9,6 +9,7 @@ import jitadmin
 from jitadmin.entrypoints import web
 from jitadmin.entrypoints.api import (
     agent_routes,
+    app_routes,
     docs_page,
     hardening,
     health,
@@ -30,6 +31,7 @@ def create_app(app: App) -> FastAPI:
     responses.describe_problems(api)
     api.include_router(router)
     api.include_router(user_routes.router)
+    api.include_router(app_routes.router)
     api.include_router(notification_routes.router)
     api.include_router(agent_routes.router)
     health.install(api, app)  # /healthz, /readyz, /metrics

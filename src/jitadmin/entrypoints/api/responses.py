@@ -173,6 +173,13 @@ class GrantOut(BaseModel):
     credential_notice: str | None = Field(
         description="why a Temporary Access Pass was asked for but the password is used"
     )
+    role_assignment: str | None = Field(
+        default=None,
+        description="M365: pim (Global Administrator with a tenant-side end, PIM) or direct",
+    )
+    role_notice: str | None = Field(
+        default=None, description="why a PIM assignment was asked for but a plain one was made"
+    )
 
 
 class GrantRequested(GrantOut):

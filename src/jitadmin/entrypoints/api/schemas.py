@@ -130,6 +130,8 @@ def grant_out(grant: Grant) -> dict[str, Any]:
         ],
         "credential": credential_of(grant),
         "credential_notice": _text(grant.account.get("credential_notice")),
+        "role_assignment": _text(grant.account.get("role_assignment")),
+        "role_notice": _text(grant.account.get("role_notice")),
     }
 
 

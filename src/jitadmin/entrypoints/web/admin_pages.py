@@ -37,14 +37,14 @@ def _specs(ctx: ServiceContext, family: ConnectorFamily) -> list[ConnectorSpec]:
     return [s for s in ctx.connectors if s.family is family]
 
 
-def _errors(error: ValidationFailedError) -> dict[str, list[str]]:
+def errors_of(error: ValidationFailedError) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for problem in error.problems:
         found.setdefault(problem.field, []).append(problem.rule)
     return found
 
 
-def _filled(form: FormData, names: tuple[str, ...]) -> dict[str, Any]:
+def filled(form: FormData, names: tuple[str, ...]) -> dict[str, Any]:
     return {n: text(form, n).strip() for n in names if text(form, n).strip()}
 
 
@@ -96,7 +96,7 @@ def create_customer(ctx: Ctx, visitor: FormVisitor, form: Form) -> Response:
         )  # fmt: skip
     except ValidationFailedError as error:
         return customers_page(
-            ctx, visitor, status=error.status, scope="new", errors=_errors(error), values=values
+            ctx, visitor, status=error.status, scope="new", errors=errors_of(error), values=values
         )
     except ConflictError as error:
         return customers_page(
@@ -115,14 +115,14 @@ def save_connection(ctx: Ctx, visitor: FormVisitor, form: Form, slug: str, kind:
     spec = ctx.connectors.get(kind, IDENTITY_PROVIDER)
     if spec is None:
         raise NotFoundError("connection kind", kind)
-    body = _filled(form, tuple(spec.fields))
+    body = filled(form, tuple(spec.fields))
     scope = f"{slug}-{kind}"
     try:
         admin.put_connection(ctx, visitor.user, slug, kind, body)
     except ValidationFailedError as error:
         shown = {k: v for k, v in body.items() if k not in spec.secret_fields}
         return customers_page(
-            ctx, visitor, status=error.status, scope=scope, errors=_errors(error), values=shown
+            ctx, visitor, status=error.status, scope=scope, errors=errors_of(error), values=shown
         )
     return customers_page(ctx, visitor, notice=f"{spec.display_name} connection of {slug} saved.")
 
@@ -168,14 +168,14 @@ def psa(ctx: Ctx, visitor: PageVisitor, kind: str = "") -> Response:
 def save_psa(ctx: Ctx, visitor: FormVisitor, form: Form) -> Response:
     kind = text(form, "kind")
     spec = ctx.connectors.get(kind, TICKET_SYSTEM)
-    body = {"kind": kind, **_filled(form, tuple(spec.fields) if spec else ())}
+    body = {"kind": kind, **filled(form, tuple(spec.fields) if spec else ())}
     try:
         admin.put_psa(ctx, visitor.user, body)
     except ValidationFailedError as error:
         secret = spec.secret_fields if spec else ()
         shown = {k: v for k, v in body.items() if k not in secret}
         return psa_page(
-            ctx, visitor, kind, status=error.status, errors=_errors(error), values=shown
+            ctx, visitor, kind, status=error.status, errors=errors_of(error), values=shown
         )
     return psa_page(ctx, visitor, kind, notice="PSA connection saved.")
 
@@ -219,7 +219,7 @@ def add_user(ctx: Ctx, visitor: FormVisitor, form: Form) -> Response:
             customers=chosen if restrict else None,
         )  # fmt: skip
     except ValidationFailedError as error:
-        return users_page(ctx, visitor, status=error.status, errors=_errors(error), values=values)
+        return users_page(ctx, visitor, status=error.status, errors=errors_of(error), values=values)
     except ConflictError as error:
         return users_page(
             ctx, visitor, status=error.status, errors={"username": [str(error)]}, values=values

@@ -15,7 +15,7 @@ from jitadmin.core.passwords import generate_password
 from jitadmin.entrypoints.api.schemas import ExtendIn
 from jitadmin.entrypoints.web.auth import Ctx, JsonVisitor, PollVisitor
 from jitadmin.entrypoints.web.grant_pages import may_change
-from jitadmin.entrypoints.web.render import FINAL_STATES, STATE_LABELS, when
+from jitadmin.entrypoints.web.render import FINAL_STATES, STATE_LABELS, role_text, when
 from jitadmin.entrypoints.web.routing import JsonRoute
 from jitadmin.services import admin, console, grants
 
@@ -58,6 +58,7 @@ def status_out(status: console.GrantStatus, changeable: bool) -> dict[str, Any]:
         "may_cancel": changeable and state == "pending_approval",
         "credential": grant.account.get("credential") or "password",
         "credential_notice": grant.account.get("credential_notice"),
+        "role_text": role_text(grant.account),
     }
 
 

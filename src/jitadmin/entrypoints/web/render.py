@@ -88,9 +88,24 @@ def _environment() -> Environment:
     env.filters["iso"] = iso
     env.globals.update(
         IDP_LABELS=IDP_LABELS, STATE_LABELS=STATE_LABELS, FINAL_STATES=FINAL_STATES,
-        REVOCABLE_STATES=REVOCABLE_STATES,
+        REVOCABLE_STATES=REVOCABLE_STATES, role_text=role_text,
     )  # fmt: skip
     return env
+
+
+# A grant whose Global Administrator is a PIM assignment with its own end in the tenant.
+PIM_TEXT = (
+    "Global Administrator also ends in the tenant itself (PIM), shortly after this grant, "
+    "even if jitadmin cannot reach the tenant then."
+)
+
+
+def role_text(account: Mapping[str, Any]) -> str | None:
+    """What the grant page says of how Global Administrator was given (M365)."""
+    if account.get("role_assignment") == "pim":
+        return PIM_TEXT
+    notice = account.get("role_notice")
+    return notice if isinstance(notice, str) else None
 
 
 ENV = _environment()
@@ -114,6 +129,7 @@ SECTIONS = {
     "admin_users.html": "users",
     "admin_tokens.html": "tokens",
     "admin_notifications.html": "notifications",
+    "admin_app.html": "app",
 }
 
 

@@ -180,6 +180,11 @@
         " and sign in with it instead of the password.");
       credential.hidden = false;
     }
+    const role = document.getElementById("grant-role");
+    if (role && status.role_text) {
+      role.textContent = status.role_text;
+      role.hidden = false;
+    }
     const expires = document.getElementById("grant-expires");
     expires.textContent = status.expires_at_text;
     expires.setAttribute("datetime", status.expires_at);
