@@ -205,3 +205,25 @@ def test_a_customer_connection_of_its_own_with_a_certificate(system: System) -> 
         assert "private_key_pem" not in saved.json()["settings"]
         tested = api.post("/customers/pedroaviary/connections/m365/test")
         assert tested.status_code == 200, tested.text
+
+
+def test_a_consent_in_another_tenant_than_the_connections_changes_nothing(
+    system: System,
+) -> None:
+    set_up_app(system)
+    with system.client("admin") as api:
+        api.put("/customers/northwind/connections/m365", json={"tenant_id": NORTHWIND.domain})
+        link = api.get("/customers/northwind/connections/m365/consent-link").json()
+        assert link["tenant"] == NORTHWIND.domain
+        # The domain resolves to Northwind's tenant id, not to the one the answer names.
+        outcome = api.post(f"{APP}/consent", json={
+            "state": link["state"], "admin_consent": "True", "tenant": PEDRO.tenant_id,
+        }).json()  # fmt: skip
+        assert outcome["ok"] is False
+        assert "nothing was changed" in outcome["error"]
+        customers = api.get("/customers").json()["items"]
+        assert next(c for c in customers if c["slug"] == "northwind")["identity_providers"] == [
+            "m365"
+        ]
+        kinds = [e["kind"] for e in api.get("/audit").json()["items"]]
+        assert "connection.consented" not in kinds

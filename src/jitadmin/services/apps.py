@@ -23,13 +23,14 @@ from typing import Any
 
 from jitadmin.core.connectors import ConnectorFamily, SharedApp
 from jitadmin.core.errors import (
+    AdapterError,
     ForbiddenError,
     UpstreamUnavailableError,
     ValidationFailedError,
 )
 from jitadmin.core.events import AuditEvent
 from jitadmin.core.naming import is_tenant_id, normalised
-from jitadmin.ports import ConnectionRecord, User
+from jitadmin.ports import ConnectionRecord, Customer, User
 from jitadmin.services import admin
 from jitadmin.services.connection_checks import check_settings
 from jitadmin.services.context import (
@@ -145,11 +146,10 @@ def complete_consent(ctx: ServiceContext, actor: User, params: dict[str, str]) -
     tenant = (params.get("tenant") or "").strip().lower()
     if not is_tenant_id(tenant):
         raise ValidationFailedError.single("tenant", "must be the tenant id Entra sent back")
+    configured = normalised(current.settings.get("tenant_id")) if current else ""
     if current is None:
         admin.put_connection(ctx, actor, slug, kind, {"tenant_id": tenant})
-    elif normalised(current.settings.get("tenant_id")) != tenant and _is_guid_like(
-        str(current.settings.get("tenant_id"))
-    ):
+    elif configured != tenant and _reached(ctx, customer, kind, configured) not in (None, tenant):
         _audit(ctx, actor, "connection.consent_refused", slug, kind=kind, error="other_tenant")
         return ConsentOutcome(
             slug, False, tenant,
@@ -164,8 +164,17 @@ def complete_consent(ctx: ServiceContext, actor: User, params: dict[str, str]) -
     return ConsentOutcome(slug, True, tenant, findings)
 
 
-def _is_guid_like(value: str) -> bool:
-    return len(value) == 36 and value.count("-") == 4
+def _reached(ctx: ServiceContext, customer: Customer, kind: str, configured: str) -> str | None:
+    """The tenant GUID the connection reaches: the configured one, or what a domain name
+    resolves to (None when that cannot be told now; the connection test then says why)."""
+    if len(configured) == 36 and configured.count("-") == 4:
+        return configured
+    try:
+        with ctx.uow() as uow:
+            identity = ctx.identity_for(uow, customer, kind)
+        return identity.tenant_id().lower()
+    except AdapterError:
+        return None
 
 
 def _sign(ctx: ServiceContext, claims: dict[str, Any]) -> str:
