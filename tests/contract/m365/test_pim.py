@@ -27,6 +27,7 @@ from support.m365 import (
     GA,
     OTHER,
     TENANT,
+    CrashError,
     Emulator,
     ProviderFactory,
     Recorder,
@@ -256,3 +257,22 @@ def test_pim_off_never_asks_for_a_schedule(
     result = idp.grant(access(), Recorder())
     assert result.account["role_assignment"] == "direct"
     assert not [e for e in emulator.journal() if "roleAssignmentSchedule" in e["path"]]
+
+
+def test_a_grant_resumed_after_a_crash_still_knows_its_assignment_is_pim(
+    emulator: Emulator, make_provider: ProviderFactory
+) -> None:
+    idp = make_provider()
+    spec = access()
+    crashed = Recorder(crash_on="role_assigned", crash_before_commit=True)
+    with pytest.raises(CrashError):
+        idp.grant(spec, crashed)
+    recorder = Recorder(account=dict(crashed.account))
+    result = idp.grant(resume(spec, crashed.account), recorder)
+    assert result.account["role_assignment"] == "pim"
+    later = replace(resume(spec, recorder.account), expires_at=spec.expires_at + timedelta(hours=1))
+    idp.extend(later)
+    end = schedule_of(emulator, result.account["user_id"]).end
+    assert end is not None
+    assert abs((end - (later.expires_at + pim.MARGIN)).total_seconds()) <= 1
+    idp.revoke(revoke_spec(spec, recorder.account, result.username), Recorder())

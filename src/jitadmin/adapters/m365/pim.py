@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from jitadmin.adapters.m365.client import NOT_YET_REPLICATED, GraphClient
+from jitadmin.adapters.m365.directory import odata_quote
 from jitadmin.adapters.m365.errors import GraphBadRequestError
 from jitadmin.adapters.m365.permissions import ROLE_MANAGEMENT, need
 from jitadmin.core.errors import TransientError
@@ -56,6 +57,19 @@ def supported(graph: GraphClient) -> bool:
             return False
         raise
     return True
+
+
+def scheduled(graph: GraphClient, principal_id: str) -> bool:
+    """Whether the principal's Global Administrator comes from a PIM schedule."""
+    try:
+        found = graph.list_all(
+            SCHEDULES, {"$filter": f"principalId eq {odata_quote(principal_id)}"}
+        )
+    except GraphBadRequestError as error:
+        if error.vendor_code == LICENCE_REQUIRED:
+            return False
+        raise
+    return any(item.get("principalId") == principal_id for item in found)
 
 
 def _request(

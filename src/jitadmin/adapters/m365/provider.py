@@ -172,6 +172,11 @@ class M365IdentityProvider(RevokeSteps):
         how = {k: spec.account[k] for k in _HOW if k in spec.account}
         if existing:
             assignment_id = str(existing["id"])
+            if "role_assignment" not in how:
+                # Made by an attempt that crashed before recording it: PIM or plain? (An
+                # extension must know whether the tenant holds an end to move.)
+                pim_made = self.connection.pim == "auto" and pim.scheduled(self._graph, user_id)
+                how = {"role_assignment": pim.PIM if pim_made else pim.DIRECT}
         else:
             assignment_id, how = self._assign_role(spec, user_id)
         assigned_at = _text(spec.account.get("assigned_at"))
