@@ -9,6 +9,7 @@ one-time password, every connection credential, the users' API tokens and passwo
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 
 from jitadmin.entrypoints import logging_redaction
 
+from support.certificates import make_certificate
 from support.system import start_system, stop_system
 from support.waiting import wait_for
 
@@ -106,3 +108,55 @@ def test_no_plaintext_secret_after_grant_and_revoke(tmp_path: Path, debug_log: P
     log_text = debug_log.read_text()
     assert "DEBUG" in log_text, "the run did not log at DEBUG; the scan would prove little"
     assert log_text.count("\n") > 50
+
+
+def test_no_plaintext_private_key_with_a_certificate_credential(
+    tmp_path: Path, debug_log: Path
+) -> None:
+    """The MSP app with a certificate: after a grant and revoke through it, neither the private
+    key nor a client assertion MSAL signed with it is in the database files or the log."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    system = start_system(data_dir)
+    cert = make_certificate("secrets at rest")
+    northwind = system.world.customers[1]
+    try:
+        graph = system.world.graph_settings(northwind)
+        with httpx.Client(base_url=f"{system.world.url}/graph", timeout=30) as emulator:
+            emulator.post("/_admin/app-registration/certificates",
+                          json={"pem": cert.certificate_pem}).raise_for_status()  # fmt: skip
+        with system.client("admin") as admin_api:
+            saved = admin_api.put("/m365-app", json={
+                "client_id": graph["client_id"], "certificate_pem": cert.certificate_pem,
+                "private_key_pem": cert.private_key_pem, "authority_url": graph["authority_url"],
+                "graph_url": graph["base_url"],
+            })  # fmt: skip
+            assert saved.status_code == 200, saved.text
+            put = admin_api.put(f"/customers/{northwind.slug}/connections/m365",
+                                json={"tenant_id": northwind.tenant_id})  # fmt: skip
+            assert put.status_code == 200, put.text
+        with system.client("technician") as tech:
+            made = tech.post("/grants", json={
+                "customer": northwind.slug, "identity_provider": "m365",
+                "ticket_id": str(northwind.open_ticket_ids[0]), "duration_minutes": 15,
+                "reason": "Certificate secrets-at-rest scan",
+            })  # fmt: skip
+            assert made.status_code == 202, made.text
+        system.wait_state(made.json()["id"], "active")
+        with system.client("admin") as admin_api:
+            assert admin_api.post(f"/grants/{made.json()['id']}/revoke").status_code == 202
+        system.wait_state(made.json()["id"], "revoked")
+        assertions = [
+            e for e in system.world.graph.faults.journal_dicts()
+            if e["path"].endswith("/oauth2/v2.0/token") and e["body"]
+            and e["body"].get("client_assertion")
+        ]  # fmt: skip
+        assert assertions, "the run authenticated with the certificate"
+    finally:
+        stop_system(system)
+    key_lines = [line for line in cert.private_key_pem.splitlines() if not line.startswith("-")]
+    secrets = {f"private key line {i}": line for i, line in enumerate(key_lines[:3])}
+    files = _files(data_dir, debug_log)
+    assert _scan(files, secrets) == []
+    # A signed assertion is a credential for its ten minutes: never logged, in any quoting.
+    assert re.search(r"client_assertion\W{1,6}ey", debug_log.read_text()) is None
