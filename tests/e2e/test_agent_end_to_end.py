@@ -9,6 +9,7 @@ DC. A grant and its revocation each leave exactly one ticket note.
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,8 @@ import pytest
 
 from support.ad import SambaDc
 from support.agent_world import PEDRO, AgentWorld, running_agent_world, stop_agent
+from support.agents import agent_env, jitadmin_command
+from support.connect_proxy import start_connect_proxy
 from support.system import outbox_drained
 from support.waiting import wait_for
 
@@ -74,3 +77,24 @@ def test_grant_and_revoke_on_prem_ad_through_the_agent(agent_world: AgentWorld) 
     assert process.returncode == 0
     log = (world.tmp / "dc1-agent.log").read_text()
     assert password not in log and world.dc.admin_password not in log
+
+
+def test_the_agent_goes_through_https_proxy_when_it_is_set(agent_world: AgentWorld) -> None:
+    world = agent_world
+    config = world.enroll("proxied")
+    proxy = start_connect_proxy()
+    try:
+        log = world.tmp / "proxied.log"
+        with log.open("ab") as out:
+            process = subprocess.Popen(
+                jitadmin_command("agent", "run", "--config", str(config)), stdout=out,
+                stderr=subprocess.STDOUT,
+                env=agent_env(HTTPS_PROXY=proxy.url, NO_PROXY="", no_proxy=""),
+            )  # fmt: skip
+        world.agents.append(process)
+        created = world.request()
+        world.system.wait_state(created["id"], "active", timeout=60)
+        server = world.server.url.removeprefix("https://")
+        assert proxy.targets and set(proxy.targets) == {server}
+    finally:
+        proxy.stop()
