@@ -8,6 +8,8 @@ altered, stale or replayed, and an agent of customer A reaching customer B's job
 from __future__ import annotations
 
 import json
+import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -242,3 +244,45 @@ def test_the_job_protocol_moves_the_grant_and_refuses_bad_reports(world: World) 
         grant = uow.grants.get(grant_id)
     assert [j.state for j in extends] == ["retired", "pending"]
     assert grant is not None and extends[-1].payload["expires_at"] == grant.expires_at.isoformat()
+
+
+def test_nothing_an_agent_reports_makes_the_server_connect_anywhere(world: World) -> None:
+    """Addresses in an agent's reports are text to the server: it dials none of them."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(0.2)
+    port = listener.getsockname()[1]
+    dialled: list[object] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            try:
+                dialled.append(listener.accept())
+            except TimeoutError:
+                continue
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    bait = f"ldaps://127.0.0.1:{port}"
+    agent = world.server.enroll(A.slug, tenant_id=SID, domain=f"127.0.0.1:{port}")
+    grant_id = _grant(world, A.slug)
+    _wait_job(world, grant_id)
+    job = agent.raw(LEASE).json()["job"]
+    base = f"/api/v1/agent/jobs/{job['id']}"
+    agent.raw(f"{base}/steps", {"step": "verified_granted", "data": {"other_dcs": bait}})
+    agent.raw(f"{base}/result", {"ok": True, "username": "t", "account": {"url": bait, "dn": bait}})
+    world.system.wait_state(grant_id, "active")
+    with world.system.client() as tech:
+        assert tech.post(f"/grants/{grant_id}/revoke").status_code == 202
+    revoke = agent.raw(f"{LEASE}?wait=20").json()["job"]  # waits for the worker's job
+    assert revoke["kind"] == "revoke"
+    agent.raw(f"/api/v1/agent/jobs/{revoke['id']}/result", {"ok": True})
+    world.system.wait_state(grant_id, "revoked")
+    with world.system.client("admin") as admin:
+        admin.post(f"/customers/{A.slug}/connections/ad_agent/test")
+    stop.set()
+    watcher.join()
+    listener.close()
+    assert dialled == []
