@@ -140,6 +140,19 @@ def test_answer_without_the_browser_that_started_it_is_refused(
     assert failures(sso) == ["oidc: no or expired flow cookie"]
 
 
+def test_forged_callbacks_lock_no_one_else_out(sso: System, browser_http: httpx.Client) -> None:
+    """Callbacks without a flow cookie count per address and globally, never in a bucket every
+    OIDC sign-in shares: more of them than the per-user limit leave a real sign-in working."""
+    per_user = sso.app.ctx.security.signin_failures_per_user
+    with httpx.Client(timeout=30) as attacker:
+        for _ in range(per_user + 1):
+            forged = attacker.get(f"{sso.url}/auth/oidc/callback?code=x&state=y")
+            assert forged.status_code == 400
+    assert len(failures(sso)) == per_user + 1
+    done = browser_http.get(back_from_provider(sso, browser_http))
+    assert done.status_code == 200 and session_cookie(browser_http)
+
+
 def test_replayed_code_is_refused(sso: System, browser_http: httpx.Client) -> None:
     back = back_from_provider(sso, browser_http)
     flow = browser_http.cookies.get(FLOW_COOKIE, path="/auth/oidc")

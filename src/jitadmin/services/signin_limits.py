@@ -1,4 +1,5 @@
-"""Sign-in throttling: per username, per client address, and one budget for the installation.
+"""Sign-in throttling: per username, per client address, and one budget for the installation
+(an attempt without a username, an OIDC callback say, only the last two).
 
 ``locked_for`` runs before anything else is checked or written: an attempt refused by it costs
 one read (no argon2, no row, no audit event; only the ``jitadmin_signin_throttled`` metric).
@@ -40,7 +41,11 @@ def _limits(
     ctx: ServiceContext, username: str, client: str, counts: SignInFailureCounts
 ) -> list[_Limit]:
     tuning = ctx.security
-    found = [_Limit("username", username, tuning.signin_failures_per_user, counts.username)]
+    found: list[_Limit] = []
+    # No name is nobody's account: a shared "" bucket would let anyone lock out every attempt
+    # without one (OIDC callbacks, junk), so those count per address and globally only.
+    if username:
+        found.append(_Limit("username", username, tuning.signin_failures_per_user, counts.username))
     if client:  # an unknown address is not one address
         found.append(_Limit("client", client, tuning.signin_failures_per_client, counts.client))
     found.append(_Limit("global", "", tuning.signin_failures_global, counts.everyone))

@@ -10,7 +10,7 @@ import pytest
 
 from jitadmin.core.errors import ConflictError
 from jitadmin.ports import AuditQuery
-from jitadmin.services import admin, oidc_signin, sessions, users
+from jitadmin.services import admin, oidc_signin, sessions, signin_limits, users
 from jitadmin.services.oidc_signin import OidcPolicy, OidcRefusedError
 from jitadmin.services.users import UserChange
 
@@ -159,3 +159,15 @@ def test_an_oidc_user_has_no_password_to_reset(services: ServiceWorld) -> None:
     assert not events(services, "user.password_reset")
     admin.add_user(services.ctx, ROOT, username="local@msp.example", role="technician")
     assert users.show_user(services.ctx, ROOT, "local@msp.example").oidc_issuer is None
+
+
+def test_failures_without_a_username_lock_their_address_not_everyone(
+    services: ServiceWorld,
+) -> None:
+    """OIDC callback failures have no username: one address's flood locks that address (and at
+    most the global budget), not a per-user bucket shared by every other browser."""
+    ctx = services.ctx
+    for _ in range(ctx.security.signin_failures_per_client):
+        assert signin_limits.record_failure(ctx, "", "203.0.113.5", "oidc: state mismatch") is None
+    assert signin_limits.locked_for(ctx, "", "203.0.113.5") is not None
+    assert signin_limits.locked_for(ctx, "", "198.51.100.7") is None
