@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -167,8 +169,7 @@ class Settings(BaseSettings):
                     "otherwise nobody can sign in to the web console"
                 )
             return
-        if not self.oidc_issuer.startswith(("https://", "http://")):
-            raise ValueError("JITADMIN_OIDC_ISSUER must be a URL (https://...)")
+        _check_issuer(self.oidc_issuer)
         missing = [
             name
             for name, value in (
@@ -194,3 +195,29 @@ class Settings(BaseSettings):
                 "`jitadmin keys generate` prints one"
             )
         return self.secret_key.get_secret_value()
+
+
+def _check_issuer(issuer: str) -> None:
+    """https, or http to a loopback host only (a test or demo provider on this machine): over
+    http anyone on the path could swap the discovery document and JWKS, and sign anyone in."""
+    try:
+        parts = urlsplit(issuer)
+        host = parts.hostname or ""
+    except ValueError:
+        parts, host = None, ""
+    if parts is None or not host or parts.scheme not in ("https", "http"):
+        raise ValueError("JITADMIN_OIDC_ISSUER must be a URL (https://...)")
+    if parts.scheme == "http" and not _loopback(host):
+        raise ValueError(
+            "JITADMIN_OIDC_ISSUER must use https:// (http:// only for a loopback host: "
+            "localhost, 127.0.0.0/8 or ::1)"
+        )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,11 +1,12 @@
 """Signing in with OpenID Connect, once the ID token is validated (adapters/oidc.py): who the
 user is, which role and customers its claims give, and the session.
 
-The jitadmin user is the ``preferred_username`` (else ``email``) claim, bound at its first
-sign-in to the issuer and ``sub``; role and customers are taken from the claims again at every
-sign-in. Claims that map to no role refuse the sign-in and create nothing; an OIDC user who
-had signed in before is disabled then (its sessions end, its tokens stop). Every outcome is
-audited with the issuer and the ``amr``; each change commits together with its event.
+The jitadmin user is the ``preferred_username`` (else a verified ``email``) claim, bound at
+its first sign-in to the issuer and ``sub``; role and customers are taken from the claims
+again at every sign-in. Claims that map to no role refuse the sign-in and create nothing; an
+OIDC user who had signed in before is disabled then (its sessions end, its tokens stop).
+Every outcome is audited with the issuer and the ``amr``; each change commits together with
+its event.
 """
 
 from __future__ import annotations
@@ -65,7 +66,17 @@ def _strings(value: Any) -> list[str]:
 
 
 def _read(claims: Mapping[str, Any], policy: OidcPolicy) -> _Claims:
-    name = claims.get("preferred_username") or claims.get("email")
+    name = claims.get("preferred_username")
+    if not name and claims.get("email"):
+        # An address the provider did not verify is whatever the user typed into a profile:
+        # only ``email_verified: true`` (a JSON boolean, OIDC Core 5.1) makes it a name.
+        if claims.get("email_verified") is not True:
+            raise OidcRefusedError(
+                "Your identity provider sent no user name (preferred_username), and it does "
+                "not say your email address is verified, so it cannot stand in for one.",
+                "email not verified", status=400,
+            )  # fmt: skip
+        name = claims["email"]
     subject = claims.get("sub")
     amr = _strings(claims.get("amr"))
     if not isinstance(name, str) or not isinstance(subject, str) or not subject:

@@ -61,8 +61,19 @@ def test_first_sign_in_creates_the_user_and_the_strongest_role_wins(
 def test_email_stands_in_for_preferred_username_and_one_string_is_one_value(
     services: ServiceWorld,
 ) -> None:
-    given = {"sub": "s-1", "email": "bo@msp.example", "roles": "jit-admins", "amr": ["mfa"]}
+    given = {"sub": "s-1", "email": "bo@msp.example", "email_verified": True,
+             "roles": "jit-admins", "amr": ["mfa"]}  # fmt: skip
     assert oidc_signin.sign_in(services.ctx, given, OIDC, POLICY).user.role == "admin"
+
+
+def test_an_unverified_email_never_stands_in(services: ServiceWorld) -> None:
+    """Only ``email_verified: true`` makes ``email`` the username: absent, false or the
+    string "true" (not the boolean OIDC Core defines) are refused and create nothing."""
+    base = {"sub": "s-2", "email": "eve@msp.example", "roles": ["jit-admins"], "amr": ["mfa"]}
+    for verified in ({}, {"email_verified": False}, {"email_verified": "true"}):
+        assert refused(services, base | verified) == "email not verified"
+    with services.ctx.uow() as uow:
+        assert uow.users.get("eve@msp.example") is None
 
 
 def test_customers_claim_scopes_the_user(services: ServiceWorld) -> None:
