@@ -771,17 +771,33 @@ class AgentRepo(Protocol):
     def lease(
         self, customer: str, agent_id: str, now: datetime, lease_until: datetime
     ) -> AgentJob | None:
-        """Take the customer's oldest job that is pending or whose lease lapsed."""
+        """Take the customer's oldest job that is pending or whose lease lapsed: a revoke only
+        while no other job of its grant is leased live to another agent, a grant or extend job
+        only while no revoke of its grant is queued."""
         ...
 
-    def renew(self, job_id: str, agent_id: str, lease_until: datetime) -> None: ...
+    def renew(self, job_id: str, agent_id: str, lease_until: datetime) -> bool:
+        """False when the job is not (or no longer) leased to this agent, or gives access
+        while a revoke of its grant is queued."""
+        ...
+
     def finish(
-        self, job_id: str, agent_id: str, state: str, result: dict[str, Any], at: datetime
-    ) -> bool:
-        """Store the result unless the job is finished already; False then."""
+        self, job_id: str, agent_id: str, state: str, result: dict[str, Any], at: datetime,
+        *, unleased: bool = False,
+    ) -> bool:  # fmt: skip
+        """Store the result if the job is leased to this agent (or, ``unleased``, pending);
+        False otherwise: finished already, or taken over by another agent."""
         ...
 
     def retire(self, job_id: str) -> None: ...
+    def retire_pending(self, grant_id: str, kinds: Sequence[str]) -> int:
+        """Retire the grant's jobs of ``kinds`` that no agent has taken yet."""
+        ...
+
+    def release_agent(self, agent_id: str) -> None:
+        """Put the jobs leased to this (revoked) agent back in the queue."""
+        ...
+
     def backlog(self) -> dict[str, int]:
         """Unfinished jobs per customer."""
         ...

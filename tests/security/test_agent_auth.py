@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -286,3 +287,100 @@ def test_nothing_an_agent_reports_makes_the_server_connect_anywhere(world: World
     watcher.join()
     listener.close()
     assert dialled == []
+
+
+# -- one grant's jobs run in order, and only by the agent that holds them ---------------------
+
+
+def _jobs(world: World, grant_id: str, kind: str | None = None) -> list[Any]:
+    with world.system.app.ctx.uow() as uow:
+        return [j for j in uow.agents.jobs_for(grant_id) if kind is None or j.kind == kind]
+
+
+def _revoke_now(world: World, grant_id: str) -> None:
+    with world.system.client("admin") as admin:
+        ended = admin.post(f"/grants/{grant_id}/revoke")
+    assert ended.status_code in (200, 202), ended.text
+    wait_for(lambda: _jobs(world, grant_id, "revoke"), what="the revoke job")
+
+
+def test_a_revoke_waits_for_the_grant_job_another_agent_still_holds(world: World) -> None:
+    """Two agents: while one still works on the grant job (it may be enabling the account), the
+    other is not handed the revoke; it gets it once the grant job is finished."""
+    first = world.server.enroll(A.slug, tenant_id=SID)
+    second = world.server.enroll(A.slug, tenant_id=SID)
+    grant_id = _grant(world, A.slug)
+    _wait_job(world, grant_id)
+    held = first.raw(LEASE).json()["job"]
+    assert held["kind"] == "grant"
+    _revoke_now(world, grant_id)
+    assert second.raw(LEASE).json()["job"] is None  # the grant job is still being worked on
+    done = {"ok": True, "username": "jdoe-pedroaviary",
+            "account": {"object_guid": "0b6c1e0e-0000-4000-8000-000000000002"}}  # fmt: skip
+    assert first.raw(f"/api/v1/agent/jobs/{held['id']}/result", done).json()["accepted"]
+    revoke = second.raw(LEASE).json()["job"]
+    assert revoke is not None and revoke["kind"] == "revoke"
+
+
+def test_a_lapsed_lease_taken_over_stops_the_first_agent(world: World) -> None:
+    first = world.server.enroll(A.slug, tenant_id=SID)
+    second = world.server.enroll(A.slug, tenant_id=SID)
+    grant_id = _grant(world, A.slug)
+    _wait_job(world, grant_id)
+    job = first.raw(LEASE).json()["job"]
+    lease_s = world.system.app.ctx.agent_job_lease_s
+    world.clock.advance(timedelta(seconds=lease_s + 1))  # the first agent went quiet
+    assert second.raw(LEASE).json()["job"]["id"] == job["id"]
+    steps, result = (f"/api/v1/agent/jobs/{job['id']}/{p}" for p in ("steps", "result"))
+    # The first agent's late reports are refused: it stops giving access.
+    late = {"step": "enabled", "data": {}}
+    assert first.raw(steps, late).json() == {"accepted": False}
+    answer = {"ok": True, "username": "x", "account": {}}
+    assert first.raw(result, answer).json() == {"accepted": False}
+    assert second.raw(steps, late).json() == {"accepted": True}
+
+
+def test_a_grant_job_nobody_took_is_dropped_by_the_revoke_which_names_the_account(
+    world: World,
+) -> None:
+    agent = world.server.enroll(A.slug, tenant_id=SID)
+    grant_id = _grant(world, A.slug)
+    _wait_job(world, grant_id)
+    _revoke_now(world, grant_id)
+    [granting] = _jobs(world, grant_id, "grant")
+    assert granting.state == "retired" and granting.sealed is None  # the password is gone too
+    revoke = agent.raw(LEASE).json()["job"]
+    assert revoke["kind"] == "revoke"
+    # The customer's own prefix and the planned name: the agent looks for the right account
+    # even though the grant never became active.
+    grant = world.system.grant(grant_id)
+    assert revoke["payload"]["domain_prefix"] == A.slug
+    assert revoke["payload"]["username"] == grant["username"] or revoke["payload"]["username"]
+
+
+def test_a_revoked_agent_hands_its_job_back_and_gets_no_more(world: World) -> None:
+    first = world.server.enroll(A.slug, tenant_id=SID)
+    second = world.server.enroll(A.slug, tenant_id=SID)
+    grant_id = _grant(world, A.slug)
+    _wait_job(world, grant_id)
+    job = first.raw(LEASE).json()["job"]
+    with world.system.client("admin") as admin:
+        assert admin.delete(f"/agents/{first.agent_id}").status_code == 200
+    assert second.raw(LEASE).json()["job"]["id"] == job["id"]  # at once, not after the lease
+    assert first.raw(f"/api/v1/agent/jobs/{job['id']}/steps",
+                     {"step": "enabled", "data": {}}).status_code == 401  # fmt: skip
+
+
+def test_a_fail_safe_report_before_the_grant_ends_changes_nothing(world: World) -> None:
+    agent = world.server.enroll(A.slug, tenant_id=SID)
+    grant_id = _grant(world, A.slug)
+    _wait_job(world, grant_id)
+    job = agent.raw(LEASE).json()["job"]
+    done = {"ok": True, "username": "jdoe-pedroaviary",
+            "account": {"object_guid": "0b6c1e0e-0000-4000-8000-000000000003"}}  # fmt: skip
+    assert agent.raw(f"/api/v1/agent/jobs/{job['id']}/result", done).json()["accepted"]
+    world.system.wait_state(grant_id, "active")
+    early = {"grant_id": grant_id, "steps": ["disabled"], "revoked_at": "2026-01-01T00:00:00Z"}
+    assert agent.raw("/api/v1/agent/failsafe", early).json() == {"accepted": False}
+    assert world.system.grant(grant_id)["state"] == "active"
+    assert _jobs(world, grant_id, "revoke") == []

@@ -17,7 +17,8 @@ from jitadmin.agent.client import ServerClient, ServerRefusedError, ServerUnreac
 from jitadmin.agent.config import AgentConfig
 from jitadmin.agent.failsafe import FailsafeState
 from jitadmin.agent.spool import Spool
-from jitadmin.core.errors import AdapterError
+from jitadmin.core.agent_protocol import JOB_REVOKE
+from jitadmin.core.errors import AdapterError, TransientError
 from jitadmin.ports import ProgressRecorder, RevokeSpec
 
 log = logging.getLogger("jitadmin.agent")
@@ -101,7 +102,18 @@ class AgentRunner:
         log.info("job %s: %s of grant %s", job["id"], job["kind"], job["grant_id"])
 
         def record(step: str, data: dict[str, Any]) -> None:
-            self.deliver(steps, {"step": step, "data": _jsonable(data)})
+            body = {"step": step, "data": _jsonable(data)}
+            if job["kind"] == JOB_REVOKE:
+                self.deliver(steps, body)  # taking access away may go on offline
+                return
+            # Giving access goes on only while the server says this agent holds the job:
+            # one whose lease went to another agent, or that cannot tell, stops here.
+            try:
+                accepted = self._send(steps, body).get("accepted")
+            except ServerUnreachableError as error:
+                raise TransientError(f"server unreachable mid-job ({error}); stopped") from None
+            if not accepted:
+                raise TransientError(f"job {job['id']} is no longer this agent's; stopped")
 
         result = dc.run_job(self.config.dc, job, record)
         if not result["ok"]:

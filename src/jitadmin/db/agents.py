@@ -6,12 +6,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, func, or_, select, update
+from sqlalchemy import Table, delete, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
-from jitadmin.core.agent_protocol import DONE, FAILED, LEASED, PENDING, RETIRED
+from jitadmin.core.agent_protocol import DONE, FAILED, JOB_REVOKE, LEASED, PENDING, RETIRED
 from jitadmin.db.claims import skip_locked
 from jitadmin.db.tables import AgentEnrollmentRow, AgentJobRow, AgentNonceRow, AgentRow
 from jitadmin.ports import Agent, AgentJob
@@ -35,16 +35,38 @@ def _job(row: AgentJobRow) -> AgentJob:
     return AgentJob(**{name: getattr(row, name) for name in _JOB_FIELDS})
 
 
+_OTHER = aliased(AgentJobRow)
+
+
+def _revoke_queued() -> Any:
+    """The job's grant has a revoke job that is not retired: granting is over for it."""
+    return exists().where(
+        _OTHER.grant_id == _J.grant_id, _OTHER.kind == JOB_REVOKE, _OTHER.state != RETIRED
+    )
+
+
+def _held_elsewhere(now: datetime, agent_id: str) -> Any:
+    """Another job of the job's grant is leased, live, to another agent."""
+    return exists().where(
+        _OTHER.grant_id == _J.grant_id, _OTHER.id != _J.id, _OTHER.state == LEASED,
+        _OTHER.lease_owner != agent_id, _OTHER.lease_expires_at >= now,
+    )  # fmt: skip
+
+
 def _takeable(now: datetime, agent_id: str) -> Any:
     # Pending, or leased by an agent whose lease lapsed (it died mid-job): another finishes it.
     # An agent runs one job at a time, so when it asks for one, any job still leased to it is
     # one it no longer works on (it restarted, or its answer was lost): it gets it back at once.
     leased = _J.state == LEASED
-    return (
+    free = (
         (_J.state == PENDING)
         | (leased & (_J.lease_expires_at < now))
         | (leased & (_J.lease_owner == agent_id))
     )
+    # A revoke never runs beside a grant job another agent may still be enabling the account
+    # in; once a revoke is queued, no grant or extend job of that grant is handed out again.
+    is_revoke = _J.kind == JOB_REVOKE
+    return free & ((is_revoke & ~_held_elsewhere(now, agent_id)) | (~is_revoke & ~_revoke_queued()))
 
 
 class SqlAgentRepo:
@@ -179,20 +201,30 @@ class SqlAgentRepo:
             return None
         return self.job(job_id)
 
-    def renew(self, job_id: str, agent_id: str, lease_until: datetime) -> None:
-        self.s.execute(
-            update(_J)
-            .where(_J.id == job_id, _J.state == LEASED, _J.lease_owner == agent_id)
-            .values(lease_expires_at=lease_until)
-        )
-
-    def finish(
-        self, job_id: str, agent_id: str, state: str, result: dict[str, Any], at: datetime
-    ) -> bool:
-        assert state in (DONE, FAILED)
+    def renew(self, job_id: str, agent_id: str, lease_until: datetime) -> bool:
+        """False when the job is not (or no longer) leased to this agent, or when it gives
+        access and a revoke of its grant is queued meanwhile (the agent stops there)."""
         done = self.s.execute(
             update(_J)
-            .where(_J.id == job_id, _J.state.in_((PENDING, LEASED)))
+            .where(
+                _J.id == job_id, _J.state == LEASED, _J.lease_owner == agent_id,
+                (_J.kind == JOB_REVOKE) | ~_revoke_queued(),
+            )
+            .values(lease_expires_at=lease_until)
+        )  # fmt: skip
+        return bool(done.rowcount)  # type: ignore[attr-defined]
+
+    def finish(
+        self, job_id: str, agent_id: str, state: str, result: dict[str, Any], at: datetime,
+        *, unleased: bool = False,
+    ) -> bool:  # fmt: skip
+        assert state in (DONE, FAILED)
+        held = (_J.state == LEASED) & (_J.lease_owner == agent_id)
+        # Only the agent holding the lease (or, for a job nobody took over, the one it lapsed
+        # from) may finish it: never an agent that lost it to another.
+        done = self.s.execute(
+            update(_J)
+            .where(_J.id == job_id, (held | (_J.state == PENDING)) if unleased else held)
             .values(
                 state=state, result=result, finished_at=at, finished_by=agent_id,
                 lease_owner=None, lease_expires_at=None,
@@ -204,6 +236,24 @@ class SqlAgentRepo:
 
     def retire(self, job_id: str) -> None:
         self.s.execute(update(_J).where(_J.id == job_id).values(state=RETIRED, sealed=None))
+
+    def retire_pending(self, grant_id: str, kinds: Sequence[str]) -> int:
+        """Drop a grant's jobs of ``kinds`` that no agent has taken yet (a leased one runs
+        to its end: the jobs after it wait for it)."""
+        done = self.s.execute(
+            update(_J)
+            .where(_J.grant_id == grant_id, _J.kind.in_(list(kinds)), _J.state == PENDING)
+            .values(state=RETIRED, sealed=None)
+        )
+        return int(done.rowcount)  # type: ignore[attr-defined]
+
+    def release_agent(self, agent_id: str) -> None:
+        """A revoked agent's leases go back to the queue at once, for another agent."""
+        self.s.execute(
+            update(_J)
+            .where(_J.state == LEASED, _J.lease_owner == agent_id)
+            .values(state=PENDING, lease_owner=None, lease_expires_at=None)
+        )
 
     def backlog(self) -> dict[str, int]:
         rows = self.s.execute(

@@ -24,10 +24,11 @@ from jitadmin.core.agent_protocol import (
     ERROR_KINDS,
     FAILED,
     JOB_EXTEND,
-    LEASED,
+    JOB_GRANT,
+    JOB_REVOKE,
     PENDING,
 )
-from jitadmin.core.errors import NotFoundError, ValidationFailedError
+from jitadmin.core.errors import NotFoundError, UnauthorizedError, ValidationFailedError
 from jitadmin.core.events import AuditEvent
 from jitadmin.core.grant import Grant, GrantState
 from jitadmin.ports import Agent, AgentJob, UnitOfWork
@@ -59,6 +60,10 @@ class AgentJobs:
         secret: str | None = None,
     ) -> AgentJob:  # fmt: skip
         with self.ctx.uow() as uow:
+            if kind == JOB_REVOKE:
+                # Not taken yet, a grant or extend job need not run at all; a taken one runs to
+                # its end first (the lease keeps a grant's jobs in order).
+                uow.agents.retire_pending(grant_id, (JOB_GRANT, JOB_EXTEND))
             current = uow.agents.current_job(grant_id, kind)
             if current is not None:
                 if kind != JOB_EXTEND or current.payload == payload:
@@ -115,6 +120,10 @@ def lease_job(ctx: ServiceContext, agent: Agent, wait_s: float) -> LeasedJob | N
     while True:
         now = ctx.clock.now()
         with ctx.uow() as uow:
+            current = uow.agents.get(agent.id)
+            if current is None or current.revoked_at is not None:
+                # Revoked while it waited: it gets nothing more (its next request is a 401).
+                raise UnauthorizedError("unknown or revoked agent")
             job = uow.agents.lease(
                 agent.customer, agent.id, now, now + timedelta(seconds=ctx.agent_job_lease_s)
             )
@@ -162,16 +171,19 @@ def report_step(ctx: ServiceContext, agent: Agent, job_id: str, step: Any, data:
     plain = _plain_data(data if data is not None else {}, "data")
     with ctx.uow() as uow:
         job = _own_job(uow, agent, job_id)
-        if job.state not in (PENDING, LEASED):
-            return False
         until = ctx.clock.now() + timedelta(seconds=ctx.agent_job_lease_s)
-        uow.agents.renew(job.id, agent.id, until)
+        # Only the agent holding the job reports its steps; False tells any other (one whose
+        # lease lapsed and went to another agent) to stop.
+        if not uow.agents.renew(job.id, agent.id, until):
+            return False
         uow.commit()
     progress_recorder(ctx, job.grant_id)(step, {**plain, "agent_id": agent.id})
     return True
 
 
-def report_result(ctx: ServiceContext, agent: Agent, job_id: str, body: Any) -> bool:
+def report_result(
+    ctx: ServiceContext, agent: Agent, job_id: str, body: Any, *, unleased: bool = False
+) -> bool:
     """Store a job's result and bring the grant's next attempt forward; False when another
     result was in first (a duplicate from the spool, or a second agent)."""
     if not isinstance(body, dict) or not isinstance(body.get("ok"), bool):
@@ -194,7 +206,7 @@ def report_result(ctx: ServiceContext, agent: Agent, job_id: str, body: Any) -> 
     with ctx.uow() as uow:
         job = _own_job(uow, agent, job_id)
         state = DONE if result["ok"] else FAILED
-        if not uow.agents.finish(job.id, agent.id, state, result, now):
+        if not uow.agents.finish(job.id, agent.id, state, result, now, unleased=unleased):
             return False
         uow.grants.postpone(job.grant_id, now)
         uow.audit.append(
@@ -267,13 +279,18 @@ def report_failsafe(ctx: ServiceContext, agent: Agent, body: Any) -> bool:
             raise NotFoundError("grant", grant_id)
         if grant.state not in _FAILSAFE_STATES:
             return False
+        if grant.state is GrantState.ACTIVE and ctx.clock.now() < grant.expires_at:
+            # Not ended here (the agent's clock runs ahead): the revocation at the end runs a
+            # revoke job of its own with a fresh read-back, not this report.
+            return False
     progress_recorder(ctx, grant_id)(
         "failsafe_revoked", {"agent_id": agent.id, "failsafe_steps": ",".join(steps)}
     )
     payload = {"requester": grant.requester, "username": grant.username, "failsafe": True}
     job = AgentJobs(ctx).submit(grant.customer, grant_id, "revoke", payload)
     evidence = {"failsafe": True, "steps": ",".join(steps)}
-    return report_result(ctx, agent, job.id, {"ok": True, "evidence": evidence}) or True
+    done = {"ok": True, "evidence": evidence}
+    return report_result(ctx, agent, job.id, done, unleased=True) or True
 
 
 _NEEDS_AGENT = (

@@ -122,6 +122,7 @@ def revoke_agent(ctx: ServiceContext, actor: User, agent_id: str) -> Agent:
         if agent is None or not actor.may_use(agent.customer):
             raise NotFoundError("agent", agent_id)
         if uow.agents.revoke(agent.id, ctx.clock.now()):
+            uow.agents.release_agent(agent.id)  # another agent finishes what it held
             uow.audit.append(
                 _audit(ctx, "agent.revoked", actor.username, agent.customer,
                        agent_id=agent.id, name=agent.name)

@@ -80,9 +80,13 @@ class AgentIdentityProvider:
         return AccessResult(username=username, account=dict(account))
 
     def revoke(self, spec: RevokeSpec, record: ProgressRecorder) -> None:
+        # The customer's prefix too: a grant that never became active has no username yet,
+        # and the agent must look for the name this customer's accounts really get.
         payload = {
-            "requester": spec.requester, "username": spec.username,
+            "requester": spec.requester,
+            "username": spec.username or self.planned_username(spec.grant_id, spec.requester),
             "account": _plain(spec.account), "tenant_id": self._tenant_or_none(),
+            "domain_prefix": self._prefix,
         }  # fmt: skip
         self._outcome(self._jobs.submit(self.customer, spec.grant_id, JOB_REVOKE, payload))
 
