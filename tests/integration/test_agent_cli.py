@@ -50,3 +50,34 @@ def test_enroll_code_list_and_revoke_from_the_cli(tmp_path: Path) -> None:
     finally:
         server.stop()
         stop_system(system)
+
+
+def test_enroll_refuses_an_unwritable_config_before_spending_the_code(tmp_path: Path) -> None:
+    system = start_system(tmp_path)
+    server = start_agent_server(system, tmp_path)
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the config's directory should be\n")
+    password_file = tmp_path / "bind.pass"
+    password_file.write_text("unused-because-refused-first\n")
+    try:
+        code = server.enrollment_code()
+        refused = CliRunner().invoke(
+            cli_app,
+            ["agent", "enroll", "--server", server.url, "--code", code,
+             "--config", str(blocker / "agent.json"), "--dc-url", "ldaps://127.0.0.1:1",
+             "--bind-user", "x@pedroaviary.local", "--bind-password-file", str(password_file)],
+        )  # fmt: skip
+        assert refused.exit_code != 0
+        assert "its directory cannot be written; nothing was enrolled" in refused.output
+        assert server.agents() == []
+        # The code is still good for an enrollment that can keep its key.
+        private = new_private_key()
+        client = ServerClient(server.url, private, None, server.tls.ca_pem)
+        registered = client.post(
+            "/agent/enroll", {"code": code, "name": "second try", "public_key": public_key(private)}
+        )
+        client.close()
+        assert registered["customer"] == "pedroaviary"
+    finally:
+        server.stop()
+        stop_system(system)

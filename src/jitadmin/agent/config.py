@@ -51,7 +51,10 @@ def write_private(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        os.fchmod(handle, 0o600)
+        # mkstemp makes it 0600 on POSIX already; said again for clarity. Windows (before
+        # Python 3.13) has no fchmod: there the directory's ACL protects it (docs/connectors.md).
+        if hasattr(os, "fchmod"):
+            os.fchmod(handle, 0o600)
         with os.fdopen(handle, "w") as out:
             out.write(text)
             out.flush()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -94,6 +95,9 @@ def register_agent(agent_cli: typer.Typer) -> None:
         poll_seconds: Annotated[float, typer.Option()] = agent_config.DEFAULT_POLL_S,
     ) -> None:
         """Make this machine's key pair, check the DC, and register with the server."""
+        # Checked before the code is spent: a config that cannot be written after a successful
+        # enrollment would leave a registered agent whose private key is lost.
+        _require_writable(config)
         password = (_read(bind_password_file, "--bind-password-file") or "").strip()
         settings = agent_config.DcSettings(
             dc_url, bind_user, password, _read(ca_pem_file, "--ca-pem-file")
@@ -138,3 +142,10 @@ def register_agent(agent_cli: typer.Typer) -> None:
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
         AgentRunner(loaded, config, stop).run()
+
+
+def _require_writable(config: Path) -> None:
+    """The config's directory must exist or be creatable, and be writable."""
+    existing = next((p for p in (config.parent, *config.parent.parents) if p.exists()), Path("/"))
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        _fail(f"--config {config}: its directory cannot be written; nothing was enrolled")
