@@ -384,3 +384,20 @@ def test_a_fail_safe_report_before_the_grant_ends_changes_nothing(world: World) 
     assert agent.raw("/api/v1/agent/failsafe", early).json() == {"accepted": False}
     assert world.system.grant(grant_id)["state"] == "active"
     assert _jobs(world, grant_id, "revoke") == []
+
+
+def test_what_an_agent_says_of_itself_is_checked_and_a_bad_report_changes_nothing(
+    world: World,
+) -> None:
+    agent = world.server.enroll(A.slug, tenant_id=SID)
+    for body, field in (
+        ({"version": 5, "tenant_id": SID, "domain": "pedroaviary.local"}, "version"),
+        ({"version": "1", "tenant_id": "'); DROP", "domain": "pedroaviary.local"}, "tenant_id"),
+        ({"version": "1", "tenant_id": SID, "domain": ["a"]}, "domain"),
+    ):
+        answer = agent.raw("/api/v1/agent/hello", body)
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["errors"][0]["field"] == field
+    with world.system.app.ctx.uow() as uow:
+        stored = uow.agents.get(agent.agent_id)
+    assert stored is not None and stored.tenant_id == SID and stored.version == "test"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -189,9 +190,7 @@ def enroll(ctx: ServiceContext, request: SignedRequest) -> Agent:
         value = given[name]
         if not isinstance(value, str) or not value.strip():
             raise ValidationFailedError.single(name, "is required")
-    for name in ("version", "tenant_id", "domain"):
-        if given[name] is not None and not isinstance(given[name], str):
-            raise ValidationFailedError.single(name, "must be a string")
+    _check_self_report(given)
     name = str(given["name"]).strip()
     if len(name) > _NAME_MAX:
         raise ValidationFailedError.single("name", f"must be at most {_NAME_MAX} characters")
@@ -227,6 +226,20 @@ def enroll(ctx: ServiceContext, request: SignedRequest) -> Agent:
     return agent
 
 
+_DOMAIN_SID = re.compile(r"S-1-5-21(-\d{1,10}){3}")
+
+
+def _check_self_report(given: dict[str, Any]) -> None:
+    """An agent's version and domain are text; the domain SID (what its grants are pinned to)
+    has a domain SID's form."""
+    for name in ("version", "tenant_id", "domain"):
+        if given.get(name) is not None and not isinstance(given[name], str):
+            raise ValidationFailedError.single(name, "must be a string")
+    sid = given.get("tenant_id")
+    if sid and not _DOMAIN_SID.fullmatch(sid):
+        raise ValidationFailedError.single("tenant_id", "must be a domain SID (S-1-5-21-a-b-c)")
+
+
 def _short(value: Any, limit: int) -> str | None:
     return None if value is None else str(value)[:limit]
 
@@ -253,6 +266,7 @@ def report_domain(
     domain: str | None,
 ) -> None:  # fmt: skip
     """What a running agent says of itself (its version, the domain its DC is in)."""
+    _check_self_report({"version": version, "tenant_id": tenant_id, "domain": domain})
     with ctx.uow() as uow:
         uow.agents.seen(
             agent.id, ctx.clock.now(), version=_short(version, 40),
