@@ -66,6 +66,11 @@ _PROGRESS_WRITE = (
     .where(_GRANTS.c.id == bindparam("gid"))
     .values(account=bindparam("new_account"), steps=bindparam("new_steps"))
 )
+_SET_SEALED = (
+    update(_GRANTS)
+    .where(_GRANTS.c.id == bindparam("gid"))
+    .values(password_sealed=bindparam("sealed"))
+)
 _RELEASE = (
     update(_GRANTS)
     .where(_GRANTS.c.id == bindparam("gid"), _GRANTS.c.claimed_by == bindparam("worker"))
@@ -204,9 +209,7 @@ class SqlGrantRepo:
         return self.s.scalar(select(GrantRow.password_sealed).where(GrantRow.id == grant_id))
 
     def set_password_sealed(self, grant_id: str, sealed: str | None) -> None:
-        self.s.execute(
-            update(GrantRow).where(GrantRow.id == grant_id).values(password_sealed=sealed)
-        )
+        self.s.connection().execute(_SET_SEALED, {"gid": grant_id, "sealed": sealed})
 
     def due(
         self, now: datetime, limit: int, per_customer: int | None = None
@@ -223,7 +226,7 @@ class SqlGrantRepo:
         )
         if per_customer is not None:
             query = query.where(ranked.c.turn <= per_customer)
-        rows = self.s.execute(skip_locked(self.s, query, GrantRow))
+        rows = self.s.connection().execute(skip_locked(self.s, query, GrantRow))
         return [(r.id, r.customer) for r in rows]
 
     def defer(self, grant_id: str, error: str, next_attempt_at: datetime) -> None:

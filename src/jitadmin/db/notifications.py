@@ -4,7 +4,7 @@ ticket notes, so a channel that keeps failing never delays notes or revocations.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
@@ -14,6 +14,9 @@ from jitadmin.db.tables import NotificationChannelRow, NotificationDeliveryRow, 
 from jitadmin.ports import NotificationChannel, NotificationDelivery
 
 _D = NotificationDeliveryRow
+_CHANNELS = select(*NotificationChannelRow.__table__.c).order_by(
+    NotificationChannelRow.created_at, NotificationChannelRow.id
+)
 
 
 class SqlNotificationRepo:
@@ -57,12 +60,9 @@ class SqlNotificationRepo:
         return None if row is None else self._channel(row)
 
     def channels(self) -> list[NotificationChannel]:
-        rows = self.s.scalars(
-            select(NotificationChannelRow).order_by(
-                NotificationChannelRow.created_at, NotificationChannelRow.id
-            )
-        )
-        return [self._channel(r) for r in rows]
+        # Core, prebuilt: every state change a channel may want asks for the list.
+        rows = self.s.connection().execute(_CHANNELS)
+        return [self._channel(cast(NotificationChannelRow, r)) for r in rows]
 
     def delete_channel(self, channel_id: str) -> bool:
         self.s.execute(delete(_D).where(_D.channel_id == channel_id, _D.state == "pending"))

@@ -4,7 +4,7 @@ audit: audit_log). Only the db package writes SQL."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
@@ -40,9 +40,11 @@ from jitadmin.ports import (
 )
 
 _OUTBOX_INSERT = insert(OutboxRow)
-_CUSTOMER = select(CustomerRow).where(CustomerRow.slug == bindparam("slug"))
+# Core selects of whole rows (attributes named as the ORM's): the worker reads the customer
+# and its connection for every grant it drives, without an ORM session.
+_CUSTOMER = select(*CustomerRow.__table__.c).where(CustomerRow.slug == bindparam("slug"))
 _CONNECTION = (
-    select(ConnectionRow)
+    select(*ConnectionRow.__table__.c)
     .join(CustomerRow, CustomerRow.id == ConnectionRow.customer_id)
     .where(CustomerRow.slug == bindparam("customer"), ConnectionRow.kind == bindparam("kind"))
 )
@@ -81,8 +83,8 @@ class SqlCustomerRepo:
         )
 
     def get(self, slug: str) -> Customer | None:
-        row = self.s.scalar(_CUSTOMER, {"slug": slug})
-        return None if row is None else self._to(row)
+        row = self.s.connection().execute(_CUSTOMER, {"slug": slug}).first()
+        return None if row is None else self._to(cast(CustomerRow, row))
 
     def all(self) -> list[Customer]:
         return [self._to(r) for r in self.s.scalars(select(CustomerRow).order_by(CustomerRow.slug))]
@@ -124,7 +126,7 @@ class SqlConnectionRepo:
         return self.s.scalar(select(CustomerRow.id).where(CustomerRow.slug == slug))
 
     def get(self, customer: str, kind: str) -> ConnectionRecord | None:
-        row = self.s.scalar(_CONNECTION, {"customer": customer, "kind": kind})
+        row = self.s.connection().execute(_CONNECTION, {"customer": customer, "kind": kind}).first()
         if row is None:
             return None
         return ConnectionRecord(kind, dict(row.settings), row.secret_sealed, customer)
@@ -254,7 +256,7 @@ class SqlOutbox:
         )
         if per_customer is not None:
             query = query.where(ranked.c.turn <= per_customer)
-        rows = self.s.execute(skip_locked(self.s, query, OutboxRow))
+        rows = self.s.connection().execute(skip_locked(self.s, query, OutboxRow))
         return [(r.id, r.customer) for r in rows]
 
     def claim(self, message_id: int, worker: str, now: datetime, lease_until: datetime) -> bool:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.orm import Session
 
 from jitadmin.core.events import AuditKeys
 from jitadmin.db.agents import SqlAgentRepo
@@ -94,19 +94,71 @@ def _serialise_sqlite_writers(engine: Engine, synchronous: str) -> None:
 _GATE_HELD = "jitadmin_sqlite_gate"
 
 
+class _Handle:
+    """What the repositories hold as their session. Core statements (``connection()``) run on
+    the unit of work's own connection; an ORM ``Session``, joined to that connection and its
+    transaction, is made only when a repository needs the ORM. The worker's hot path (claims,
+    progress steps, audit appends, grant loads and saves) then never builds one: the Session's
+    bookkeeping cost more CPU than the statements it ran."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._conn: Connection | None = None
+        self._orm: Session | None = None
+
+    def connection(self) -> Connection:
+        if self._conn is None:
+            self._conn = self._engine.connect()
+            self._conn.begin()  # BEGIN (IMMEDIATE, behind the gate, on SQLite) now
+        return self._conn
+
+    def get_bind(self) -> Engine:
+        return self._engine
+
+    def orm(self) -> Session:
+        if self._orm is None:
+            # Joined to our transaction: it never commits or ends it itself (we do).
+            self._orm = Session(
+                bind=self.connection(),
+                expire_on_commit=False,
+                join_transaction_mode="rollback_only",
+            )
+        return self._orm
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.orm(), name)
+
+    def commit(self) -> None:
+        if self._orm is not None:
+            self._orm.flush()
+        if self._conn is not None:
+            self._conn.commit()
+        self.close()
+
+    def close(self) -> None:
+        """Ends the transaction (rolled back unless committed) and returns the connection."""
+        orm, conn, self._orm, self._conn = self._orm, self._conn, None, None
+        if orm is not None:
+            orm.close()
+        if conn is not None:
+            conn.close()
+
+
 class SqlUnitOfWork:
     def __init__(
         self,
-        factory: sessionmaker[Session],
+        engine: Engine,
         audit_keys: AuditKeys | None,
         credential: str | None = None,
     ) -> None:
-        self._factory = factory
+        self._engine = engine
         self._audit_keys = audit_keys
         self._credential = credential
 
     def __enter__(self) -> SqlUnitOfWork:
-        self.session = self._factory()
+        handle = _Handle(self._engine)
+        self._handle = handle
+        self.session = cast(Session, handle)
         self.customers = SqlCustomerRepo(self.session)
         self.connections = SqlConnectionRepo(self.session)
         self.grants = SqlGrantRepo(self.session)
@@ -125,11 +177,10 @@ class SqlUnitOfWork:
 
     def __exit__(self, *exc: object) -> None:
         # Anything not committed explicitly is rolled back: bad input changes nothing.
-        self.session.rollback()
-        self.session.close()
+        self._handle.close()
 
     def commit(self) -> None:
-        self.session.commit()
+        self._handle.commit()
 
 
 class Database:
@@ -138,12 +189,11 @@ class Database:
     ) -> None:
         self.url = url
         self.engine = make_engine(url, sqlite_synchronous=sqlite_synchronous)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # Without them (schema-only tools) the audit log can be neither appended to nor verified.
         self.audit_keys = audit_keys
 
     def uow(self, credential: str | None = None) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self._sessions, self.audit_keys, credential)
+        return SqlUnitOfWork(self.engine, self.audit_keys, credential)
 
     def dispose(self) -> None:
         self.engine.dispose()
