@@ -43,6 +43,7 @@ from jitadmin.adapters.m365.errors import (
     typed_error,
 )
 from jitadmin.adapters.m365.permissions import Need, consent_advice, token_roles
+from jitadmin.adapters.pinned_http import PinnedHttp
 from jitadmin.core.egress import EgressPolicy
 from jitadmin.core.errors import AdapterError, MisconfiguredError, TransientError
 from jitadmin.core.retry import MAX_REVOKE_RETRY_AFTER_S, RetryPolicy
@@ -61,6 +62,22 @@ _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE"})
 _MAX_PAGES = 1000
 
 
+class HttpSender(Protocol):
+    """``httpx.Client`` or ``adapters.pinned_http.PinnedHttp``: what the Graph client sends with."""
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = ...,
+        json: Any = ...,
+        headers: Mapping[str, str] | None = ...,
+    ) -> httpx.Response: ...
+
+    def close(self) -> None: ...
+
+
 class TokenProvider(Protocol):
     def token(self) -> str: ...
 
@@ -75,7 +92,7 @@ class GraphClient:
         base_url: str,
         tokens: TokenProvider,
         *,
-        http: httpx.Client | None = None,
+        http: HttpSender | None = None,
         egress: EgressPolicy | None = None,
         timeout_s: float = 30.0,
         backoff_base_s: float = 1.0,
@@ -93,7 +110,8 @@ class GraphClient:
         self._origin = urlsplit(self._base)[:2]
         self._tokens = tokens
         self._owns_http = http is None
-        self._http = http or egress_client(egress or EgressPolicy(), timeout=timeout_s)
+        self._token_http: httpx.Client | None = None  # MSAL's, when connect() made it
+        self._http: HttpSender = http or PinnedHttp(egress or EgressPolicy(), timeout=timeout_s)
         self._policy = RetryPolicy(base_s=backoff_base_s, cap_s=backoff_cap_s)
         self._budget_s = budget_s
         self._max_attempts = max(max_attempts, 1)
@@ -139,8 +157,13 @@ class GraphClient:
             http.close()
             raise
         knobs.setdefault("tenant_label", tenant_id)
-        client = cls(graph_url, tokens, http=http, timeout_s=timeout_s, **knobs)
+        # Graph calls on the lean client (a dozen per revocation); MSAL keeps httpx.
+        graph_http = PinnedHttp(
+            egress or EgressPolicy(), timeout=timeout_s, headers={"User-Agent": "jitadmin"}
+        )
+        client = cls(graph_url, tokens, http=graph_http, timeout_s=timeout_s, **knobs)
         client._owns_http = True
+        client._token_http = http
         return client
 
     def __repr__(self) -> str:
@@ -149,6 +172,8 @@ class GraphClient:
     def close(self) -> None:
         if self._owns_http:
             self._http.close()
+        if self._token_http is not None:
+            self._token_http.close()
 
     # -- calls -------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from typing import Any, NoReturn, Self, TypeVar
 import httpx
 
 from jitadmin.adapters.egress import egress_client
+from jitadmin.adapters.pinned_http import PinnedHttp
 from jitadmin.core.egress import EgressPolicy
 from jitadmin.core.errors import (
     AdapterError,
@@ -88,6 +89,11 @@ class PsaHttp:
         # Without a client of its own, every connection passes the egress policy (default:
         # public addresses only).
         self._http = http if http is not None else egress_client(egress or EgressPolicy())
+        # Our own client: requests go out on the lean one (a ticket note per grant event).
+        self._lean = (
+            None if http is not None else PinnedHttp(egress or EgressPolicy(), timeout=timeout_s)
+        )
+        self._basic: dict[int, tuple[httpx.BasicAuth, str]] = {}  # id -> (auth, its header)
         self._timeout = httpx.Timeout(timeout_s)
         self._attempts = max(1, read_attempts)
         self._backoff_s = backoff_s
@@ -97,6 +103,16 @@ class PsaHttp:
     def close(self) -> None:
         if self._owns_http:
             self._http.close()
+        if self._lean is not None:
+            self._lean.close()
+
+    def _basic_header(self, auth: httpx.BasicAuth) -> str:
+        """The header BasicAuth adds (the same for every request), worked out once."""
+        known = self._basic.get(id(auth))
+        if known is None or known[0] is not auth:
+            flow = auth.sync_auth_flow(httpx.Request("GET", "https://basic.invalid/"))
+            known = self._basic[id(auth)] = (auth, next(flow).headers["Authorization"])
+        return known[1]
 
     def send(
         self,
@@ -114,7 +130,17 @@ class PsaHttp:
         if origin(url) != allowed:
             raise MisconfiguredError(f"{self.vendor} pointed to another host: {url.host}")
         failure = ""
+        lean = self._lean is not None and (auth is None or isinstance(auth, httpx.BasicAuth))
         try:
+            if lean:
+                assert self._lean is not None
+                sent = dict(headers)
+                if isinstance(auth, httpx.BasicAuth):
+                    sent["Authorization"] = self._basic_header(auth)
+                return self._lean.request(
+                    method, str(url), params=params, json=json, data=data, headers=sent,
+                    keep_request=True,
+                )  # fmt: skip
             response = self._http.request(
                 method,
                 url,
