@@ -581,12 +581,19 @@ class UserRepo(Protocol):
     def created_at(self, username: str) -> datetime | None: ...
     # OpenID Connect users (services/oidc_signin.py): created without password or API token,
     # bound to the issuer and the ID token's ``sub``.
-    def add_external(self, user: User, issuer: str, subject: str, at: datetime) -> None: ...
+    def add_external(self, user: User, issuer: str, subject: str, at: datetime) -> None:
+        """ConflictError when a concurrent transaction created the name or identity first."""
+        ...
+
     def external_identity(self, username: str) -> tuple[str, str] | None:
         """(issuer, subject) of a user created by an OIDC sign-in; None for a local account."""
         ...
 
     def by_external(self, issuer: str, subject: str) -> User | None: ...
+    def named_alike(self, username: str) -> list[tuple[str, tuple[str, str] | None]]:
+        """Every username equal to ``username`` but for case (casefolded), with its
+        ``external_identity``: the OIDC guards compare names as AD's ownership check does."""
+        ...
 
 
 @dataclass(frozen=True)

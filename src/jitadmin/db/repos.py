@@ -7,8 +7,10 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from jitadmin.core.errors import ConflictError
 from jitadmin.core.grant import Grant
 from jitadmin.core.policy import (
     DEFAULT_APPROVAL_TIMEOUT_MINUTES,
@@ -398,7 +400,12 @@ class SqlUserRepo:
         return self.s.scalar(select(UserRow.created_at).where(UserRow.username == username))
 
     def add_external(self, user: User, issuer: str, subject: str, at: datetime) -> None:
-        self._insert(user, NO_PASSWORD, at, oidc_issuer=issuer, oidc_subject=subject)
+        try:
+            self._insert(user, NO_PASSWORD, at, oidc_issuer=issuer, oidc_subject=subject)
+        except IntegrityError:
+            # Two first sign-ins at once (PostgreSQL; SQLite serialises them): the caller's
+            # transaction is spoilt, and a new one reads the winner.
+            raise ConflictError(f"the user {user.username} was created meanwhile") from None
 
     def external_identity(self, username: str) -> tuple[str, str] | None:
         found = self.s.execute(
@@ -413,3 +420,13 @@ class SqlUserRepo:
             select(UserRow).where(UserRow.oidc_issuer == issuer, UserRow.oidc_subject == subject)
         )
         return None if row is None else self._to(row)
+
+    def named_alike(self, username: str) -> list[tuple[str, tuple[str, str] | None]]:
+        # Compared here, not in SQL: SQLite's lower() folds ASCII only. Staff users are few.
+        folded = username.casefold()
+        rows = self.s.execute(select(UserRow.username, UserRow.oidc_issuer, UserRow.oidc_subject))
+        return [
+            (name, None if issuer is None or subject is None else (issuer, subject))
+            for name, issuer, subject in rows
+            if name.casefold() == folded
+        ]

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NoReturn
 
 from jitadmin.core import fields
+from jitadmin.core.errors import ConflictError
 from jitadmin.core.events import AuditEvent
 from jitadmin.ports import UnitOfWork, User
 from jitadmin.services.context import ADMIN, APPROVER, AUDITOR, TECHNICIAN, ServiceContext
@@ -84,7 +85,9 @@ def _read(claims: Mapping[str, Any], policy: OidcPolicy) -> _Claims:
             "Your identity provider sent no user name (preferred_username or email).",
             "no preferred_username or email", status=400,
         )  # fmt: skip
-    name = name.strip()
+    # Casefolded: AD's tech-account owner compares names lowercased (adapters/ad/account.py),
+    # so "Alice@msp" and "alice@msp" must be one jitadmin user, never two.
+    name = name.strip().casefold()
     if fields.problems("username", name, fields.LIMITS["username"]) or len(name) < 2:
         raise OidcRefusedError(
             "Your user name cannot be used in jitadmin.", "unusable username", status=400
@@ -118,14 +121,33 @@ def sign_in(
     """A web session for the user of ``claims`` (a validated ID token), or an
     ``OidcRefusedError`` saying why not (audited; committed before it is raised)."""
     read = _read(claims, oidc)
+    try:
+        return _sign_in(ctx, read, claims, oidc, policy, client, replaces)
+    except ConflictError:
+        pass  # a first sign-in of this user committed meanwhile: read it, once
+    try:
+        return _sign_in(ctx, read, claims, oidc, policy, client, replaces)
+    except ConflictError:
+        raise OidcRefusedError(
+            "Your account was being set up by another sign-in at the same moment. Please "
+            "sign in again.", "user created meanwhile", status=409,
+        ) from None  # fmt: skip
+
+
+def _sign_in(
+    ctx: ServiceContext, read: _Claims, claims: Mapping[str, Any], oidc: OidcPolicy,
+    policy: SessionPolicy, client: str, replaces: str,
+) -> SignedIn:  # fmt: skip
     role = role_of(read.values, oidc.role_map)
     with ctx.uow() as uow:
-        existing = uow.users.get(read.username)
-        bound = uow.users.external_identity(read.username) if existing else None
+        existing, bound = _named(uow, read, oidc)
         refusal = _refusal(uow, read, oidc, existing, bound, role)
-        if refusal is not None:
-            _refuse(ctx, uow, read, oidc, client, refusal, existing if bound else None)
-        assert role is not None  # _refusal covers a missing role
+        ours = existing if bound == (oidc.issuer, read.subject) else None
+        if refusal is not None or role is None:
+            # Whatever the refusal says first (MFA, say), a user of this very identity whose
+            # claims map to no role any more is disabled at this sign-in.
+            lost = ours if role is None else None
+            _refuse(ctx, uow, read, oidc, client, refusal or _no_role(), lost)
         customers = _customers(uow, claims, oidc, existing)
         now = ctx.clock.now()
         if existing is None:
@@ -170,13 +192,31 @@ def _refusal(
             "no mfa in amr",
         )  # fmt: skip
     if role is None:
-        return OidcRefusedError(NO_GROUP, "no role in the claims")
+        return _no_role()
     if existing is not None and existing.disabled:
         return OidcRefusedError(
             "This account is disabled. Ask a jitadmin administrator to enable it.",
             "account disabled",
         )
     return None
+
+
+def _no_role() -> OidcRefusedError:
+    return OidcRefusedError(NO_GROUP, "no role in the claims")
+
+
+def _named(
+    uow: UnitOfWork, read: _Claims, oidc: OidcPolicy
+) -> tuple[User | None, tuple[str, str] | None]:
+    """The user this name is, ignoring case, and its binding (None: local or none). A local
+    account or another identity's name wins over ours, so the guards below refuse them."""
+    alike = uow.users.named_alike(read.username)
+    mine = (oidc.issuer, read.subject)
+    ranked = sorted(alike, key=lambda found: (found[1] == mine, found[1] is not None))
+    if not ranked:
+        return None, None
+    name, identity = ranked[0]
+    return uow.users.get(name), identity
 
 
 def _identity_refusal(
@@ -187,7 +227,7 @@ def _identity_refusal(
     if existing is not None and bound is None:
         # Never take over a local (break-glass) account by naming it at the identity provider.
         return OidcRefusedError(
-            f"A local jitadmin account is already called {read.username}; it cannot be used "
+            f"A local jitadmin account is already called {existing.username}; it cannot be used "
             "through single sign-on. Ask a jitadmin administrator.",
             "a local account has this name", status=409,
         )  # fmt: skip
@@ -209,14 +249,15 @@ def _identity_refusal(
 
 def _refuse(
     ctx: ServiceContext, uow: UnitOfWork, read: _Claims, oidc: OidcPolicy, client: str,
-    refusal: OidcRefusedError, oidc_user: User | None,
-) -> None:  # fmt: skip
-    """Audit the refusal (and disable an OIDC user whose claims lost every role), commit, raise."""
+    refusal: OidcRefusedError, lost_role: User | None,
+) -> NoReturn:  # fmt: skip
+    """Audit the refusal (and disable ``lost_role``: the OIDC user of these claims, which map
+    to no role any more), commit, raise."""
     now = ctx.clock.now()
     data = {**read.audit(oidc, client), "user": read.username, "reason": refusal.reason}
     uow.audit.append(AuditEvent("auth.oidc_refused", ACTOR, now, data=data))
-    no_role = refusal.message == NO_GROUP
-    if no_role and oidc_user is not None and not oidc_user.disabled:
+    oidc_user = lost_role
+    if oidc_user is not None and not oidc_user.disabled:
         uow.users.update(replace(oidc_user, disabled=True))
         ended = uow.web_sessions.delete_for_user(oidc_user.username)
         event = {"user": oidc_user.username, "sessions": ended, "issuer": oidc.issuer,

@@ -182,3 +182,46 @@ def test_failures_without_a_username_lock_their_address_not_everyone(
         assert signin_limits.record_failure(ctx, "", "203.0.113.5", "oidc: state mismatch") is None
     assert signin_limits.locked_for(ctx, "", "203.0.113.5") is not None
     assert signin_limits.locked_for(ctx, "", "198.51.100.7") is None
+
+
+def test_names_differing_only_in_case_are_one_user(services: ServiceWorld) -> None:
+    """AD's tech-account owner compares names lowercased: an OIDC "Alice@..." must neither get
+    round a local "alice@..." (or "BOB@..." round "Bob@...") nor be a second user."""
+    admin.add_user(services.ctx, ROOT, username="alice@msp.example", role="admin")
+    admin.add_user(services.ctx, ROOT, username="Bob@msp.example", role="admin")
+    for name in ("Alice@msp.example", "BOB@MSP.EXAMPLE"):
+        assert refused(services, claims(["jit-admins"], name=name, sub=name)) == (
+            "a local account has this name"
+        )
+    with services.ctx.uow() as uow:
+        assert {u.username for u in uow.users.all()} >= {"alice@msp.example", "Bob@msp.example"}
+        assert uow.users.by_external(ISSUER, "Alice@msp.example") is None
+        assert uow.users.by_external(ISSUER, "BOB@MSP.EXAMPLE") is None
+
+    first = oidc_signin.sign_in(services.ctx, claims(["jit-admins"], name="Ada@MSP.example"),
+                                OIDC, POLICY)  # fmt: skip
+    assert first.user.username == NAME  # casefolded
+    again = oidc_signin.sign_in(services.ctx, claims(["jit-technicians"], name="ADA@msp.example"),
+                                OIDC, POLICY)  # fmt: skip
+    assert again.user.username == NAME and again.user.role == "technician"
+    other = claims(["jit-admins"], name="ada@MSP.EXAMPLE", sub="sub-someone-else")
+    assert refused(services, other).startswith("username bound")
+
+
+def test_losing_every_role_disables_whatever_is_refused_first(services: ServiceWorld) -> None:
+    """A sign-in without MFA whose claims map to no role: refused for the MFA, and the user
+    (the same issuer and sub) is disabled all the same; someone else's sub disables nothing."""
+    first = oidc_signin.sign_in(services.ctx, claims(["jit-admins"]), OIDC, POLICY)
+    assert refused(services, claims([], sub="sub-someone-else", amr=["pwd"])).startswith(
+        "username bound"
+    )
+    with services.ctx.uow() as uow:
+        user = uow.users.get(NAME)
+    assert user is not None and not user.disabled
+    assert refused(services, claims([], amr=["pwd"])) == "no mfa in amr"
+    with services.ctx.uow() as uow:
+        user = uow.users.get(NAME)
+    assert user is not None and user.disabled
+    (disabled,) = events(services, "user.disabled")
+    assert disabled["user"] == NAME
+    assert sessions.resolve(services.ctx, first.session_id, POLICY) is None
