@@ -142,11 +142,10 @@ def _sign_in(
     with ctx.uow() as uow:
         existing, bound = _named(uow, read, oidc)
         refusal = _refusal(uow, read, oidc, existing, bound, role)
-        ours = existing if bound == (oidc.issuer, read.subject) else None
         if refusal is not None or role is None:
-            # Whatever the refusal says first (MFA, say), a user of this very identity whose
-            # claims map to no role any more is disabled at this sign-in.
-            lost = ours if role is None else None
+            # Whatever the refusal says first (MFA, a renamed account), the user of this very
+            # issuer and sub, whose claims map to no role any more, is disabled at this sign-in.
+            lost = uow.users.by_external(oidc.issuer, read.subject) if role is None else None
             _refuse(ctx, uow, read, oidc, client, refusal or _no_role(), lost)
         customers = _customers(uow, claims, oidc, existing)
         now = ctx.clock.now()

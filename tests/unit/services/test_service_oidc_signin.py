@@ -225,3 +225,9 @@ def test_losing_every_role_disables_whatever_is_refused_first(services: ServiceW
     (disabled,) = events(services, "user.disabled")
     assert disabled["user"] == NAME
     assert sessions.resolve(services.ctx, first.session_id, POLICY) is None
+    # Renamed at the provider and no role any more: refused for the name, disabled all the same.
+    users.update_user(services.ctx, ROOT, NAME, UserChange(disabled=False))
+    assert refused(services, claims([], name="ada.l@msp.example")).startswith("subject already")
+    with services.ctx.uow() as uow:
+        user = uow.users.get(NAME)
+    assert user is not None and user.disabled
