@@ -53,6 +53,9 @@ def test_no_agent_online_at_revocation_alerts_once_and_converges_when_it_returns
     world.system.wait_state(created["id"], "active", timeout=60)
     agent.kill()
     agent.wait()
+    # Whatever the agent sent before it died has been answered (its long poll included): no
+    # request of it can count as "seen" after the clock moves.
+    wait_for(world.server.idle, what="the dead agent's requests to end")
     clock.advance(timedelta(minutes=2))  # not heard from for longer than the online window
     assert world.server.agents()[0]["state"] == "offline"
     assert world.tech.post(f"/grants/{created['id']}/revoke").status_code == 202

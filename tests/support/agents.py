@@ -86,6 +86,10 @@ class AgentServer:
     def stop(self) -> None:
         self.https.stop()
 
+    def idle(self) -> bool:
+        """No connection open to the agents' side (every request answered or dropped)."""
+        return not self.https.server.server_state.connections
+
     def restart(self) -> None:
         """The same address again (the agents' configuration names it)."""
         self.https = serve_in_thread(

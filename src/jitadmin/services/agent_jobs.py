@@ -11,7 +11,6 @@ the job row, opened only for the agent that leased it, and dropped with the resu
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -84,8 +83,8 @@ class AgentJobs:
                 )
             )  # fmt: skip
             uow.commit()
-        with self.ctx.agent_jobs_signal:
-            self.ctx.agent_jobs_signal.notify_all()
+        for listener in list(self.ctx.agent_job_listeners):
+            listener()
         return job
 
     def retire(self, job_id: str) -> None:
@@ -112,31 +111,23 @@ class LeasedJob:
     secret: str | None  # opened for this agent only; never logged
 
 
-def lease_job(ctx: ServiceContext, agent: Agent, wait_s: float) -> LeasedJob | None:
-    """The customer's next job for this agent, waiting up to ``wait_s`` for one."""
-    # Real time, not ctx.clock: a long poll lasts seconds of the wall clock whatever the
-    # service's clock says (tests move theirs by hand).
-    deadline = time.monotonic() + min(max(wait_s, 0.0), MAX_WAIT_S)
-    while True:
-        now = ctx.clock.now()
-        with ctx.uow() as uow:
-            current = uow.agents.get(agent.id)
-            if current is None or current.revoked_at is not None:
-                # Revoked while it waited: it gets nothing more (its next request is a 401).
-                raise UnauthorizedError("unknown or revoked agent")
-            job = uow.agents.lease(
-                agent.customer, agent.id, now, now + timedelta(seconds=ctx.agent_job_lease_s)
-            )
-            uow.commit()
-        if job is not None:
-            secret = ctx.box.open(job.sealed, job_context(job.id)) if job.sealed else None
-            return LeasedJob(job, secret)
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return None
-        # Woken by a job written in this process; a job of another process is seen within 1 s.
-        with ctx.agent_jobs_signal:
-            ctx.agent_jobs_signal.wait(min(remaining, 1.0))
+def lease_job(ctx: ServiceContext, agent: Agent) -> LeasedJob | None:
+    """The customer's next job for this agent, if there is one now (the API's long poll asks
+    again when a job is written, and at least every second, without holding a thread)."""
+    now = ctx.clock.now()
+    with ctx.uow() as uow:
+        current = uow.agents.get(agent.id)
+        if current is None or current.revoked_at is not None:
+            # Revoked while it waited: it gets nothing more (its next request is a 401).
+            raise UnauthorizedError("unknown or revoked agent")
+        job = uow.agents.lease(
+            agent.customer, agent.id, now, now + timedelta(seconds=ctx.agent_job_lease_s)
+        )
+        uow.commit()
+    if job is None:
+        return None
+    secret = ctx.box.open(job.sealed, job_context(job.id)) if job.sealed else None
+    return LeasedJob(job, secret)
 
 
 def _own_job(uow: UnitOfWork, agent: Agent, job_id: str) -> AgentJob:

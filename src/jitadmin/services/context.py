@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -101,9 +100,9 @@ class ServiceContext:
     # The credential acting in this request ("token:<id>", "session:<handle>"); None for the
     # worker and the CLI. Set by ``acting``; every audit event written through ``uow`` names it.
     credential: str | None = None
-    # Notified when a job for an on-prem agent is written in this process, so a waiting long
-    # poll answers at once (agents of another process's jobs see them on their next check).
-    agent_jobs_signal: threading.Condition = field(default_factory=threading.Condition)
+    # Called when a job for an on-prem agent is written in this process, so a waiting long poll
+    # answers at once (a job of another process is seen on the poll's next check, within 1 s).
+    agent_job_listeners: list[Callable[[], None]] = field(default_factory=list)
     # How long an agent holds a job without reporting; a dead agent's job then goes to another.
     agent_job_lease_s: float = 60.0
 

@@ -4,7 +4,10 @@ and results; every request signed with the agent's Ed25519 key, see docs/securit
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import time
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -135,11 +138,50 @@ async def hello(request: Request) -> dict[str, Any]:
     return {"agent_id": agent.id, "customer": agent.customer, "grants": grants}
 
 
+class _Bell:
+    """Wakes this event loop's waiting long polls when a job is written (from any thread)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.event = asyncio.Event()
+
+    def ring_from_thread(self) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: its server has stopped
+            self.loop.call_soon_threadsafe(self._ring)
+
+    def _ring(self) -> None:
+        self.event.set()
+        self.event = asyncio.Event()
+
+
+def _bell(request: Request) -> _Bell:
+    bell: _Bell | None = getattr(request.app.state, "agent_bell", None)
+    if bell is None:
+        bell = request.app.state.agent_bell = _Bell(asyncio.get_running_loop())
+        ctx_of(request).agent_job_listeners.append(bell.ring_from_thread)
+    return bell
+
+
+async def _long_poll(request: Request, agent: Agent, wait_s: float) -> Any:
+    """Lease a job, or wait for one without holding a thread (a bell, and a look each second
+    for jobs another process wrote), until ``wait_s`` of wall-clock time have passed."""
+    ctx, bell = ctx_of(request), _bell(request)
+    deadline = time.monotonic() + min(wait_s, agent_jobs.MAX_WAIT_S)
+    while True:
+        rung = bell.event  # taken before the look, so a job written meanwhile is not missed
+        leased = await run_in_threadpool(agent_jobs.lease_job, ctx, agent)
+        remaining = deadline - time.monotonic()
+        if leased is not None or remaining <= 0:
+            return leased
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(rung.wait(), timeout=min(remaining, 1.0))
+
+
 @router.post("/agent/jobs/lease", include_in_schema=False)
 async def lease(request: Request, wait: float = Query(0.0, ge=0, le=30)) -> dict[str, Any]:
     agent, _ = await _agent(request)
     ctx = ctx_of(request)
-    leased = await run_in_threadpool(agent_jobs.lease_job, ctx, agent, wait)
+    leased = await _long_poll(request, agent, wait)
     grants = await run_in_threadpool(agent_jobs.failsafe_grants, ctx, agent)
     if leased is None:
         return {"job": None, "grants": grants}
