@@ -29,6 +29,7 @@ from support.system import System, start_system
 
 PROVIDER_DIR = Path(__file__).resolve().parent.parent / "oidc_provider"
 HOST = "127.0.0.90"
+START_TIMEOUT_S = 120
 CLIENT_ID = "jitadmin"
 CLIENT_SECRET = "test-client-secret-0123456789abcdef"
 OTHER_CLIENT_ID = "another-app"
@@ -115,11 +116,17 @@ class OpenIdProvider:
         )  # fmt: skip
         assert self.process.stdout is not None
         # The script prints "ready <kid>" once it listens; a crash closes stdout instead.
-        readable, _, _ = select.select([self.process.stdout], [], [], 30)
+        # Generous: node loads oidc-provider and makes an RSA key, slow on a loaded machine.
+        readable, _, _ = select.select([self.process.stdout], [], [], START_TIMEOUT_S)
         line = self.process.stdout.readline() if readable else ""
         if not line.startswith("ready "):
+            crashed = self.process.poll() is not None
+            errors = self.process.stderr.read() if crashed and self.process.stderr else ""
             self.stop()
-            pytest.fail(f"the test OpenID Provider did not start: {line!r}")
+            why = "it exited" if crashed else f"no 'ready' within {START_TIMEOUT_S} s"
+            pytest.fail(
+                f"the test OpenID Provider did not start ({why}): {line!r} {errors[-2000:]}"
+            )
         self.kid = line.split()[1]
 
     def stop(self) -> None:
