@@ -162,6 +162,11 @@ class PinnedHttp:
 def _closed_by_peer(sock: socket.socket) -> bool:
     """An idle keep-alive socket that is readable was closed (or spoken on) by the server."""
     try:
+        if hasattr(select, "poll"):
+            # poll, not select: select refuses descriptors above 1024, which a busy worker has.
+            poller = select.poll()
+            poller.register(sock, select.POLLIN | select.POLLERR | select.POLLHUP)
+            return bool(poller.poll(0))
         readable, _, _ = select.select([sock], [], [], 0)
     except (OSError, ValueError):
         return True
