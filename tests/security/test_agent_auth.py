@@ -401,3 +401,29 @@ def test_what_an_agent_says_of_itself_is_checked_and_a_bad_report_changes_nothin
     with world.system.app.ctx.uow() as uow:
         stored = uow.agents.get(agent.agent_id)
     assert stored is not None and stored.tenant_id == SID and stored.version == "test"
+
+
+def test_with_every_agent_revoked_on_prem_ad_via_agent_is_no_longer_offered(world: World) -> None:
+    agent = world.server.enroll(A.slug, tenant_id=SID)
+
+    def offered() -> list[str]:
+        with world.system.client() as tech:
+            listed = tech.get("/customers").json()["items"]
+        kinds: list[str] = next(c for c in listed if c["slug"] == A.slug)["identity_providers"]
+        return kinds
+
+    assert AGENT_KIND in offered()
+    with world.system.client("admin") as admin:
+        assert admin.delete(f"/agents/{agent.agent_id}").status_code == 200
+    assert AGENT_KIND not in offered()
+    with world.system.client() as tech:
+        refused = tech.post(
+            "/grants",
+            json={"customer": A.slug, "identity_provider": AGENT_KIND,
+                  "ticket_id": A.open_ticket_ids[0], "duration_minutes": 30, "reason": "Patch"},
+        )  # fmt: skip
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["field"] == "identity_provider"
+    # A new agent brings it back.
+    world.server.enroll(A.slug, tenant_id=SID)
+    assert AGENT_KIND in offered()

@@ -32,6 +32,7 @@ from jitadmin.ports import (
     Ticket,
     User,
 )
+from jitadmin.services import agents
 from jitadmin.services.connection_checks import check_settings, run_test
 from jitadmin.services.context import (
     ADMIN,
@@ -105,9 +106,7 @@ def create_customer(
 def list_customers(ctx: ServiceContext, actor: User) -> list[tuple[Customer, list[str]]]:
     with ctx.uow() as uow:
         return [
-            (c, sorted(uow.connections.kinds(c.slug)))
-            for c in uow.customers.all()
-            if actor.may_use(c.slug)
+            (c, agents.offered(uow, c.slug)) for c in uow.customers.all() if actor.may_use(c.slug)
         ]
 
 

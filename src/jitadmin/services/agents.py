@@ -273,3 +273,17 @@ def report_domain(
             tenant_id=_short(tenant_id, 200), domain=_short(domain, 255),
         )  # fmt: skip
         uow.commit()
+
+
+def enrolled(uow: UnitOfWork, customer: str) -> bool:
+    """Whether the customer has an agent that is not revoked: only then does it offer On Prem
+    AD via agent (a request with no agent to run it would wait for nothing)."""
+    return any(a.revoked_at is None for a in uow.agents.for_customer(customer))
+
+
+def offered(uow: UnitOfWork, customer: str) -> list[str]:
+    """The identity providers the customer offers in the form and in ``identity_providers``."""
+    kinds = set(uow.connections.kinds(customer))
+    if AGENT_KIND in kinds and not enrolled(uow, customer):
+        kinds.discard(AGENT_KIND)
+    return sorted(kinds)

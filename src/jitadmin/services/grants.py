@@ -31,6 +31,7 @@ from jitadmin.core.policy import (
     validate_request,
 )
 from jitadmin.ports import AccessSpec, Customer, TicketSystem, UnitOfWork, User
+from jitadmin.services import agents
 from jitadmin.services.context import (
     ADMIN,
     APPROVER,
@@ -123,6 +124,9 @@ def request_grant(
             if identity_provider in known
             else None
         )
+        if identity_provider == agents.AGENT_KIND and not agents.enrolled(uow, found.slug):
+            connection = None  # every agent revoked: nothing could run the request
+
         configured = frozenset() if connection is None else frozenset({identity_provider})
         policy = CustomerPolicy(configured, known, _max_minutes(found))
         request = GrantRequest(
