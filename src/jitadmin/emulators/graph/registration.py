@@ -73,7 +73,10 @@ def _find_certificate(app: AppRegistration, header: dict[str, Any]) -> x509.Cert
         der = cert.public_bytes(serialization.Encoding.DER)
         if isinstance(s256, str) and _b64decode(s256) == hashlib.sha256(der).digest():
             return cert
-        if isinstance(s1, str) and _b64decode(s1) == hashlib.sha1(der).digest():  # noqa: S324
+        # x5t is the certificate's SHA-1 thumbprint by definition (RFC 7515 §4.1.7): a name
+        # for the key, not a security check; the signature is verified with the key itself.
+        thumbprint = hashlib.sha1(der, usedforsecurity=False).digest()
+        if isinstance(s1, str) and _b64decode(s1) == thumbprint:
             return cert
     shown = s256 if isinstance(s256, str) else s1
     raise EntraError(
